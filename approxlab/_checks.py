@@ -1,0 +1,77 @@
+"""Input validation shared by every public entry point.
+
+Bad input raises a ``ValueError`` / ``TypeError`` that names the offending argument;
+nothing downstream has to guess.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = True) -> None:
+    """Raise unless ``x`` is a floating tensor of the given rank with finite entries."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions (B, H, N, D), got shape {tuple(x.shape)}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    if finite and x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causal: bool) -> None:
+    """Check q (B,H,Nq,D), k (B,H,Nk,D), v (B,H,Nk,Dv): dtypes, devices and shapes agree."""
+    check_tensor(q, "q")
+    check_tensor(k, "k")
+    tensors = {"q": q, "k": k}
+    if v is not None:
+        check_tensor(v, "v")
+        tensors["v"] = v
+    for name, x in tensors.items():
+        if x.dtype != q.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype} but q has {q.dtype}; pass one dtype")
+        if x.device != q.device:
+            raise ValueError(f"{name} is on {x.device} but q is on {q.device}")
+        if x.shape[:2] != q.shape[:2]:
+            raise ValueError(f"{name} has batch/heads {tuple(x.shape[:2])} but q has {tuple(q.shape[:2])}")
+        if x.shape[-2] == 0 or x.shape[-1] == 0:
+            raise ValueError(f"{name} has an empty sequence or head dimension: shape {tuple(x.shape)}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k has head dim {k.shape[-1]} but q has {q.shape[-1]}")
+    if v is not None and v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v has {v.shape[-2]} positions but k has {k.shape[-2]}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal=True needs as many queries as keys, got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
+
+
+def resolve_scale(scale: float | None, head_dim: int) -> float:
+    """The similarity scale: ``1/sqrt(D)`` by default, else a positive finite number."""
+    if scale is None:
+        return 1.0 / math.sqrt(head_dim)
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    return float(scale)
+
+
+def check_int(value, name: str, *, minimum: int) -> int:
+    """An integer parameter ``>= minimum`` (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+

@@ -1,0 +1,89 @@
+"""The public attention API: one call per form, every variant, (B, H, N, D) tensors as in SDPA.
+
+    attention(q, k, v, variant, causal=False, scale=None, **params)   -> (B, H, Nq, Dv)   efficient form
+    attention_weights(q, k, variant, causal=False, scale=None, **params) -> (B, H, Nq, Nk) explicit form
+
+The similarity is s = q·k · scale (scale = 1/√D by default); kernel variants see x = q·√scale and
+y = k·√scale, so x·y = s. Half-precision inputs are computed in float32 and returned in their dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import engine
+from ._checks import check_int, check_qkv, resolve_scale
+from .variants import VARIANTS, build_kernel
+from .variants.softmax import softmax_attention, softmax_weights
+
+
+def _prepare(q, k, v, variant, causal, scale):
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {causal!r}")
+    check_qkv(q, k, v, causal=causal)
+    return resolve_scale(scale, q.shape[-1])
+
+
+def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+              chunk_size: int = engine.DEFAULT_CHUNK, **params) -> torch.Tensor:
+    """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels."""
+    scale = _prepare(q, k, v, variant, causal, scale)
+    if variant == "softmax":
+        return softmax_attention(q, k, v, causal=causal, scale=scale)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    kernel = build_kernel(variant, q.shape[-1], **params)
+    work = engine.compute_dtype(q.dtype)
+    root = math.sqrt(scale)
+    out = engine.efficient_attention(
+        kernel.query_features, kernel.key_features,
+        q.to(work) * root, k.to(work) * root, v.to(work),
+        causal=causal, chunk_size=chunk_size,
+    )
+    return out.to(q.dtype)
+
+
+def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+                      **params) -> torch.Tensor:
+    """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition."""
+    scale = _prepare(q, k, None, variant, causal, scale)
+    work = engine.compute_dtype(q.dtype)
+    if variant == "softmax":
+        return softmax_weights(q.to(work), k.to(work), causal=causal, scale=scale).to(q.dtype)
+    kernel = build_kernel(variant, q.shape[-1], **params)
+    root = math.sqrt(scale)
+    matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
+    return engine.normalise_kernel(matrix, col_log_scale, causal=causal).to(q.dtype)
+
+
+def explicit_attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+                       **params) -> torch.Tensor:
+    """Reference output a @ v from the explicit weights (N×N memory)."""
+    check_qkv(q, k, v, causal=causal)
+    weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
+    work = engine.compute_dtype(q.dtype)
+    return (weights.to(work) @ v.to(work)).to(q.dtype)
+
+
+class Attention(nn.Module):
+    """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
+
+    Kernel parameters are fixed at construction, so repeated calls use the same kernel.
+    """
+
+    def __init__(self, variant: str = "softmax", *, causal: bool = False, scale: float | None = None, **params):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+        self.variant, self.causal, self.scale, self.params = variant, causal, scale, params
+
+    def forward(self, q, k, v):
+        return attention(q, k, v, self.variant, causal=self.causal, scale=self.scale, **self.params)
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
+        return f"{self.variant!r}, causal={self.causal}{extra}"

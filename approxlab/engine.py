@@ -1,0 +1,171 @@
+"""Linear attention from a feature map: the explicit (reference) and efficient forms.
+
+A kernel variant supplies feature maps with κ(q, k) = φ_q(q) · φ_k(k). Each map returns
+``(f, log_scale)`` with the true feature φ(x) = f · exp(log_scale): the log scale lets exp-based
+features (Performer) stay finite. A per-query scale cancels in the row normalisation and is ignored;
+per-key scales are carried exactly (running maximum, as in online softmax).
+
+Explicit form (reference, builds N×N):
+    a_ij = κ_ij / Σ_{l ∈ row i} κ_il,      o = a v
+Efficient form (never builds N×N, linear in N):
+    non-causal:  o_i = φ(q_i) S / φ(q_i) z,   S = Σ_j φ(k_j) v_jᵀ,  z = Σ_j φ(k_j)
+    causal:      chunks of C positions; inside a chunk the masked C×C block, across chunks the
+                 prefix state (S, z), so the cost is O(N·C·F + N·F·Dv).
+A row whose kernel mass Σ_l κ_il is exactly zero (possible for ``relu``) gets zero weights and output.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+
+Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
+FeatureMap = Callable[[torch.Tensor], Features]
+
+DEFAULT_CHUNK = 64
+# elements of one feature block (rows × features × batch·heads) processed at once in the non-causal pass
+_BLOCK_ELEMENTS = 2**24
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision inputs are computed in float32 (sums over N overflow float16); others as given."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den, with 0 where den == 0 (a row with no kernel mass)."""
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+
+
+def causal_mask(nq: int, nk: int, device) -> torch.Tensor:
+    """Boolean (Nq, Nk) mask, True where key j may be seen by query i (j <= i)."""
+    return torch.ones(nq, nk, dtype=torch.bool, device=device).tril()
+
+
+# ----------------------------------------------------------------------------------------------
+# explicit form
+# ----------------------------------------------------------------------------------------------
+def normalise_kernel(
+    kernel: torch.Tensor, col_log_scale: Optional[torch.Tensor] = None, *, causal: bool = False
+) -> torch.Tensor:
+    """Row-normalise an unnormalised kernel matrix K (…, Nq, Nk) into attention weights.
+
+    With ``col_log_scale`` c (…, Nk) the true kernel is K_ij · exp(c_j); it is rescaled per row by
+    exp(c_j − max_{l allowed} c_l), which cancels in the normalisation and keeps every factor ≤ 1.
+    """
+    nq, nk = kernel.shape[-2:]
+    mask = causal_mask(nq, nk, kernel.device) if causal else None
+    if col_log_scale is not None:
+        c = col_log_scale.unsqueeze(-2).expand(kernel.shape)
+        if mask is not None:
+            c = c.masked_fill(~mask, float("-inf"))
+        cmax = c.amax(-1, keepdim=True)
+        kernel = kernel * torch.exp(c - cmax)
+    if mask is not None:
+        kernel = kernel.masked_fill(~mask, 0.0)
+    return safe_divide(kernel, kernel.sum(-1, keepdim=True))
+
+
+def explicit_weights(query_map: FeatureMap, key_map: FeatureMap, q: torch.Tensor, k: torch.Tensor, *, causal: bool):
+    """Weights (…, Nq, Nk) from the features: K = φ_q(Q) φ_k(K)ᵀ, then :func:`normalise_kernel`."""
+    fq, _ = query_map(q)
+    fk, ck = key_map(k)
+    return normalise_kernel(fq @ fk.transpose(-1, -2), ck, causal=causal)
+
+
+# ----------------------------------------------------------------------------------------------
+# efficient form
+# ----------------------------------------------------------------------------------------------
+def efficient_attention(
+    query_map: FeatureMap,
+    key_map: FeatureMap,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> torch.Tensor:
+    """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring."""
+    if causal:
+        return _causal(query_map, key_map, q, k, v, chunk_size)
+    return _noncausal(query_map, key_map, q, k, v)
+
+
+def _block_rows(n: int, num_features: int, batch_heads: int) -> int:
+    return max(1, min(n, _BLOCK_ELEMENTS // max(1, num_features * batch_heads)))
+
+
+def _noncausal(query_map, key_map, q, k, v):
+    nk, nq = k.shape[-2], q.shape[-2]
+    num_features = key_map(k[..., :1, :])[0].shape[-1]
+    step = _block_rows(max(nk, nq), num_features, q.shape[0] * q.shape[1])
+    state = normaliser = running_max = None
+    for start in range(0, nk, step):
+        fk, ck = key_map(k[..., start : start + step, :])
+        vb = v[..., start : start + step, :]
+        if ck is not None:  # carry exp(c_j − running max) exactly
+            block_max = ck.amax(-1)
+            new_max = block_max if running_max is None else torch.maximum(running_max, block_max)
+            if state is not None:
+                rescale = torch.exp(running_max - new_max)
+                state = state * rescale[..., None, None]
+                normaliser = normaliser * rescale[..., None]
+            fk = fk * torch.exp(ck - new_max[..., None])[..., None]
+            running_max = new_max
+        kv, ksum = fk.transpose(-1, -2) @ vb, fk.sum(-2)
+        state = kv if state is None else state + kv
+        normaliser = ksum if normaliser is None else normaliser + ksum
+    outputs = []
+    for start in range(0, nq, step):
+        fq, _ = query_map(q[..., start : start + step, :])
+        outputs.append(safe_divide(fq @ state, fq @ normaliser.unsqueeze(-1)))
+    return torch.cat(outputs, dim=-2)
+
+
+def _causal(query_map, key_map, q, k, v, chunk_size):
+    n = q.shape[-2]
+    state = normaliser = prev_max = None
+    outputs = []
+    for start in range(0, n, chunk_size):
+        sl = slice(start, start + chunk_size)
+        fq, _ = query_map(q[..., sl, :])
+        fk, ck = key_map(k[..., sl, :])
+        vc = v[..., sl, :]
+        block = (fq @ fk.transpose(-1, -2)).tril()  # (…, C, C), j <= i
+        if ck is None:
+            num = block @ vc
+            den = block.sum(-1, keepdim=True)
+            if state is not None:
+                num = num + fq @ state
+                den = den + fq @ normaliser.unsqueeze(-1)
+            kv, ksum = fk.transpose(-1, -2) @ vc, fk.sum(-2)
+            state = kv if state is None else state + kv
+            normaliser = ksum if normaliser is None else normaliser + ksum
+        else:
+            # row max m_i = max(prev, max_{j<=i} c_j): every exponent below is <= 0
+            row_max = torch.cummax(ck, dim=-1).values
+            if prev_max is not None:
+                row_max = torch.maximum(row_max, prev_max[..., None])
+            decay = torch.exp(ck.unsqueeze(-2) - row_max.unsqueeze(-1)).tril()  # exp(c_j − m_i), j <= i
+            block = block * decay
+            num = block @ vc
+            den = block.sum(-1, keepdim=True)
+            end_max = row_max[..., -1]
+            if state is not None:
+                carry = torch.exp(prev_max[..., None] - row_max).unsqueeze(-1)  # exp(m_prev − m_i)
+                num = num + (fq @ state) * carry
+                den = den + (fq @ normaliser.unsqueeze(-1)) * carry
+            fk_end = fk * torch.exp(ck - end_max[..., None])[..., None]
+            kv, ksum = fk_end.transpose(-1, -2) @ vc, fk_end.sum(-2)
+            if state is None:
+                state, normaliser = kv, ksum
+            else:
+                rescale = torch.exp(prev_max - end_max)
+                state = state * rescale[..., None, None] + kv
+                normaliser = normaliser * rescale[..., None] + ksum
+            prev_max = end_max
+        outputs.append(safe_divide(num, den))
+    return torch.cat(outputs, dim=-2)

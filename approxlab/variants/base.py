@@ -1,0 +1,47 @@
+"""The shape every kernel variant shares: κ(q, k) = φ_q(q) · φ_k(k) on scaled inputs.
+
+Inputs arrive already scaled, x = q·√scale and y = k·√scale, so that x·y = s, the similarity
+softmax would exponentiate. A variant gives its feature maps (for the efficient form) and its kernel
+matrix from its own definition (for the explicit form); where κ depends on s alone it also gives
+``similarity_function(s)``, written with plain arithmetic so it accepts numpy arrays, torch tensors
+and sympy symbols alike.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from ..engine import Features
+
+
+class KernelVariant:
+    """Base class: subclasses set ``name`` and implement :meth:`features` (and may override the rest)."""
+
+    name: str = "kernel"
+    #: κ as a function of the similarity s alone, or None when κ depends on more than s
+    similarity_function = None
+
+    def features(self, x: torch.Tensor) -> Features:
+        raise NotImplementedError
+
+    def query_features(self, x: torch.Tensor) -> Features:
+        return self.features(x)
+
+    def key_features(self, x: torch.Tensor) -> Features:
+        return self.features(x)
+
+    def kernel(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Unnormalised kernel matrix (…, Nq, Nk) and an optional per-key log scale.
+
+        The default goes through the features; variants with a closed form override it so the
+        explicit form is an independent reference for the efficient one.
+        """
+        fq, _ = self.query_features(x)
+        fk, ck = self.key_features(y)
+        return fq @ fk.transpose(-1, -2), ck
+
+    def num_features(self, head_dim: int) -> int:
+        """Feature dimension F for inputs of head dim D (the state is F × Dv)."""
+        return self.features(torch.zeros(1, head_dim, dtype=torch.float64))[0].shape[-1]

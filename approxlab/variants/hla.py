@@ -1,0 +1,84 @@
+"""Hadamard linear attention (HLA): p kernel factors multiplied elementwise after each similarity,
+
+    κ(q, k) = Π_{r=1}^{p} φ(x W_r) · φ(y W_r),
+
+so each factor is a linear-attention kernel and the row weights become a rational function of degree
+(p, p) in the factor similarities. This is a reconstruction from the public abstract of "HLA: Hadamard
+Linear Attention" (arXiv 2602.12128); the paper's exact parametrisation is not reproduced.
+
+Efficient form: the tensor state S = Σ_j φ(k_j W_1) ⊗ … ⊗ φ(k_j W_p) ⊗ v_j (D^p × Dv), read out by
+contracting with φ(q_i W_r); cost O(N · D^p · Dv). As features: the Kronecker product of the factor
+features. The explicit form multiplies the p factor kernel matrices (the definition).
+
+feature_map: "elu" (elu+1, the linear-attention factor), "relu", or "affine", φ(x) = [1, x/√p], whose
+factor is 1 + s_r/p, so with identity projections κ = (1 + s/p)^p → exp(s).
+projections: None (identity for every factor), "orthogonal" (seeded Haar-random D × D per factor),
+or a (p, D, D') tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_choice, check_int, check_tensor
+from .base import KernelVariant
+
+
+class HLA(KernelVariant):
+    name = "hla"
+
+    def __init__(self, head_dim: int, factors: int = 2, feature_map: str = "elu", projections=None, seed: int = 0):
+        self.factors = check_int(factors, "factors", minimum=1)
+        self.feature_map = check_choice(feature_map, "feature_map", {"elu", "relu", "affine"})
+        if projections is None:
+            self.projections = None
+        elif isinstance(projections, str):
+            check_choice(projections, "projections", {"orthogonal"})
+            gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+            mats = []
+            for _ in range(self.factors):
+                qmat, rmat = torch.linalg.qr(torch.randn(head_dim, head_dim, generator=gen, dtype=torch.float64))
+                mats.append(qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0))
+            self.projections = torch.stack(mats)
+        else:
+            check_tensor(projections, "projections", ndim=3)
+            if projections.shape[0] != self.factors or projections.shape[1] != head_dim:
+                raise ValueError(
+                    f"projections must be (factors={self.factors}, {head_dim}, D'), got {tuple(projections.shape)}"
+                )
+            self.projections = projections
+
+    def similarity_function(self, s):
+        """κ(s) when every factor sees the same similarity s (identity projections, affine map)."""
+        if self.feature_map != "affine":
+            raise ValueError("hla depends on s alone only with feature_map='affine'")
+        return (1 + s / self.factors) ** self.factors
+
+    def factor_features(self, x: torch.Tensor, r: int) -> torch.Tensor:
+        if self.projections is not None:
+            x = x @ self.projections[r].to(device=x.device, dtype=x.dtype)
+        if self.feature_map == "elu":
+            return F.elu(x) + 1.0
+        if self.feature_map == "relu":
+            return torch.relu(x)
+        ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
+        return torch.cat([ones, x / math.sqrt(self.factors)], dim=-1)
+
+    def features(self, x):
+        """Kronecker product of the p factor features: dimension Π_r D_r."""
+        out = self.factor_features(x, 0)
+        for r in range(1, self.factors):
+            f = self.factor_features(x, r)
+            out = (out.unsqueeze(-1) * f.unsqueeze(-2)).flatten(-2)
+        return out, None
+
+    def kernel(self, x, y):
+        """Π_r φ(x W_r) φ(y W_r)ᵀ: the Hadamard product of the factor kernel matrices."""
+        out = None
+        for r in range(self.factors):
+            factor = self.factor_features(x, r) @ self.factor_features(y, r).transpose(-1, -2)
+            out = factor if out is None else out * factor
+        return out, None

@@ -1,0 +1,27 @@
+"""Polynomial kernel of degree p: κ = s^p (``c=None``; non-negative for even p), or κ = (1 + s/c)^p.
+
+(1 + s/p)^p with c = p tends to exp(s) as p grows. Exact tensor features of dimension
+C(D+p−1, p) (homogeneous) or C(D+p, p) (inhomogeneous), see ``power_series``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._checks import check_int
+from .power_series import PowerSeriesKernel
+
+
+class Polynomial(PowerSeriesKernel):
+    name = "polynomial"
+
+    def __init__(self, degree: int = 2, c: float | None = None):
+        self.degree = check_int(degree, "degree", minimum=1)
+        if c is None:
+            coefficients = [0.0] * self.degree + [1.0]
+        else:
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+                raise ValueError(f"c must be a positive finite number or None, got {c!r}")
+            coefficients = [math.comb(self.degree, r) / float(c) ** r for r in range(self.degree + 1)]
+        self.c = c
+        super().__init__(coefficients)

@@ -1,0 +1,20 @@
+"""Taylor attention (Based for order 2): κ = Σ_{r=0}^{p} s^r / r!, the order-p Taylor polynomial of exp.
+
+For even p the polynomial has no real root (κ > 0 for all s); odd p is negative for s below its one
+real root. Feature dimension C(D+p, p) (symmetric monomials, see ``power_series``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._checks import check_int
+from .power_series import PowerSeriesKernel
+
+
+class Taylor(PowerSeriesKernel):
+    name = "taylor"
+
+    def __init__(self, order: int = 2):
+        self.order = check_int(order, "order", minimum=0)
+        super().__init__([1.0 / math.factorial(r) for r in range(self.order + 1)])

@@ -17,7 +17,7 @@ from torch import nn
 from . import engine
 from ._checks import check_int, check_qkv, resolve_scale
 from .variants import VARIANTS, build_kernel
-from .variants.softmax import softmax_attention, softmax_weights
+from .variants.softmax import softmax_attention
 
 
 def _prepare(q, k, v, variant, causal, scale):
@@ -48,16 +48,29 @@ def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale:
 
 
 def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
-                      **params) -> torch.Tensor:
-    """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition."""
+                      rows: slice | None = None, **params) -> torch.Tensor:
+    """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
+
+    ``rows=slice(a, b)`` returns only query rows a..b−1 (all keys, causal mask kept), so row metrics
+    can be computed block by block without N×N memory.
+    """
     scale = _prepare(q, k, None, variant, causal, scale)
+    offset = 0
+    if rows is not None:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError(f"rows must be a contiguous slice, got {rows!r}")
+        offset = range(q.shape[-2])[rows].start if len(range(q.shape[-2])[rows]) else 0
+        q = q[..., rows, :]
     work = engine.compute_dtype(q.dtype)
-    if variant == "softmax":
-        return softmax_weights(q.to(work), k.to(work), causal=causal, scale=scale).to(q.dtype)
-    kernel = build_kernel(variant, q.shape[-1], **params)
     root = math.sqrt(scale)
-    matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
-    return engine.normalise_kernel(matrix, col_log_scale, causal=causal).to(q.dtype)
+    if variant == "softmax":
+        matrix, col_log_scale = (q.to(work) @ k.to(work).transpose(-1, -2)) * scale, None
+        weights = engine.normalise_logits(matrix, causal=causal, offset=offset)
+    else:
+        kernel = build_kernel(variant, q.shape[-1], **params)
+        matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
+        weights = engine.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
+    return weights.to(q.dtype)
 
 
 def explicit_attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,

@@ -39,16 +39,24 @@ def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
-def causal_mask(nq: int, nk: int, device) -> torch.Tensor:
-    """Boolean (Nq, Nk) mask, True where key j may be seen by query i (j <= i)."""
-    return torch.ones(nq, nk, dtype=torch.bool, device=device).tril()
+def causal_mask(nq: int, nk: int, device, offset: int = 0) -> torch.Tensor:
+    """Boolean (Nq, Nk) mask, True where key j may be seen by query row i (j <= i + offset)."""
+    return torch.ones(nq, nk, dtype=torch.bool, device=device).tril(offset)
 
 
 # ----------------------------------------------------------------------------------------------
 # explicit form
 # ----------------------------------------------------------------------------------------------
+def normalise_logits(logits: torch.Tensor, *, causal: bool = False, offset: int = 0) -> torch.Tensor:
+    """Softmax weights exp(s_ij) / Σ_l exp(s_il) over the allowed keys (rows start at ``offset``)."""
+    if causal:
+        mask = causal_mask(logits.shape[-2], logits.shape[-1], logits.device, offset)
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
 def normalise_kernel(
-    kernel: torch.Tensor, col_log_scale: Optional[torch.Tensor] = None, *, causal: bool = False
+    kernel: torch.Tensor, col_log_scale: Optional[torch.Tensor] = None, *, causal: bool = False, offset: int = 0
 ) -> torch.Tensor:
     """Row-normalise an unnormalised kernel matrix K (…, Nq, Nk) into attention weights.
 
@@ -56,7 +64,7 @@ def normalise_kernel(
     exp(c_j − max_{l allowed} c_l), which cancels in the normalisation and keeps every factor ≤ 1.
     """
     nq, nk = kernel.shape[-2:]
-    mask = causal_mask(nq, nk, kernel.device) if causal else None
+    mask = causal_mask(nq, nk, kernel.device, offset) if causal else None
     if col_log_scale is not None:
         c = col_log_scale.unsqueeze(-2).expand(kernel.shape)
         if mask is not None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..engine import causal_mask
-
 
 def similarity_function(s):
     """κ(s) = exp(s) (numpy, torch or sympy input)."""
@@ -22,13 +20,6 @@ def similarity_function(s):
     except ImportError:  # pragma: no cover
         pass
     return torch.exp(s) if isinstance(s, torch.Tensor) else __import__("numpy").exp(s)
-
-
-def softmax_weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float) -> torch.Tensor:
-    scores = (q @ k.transpose(-1, -2)) * scale
-    if causal:
-        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    return torch.softmax(scores, dim=-1)
 
 
 def softmax_attention(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:

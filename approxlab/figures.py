@@ -1,0 +1,78 @@
+"""The figure pipeline: each figure is a study module with ``compute(profile)`` → tidy DataFrame
+and ``draw(df)`` → matplotlib Figure, so a notebook can show, re-plot or extend any of them.
+
+    approxlab figures [--profile quick|full] [--only NAME ...]     (or python analyses/NAME.py)
+
+A study that needs hardware this machine lacks (``REQUIRES = "cuda"``) is redrawn from its committed
+CSV instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .style import save_figure, use_style
+
+#: figure name → study module under ``approxlab.studies``, in the order ``approxlab figures`` runs them
+FIGURES = {
+    "lesson_exercise": "approxlab.studies.lesson_exercise",
+}
+PROFILES = ("quick", "full")
+DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+
+
+def study(name: str):
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; choose from {list(FIGURES)}")
+    return importlib.import_module(FIGURES[name])
+
+
+def compute(name: str, profile: str = "quick") -> pd.DataFrame:
+    """The figure's data as a tidy DataFrame."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return study(name).compute(profile=profile)
+
+
+def draw(name: str, df: pd.DataFrame):
+    use_style()
+    return study(name).draw(df)
+
+
+def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR):
+    """Compute (or, for hardware this machine lacks, read back) the data, draw, save PNG/PDF/CSV."""
+    module = study(name)
+    csv = Path(outdir) / f"{name}.csv"
+    if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available():
+        if not csv.exists():
+            raise FileNotFoundError(f"{name} needs CUDA to compute and no committed {csv} to redraw from")
+        print(f"[{name}] no CUDA here: redrawing from the committed {csv.name}")
+        df = pd.read_csv(csv)
+    else:
+        df = compute(name, profile)
+    fig = draw(name, df)
+    return df, fig, save_figure(fig, df, name, outdir)
+
+
+def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR) -> None:
+    for name in names or list(FIGURES):
+        _, _, paths = make(name, profile, outdir)
+        print(f"[{name}] wrote " + ", ".join(str(p) for p in paths))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="quick", help="quick (default, minutes) or full")
+    parser.add_argument("--out", default=str(DEFAULT_OUTDIR), help="output folder (default: figures/)")
+
+
+def script_main(name: str, argv=None) -> None:
+    """Entry point of ``analyses/NAME.py``."""
+    parser = argparse.ArgumentParser(description=f"Regenerate figures/{name}.png/.pdf/.csv")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    make_many([name], args.profile, args.out)

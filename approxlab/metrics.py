@@ -1,0 +1,65 @@
+"""Row-wise divergences between attention weights, and output error on the scale of the values.
+
+    TV(a_i, b_i)  = ½ Σ_j |a_ij − b_ij|
+    KL(a_i ‖ b_i) = Σ_j a_ij log(a_ij / b_ij)
+    H(a_i)        = −Σ_j a_ij log a_ij            (H / log N_i is the normalised entropy)
+    err_i         = ‖o_i − ô_i‖ / rms_j ‖v_j‖     (relative to ‖v‖, not ‖o‖: ‖o_softmax‖ shrinks
+                                                  like 1/√N for high-entropy rows, ‖v‖ does not)
+"""
+
+from __future__ import annotations
+
+
+import torch
+
+from .attention import attention_weights
+
+
+def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (a - b).abs().sum(-1)
+
+
+def row_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) per row; terms with p = 0 contribute 0, q = 0 < p gives inf."""
+    ratio = torch.where(p > 0, p / q, torch.ones_like(p))
+    return torch.where(p > 0, p * torch.log(ratio), torch.zeros_like(p)).sum(-1)
+
+
+def row_entropy(a: torch.Tensor) -> torch.Tensor:
+    return -torch.where(a > 0, a * torch.log(a), torch.zeros_like(a)).sum(-1)
+
+
+def value_scale(v: torch.Tensor) -> torch.Tensor:
+    """rms_j ‖v_j‖ per (batch, head): (…, 1)."""
+    return v.pow(2).sum(-1).mean(-1, keepdim=True).sqrt()
+
+
+def output_error(o: torch.Tensor, o_ref: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """‖o_i − ô_i‖ / rms_j ‖v_j‖ per row (…, N)."""
+    return (o.double() - o_ref.double()).norm(dim=-1) / value_scale(v.double())
+
+
+def row_divergence(q, k, variant, *, reference="softmax", causal=False, scale=None, block=1024,
+                   reference_params=None, **params):
+    """Per-row TV, KL and entropy of ``variant`` against ``reference`` (both explicit), in query blocks.
+
+    Returns a dict of (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant),
+    ``entropy`` (of the reference rows) and ``log_n`` (log of the number of keys each row sees).
+    Memory is O(block · Nk), never Nq × Nk.
+    """
+    out = {"tv": [], "kl": [], "entropy": []}
+    nq = q.shape[-2]
+    for start in range(0, nq, block):
+        rows = slice(start, min(start + block, nq))
+        ref = attention_weights(q, k, reference, causal=causal, scale=scale, rows=rows, **(reference_params or {})).double()
+        approx = attention_weights(q, k, variant, causal=causal, scale=scale, rows=rows, **params).double()
+        out["tv"].append(row_tv(ref, approx))
+        out["kl"].append(row_kl(ref, approx))
+        out["entropy"].append(row_entropy(ref))
+    result = {name: torch.cat(parts, dim=-1) for name, parts in out.items()}
+    n_keys = torch.arange(1, nq + 1, dtype=torch.float64) if causal else torch.full((nq,), float(k.shape[-2]))
+    result["log_n"] = torch.log(n_keys).expand_as(result["tv"])
+    return result
+
+
+__all__ = ["row_tv", "row_kl", "row_entropy", "value_scale", "output_error", "row_divergence"]

@@ -1,0 +1,1 @@
+"""One module per figure: ``compute(profile)`` → tidy DataFrame, ``draw(df)`` → Figure."""

@@ -1,0 +1,73 @@
+"""The lesson's exercise: every variant against softmax on (1, 8, N, 64), N = 1024 … 8192.
+
+For each variant's efficient form: median forward time (CPU, torch.utils.benchmark) and divergence
+from exact softmax attention — mean row TV of the explicit weights and output error relative to ‖v‖.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .. import attention
+from ..environment import describe
+from ..metrics import output_error, row_divergence
+from ..timing import time_call
+from ..variants import VARIANTS
+
+PROFILES = {
+    "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], min_run_time=0.2),
+    "full": dict(lengths=[1024, 2048, 4096, 8192, 16384], causal=[False, True], min_run_time=1.0),
+}
+SHAPE = dict(batch=1, heads=8, head_dim=64)
+
+
+def gaussian_qkv(n: int, *, batch=1, heads=8, head_dim=64, dtype=torch.float32, seed=0, device="cpu"):
+    """q, k, v with iid N(0, 1) entries (similarities s = q·k/√D have unit variance)."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, heads, n, head_dim)
+    return tuple(torch.randn(shape, generator=gen).to(device=device, dtype=dtype) for _ in range(3))
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    cfg = PROFILES[profile]
+    env = describe("cpu")
+    rows = []
+    grid = [(n, c, v) for n in cfg["lengths"] for c in cfg["causal"] for v in VARIANTS]
+    for n, causal, variant in tqdm(grid, desc="lesson_exercise"):
+        q, k, v = gaussian_qkv(n, **SHAPE)
+        timing = time_call(lambda: attention(q, k, v, variant, causal=causal), min_run_time=cfg["min_run_time"])
+        out = attention(q, k, v, variant, causal=causal)
+        exact = attention(q, k, v, "softmax", causal=causal)
+        div = row_divergence(q, k, variant, causal=causal)
+        rows.append(dict(
+            variant=variant, n=n, causal=causal, dtype="float32", **SHAPE,
+            time_ms=1e3 * timing.median_s, time_iqr_ms=1e3 * timing.iqr_s,
+            mean_row_tv=div["tv"].mean().item(), mean_row_kl=div["kl"].mean().item(),
+            output_error=output_error(out, exact, v).mean().item(), **env,
+        ))
+    return pd.DataFrame(rows)
+
+
+def draw(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from ..style import VARIANT_COLORS
+
+    panels = [("time_ms", "forward time (ms, median)"), ("mean_row_tv", "mean row TV vs softmax"),
+              ("output_error", "output error / rms‖v‖")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    style = "causal" if df["causal"].nunique() > 1 else None
+    for ax, (col, label) in zip(axes, panels):
+        data = df if col == "time_ms" else df[df["variant"] != "softmax"]
+        sns.lineplot(data=data, x="n", y=col, hue="variant", style=style, marker="o", ax=ax,
+                     palette=VARIANT_COLORS, legend=ax is axes[-1])
+        ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
+        ax.set_xticks(sorted(df["n"].unique()), labels=[str(n) for n in sorted(df["n"].unique())])
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    device = df["device"].iloc[0] if "device" in df else "cpu"
+    fig.suptitle(f"Lesson exercise: (1, 8, N, 64) float32, efficient forms vs softmax — {device}, "
+                 f"{int(df['threads'].iloc[0])} threads")
+    return fig

@@ -1,0 +1,39 @@
+"""One paper style for every figure, one colour per variant, and saving a figure with its data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+_ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
+          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla"]
+_PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
+VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
+
+
+def use_style() -> None:
+    """seaborn 'paper' context, white ticks, colour-blind palette, vector-friendly fonts."""
+    sns.set_theme(context="paper", style="ticks", palette="colorblind", font_scale=1.1,
+                  rc={"figure.dpi": 120, "savefig.dpi": 200, "savefig.bbox": "tight", "pdf.fonttype": 42,
+                      "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False})
+
+
+def color(name: str):
+    return VARIANT_COLORS.get(name, _PALETTE[hash(name) % len(_PALETTE)])
+
+
+def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:
+    """Write ``NAME.png``, ``NAME.pdf`` and the data ``NAME.csv`` into ``outdir``."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = [outdir / f"{name}.csv", outdir / f"{name}.png", outdir / f"{name}.pdf"]
+    df.to_csv(paths[0], index=False)
+    fig.savefig(paths[1])
+    fig.savefig(paths[2])
+    plt.close(fig)
+    return paths

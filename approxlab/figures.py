@@ -20,7 +20,13 @@ from .style import save_figure, use_style
 
 #: figure name → study module under ``approxlab.studies``, in the order ``approxlab figures`` runs them
 FIGURES = {
+    "rational_degree": "approxlab.studies.rational_degree",
+    "kernel_error": "approxlab.studies.kernel_error",
+    "bridge": "approxlab.studies.bridge",
+    "features_vs_entropy": "approxlab.studies.features_vs_entropy",
     "lesson_exercise": "approxlab.studies.lesson_exercise",
+    "speed_vs_length": "approxlab.studies.speed_vs_length",
+    "gpu_validation": "approxlab.studies.gpu_validation",
 }
 PROFILES = ("quick", "full")
 DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"

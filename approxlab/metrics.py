@@ -21,12 +21,11 @@ def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def row_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(p ‖ q) per row; terms with p = 0 contribute 0, q = 0 < p gives inf."""
-    ratio = torch.where(p > 0, p / q, torch.ones_like(p))
-    return torch.where(p > 0, p * torch.log(ratio), torch.zeros_like(p)).sum(-1)
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)
 
 
 def row_entropy(a: torch.Tensor) -> torch.Tensor:
-    return -torch.where(a > 0, a * torch.log(a), torch.zeros_like(a)).sum(-1)
+    return -torch.xlogy(a, a).sum(-1)
 
 
 def value_scale(v: torch.Tensor) -> torch.Tensor:
@@ -39,27 +38,31 @@ def output_error(o: torch.Tensor, o_ref: torch.Tensor, v: torch.Tensor) -> torch
     return (o.double() - o_ref.double()).norm(dim=-1) / value_scale(v.double())
 
 
-def row_divergence(q, k, variant, *, reference="softmax", causal=False, scale=None, block=1024,
-                   reference_params=None, **params):
-    """Per-row TV, KL and entropy of ``variant`` against ``reference`` (both explicit), in query blocks.
+def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=None, block=1024,
+                   reference_params=None, params=None):
+    """Per-row TV, KL and entropy of each variant against ``reference`` (explicit weights), in query blocks.
 
-    Returns a dict of (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant),
-    ``entropy`` (of the reference rows) and ``log_n`` (log of the number of keys each row sees).
-    Memory is O(block · Nk), never Nq × Nk.
+    ``variants``: a name or a list of names; ``params``: {name: kwargs}. Returns {name: dict} of
+    (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant), ``entropy`` (of the reference
+    rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk).
     """
-    out = {"tv": [], "kl": [], "entropy": []}
+    names = [variants] if isinstance(variants, str) else list(variants)
+    params = params or {}
+    parts = {name: {"tv": [], "kl": []} for name in names}
+    entropy = []
     nq = q.shape[-2]
     for start in range(0, nq, block):
         rows = slice(start, min(start + block, nq))
         ref = attention_weights(q, k, reference, causal=causal, scale=scale, rows=rows, **(reference_params or {})).double()
-        approx = attention_weights(q, k, variant, causal=causal, scale=scale, rows=rows, **params).double()
-        out["tv"].append(row_tv(ref, approx))
-        out["kl"].append(row_kl(ref, approx))
-        out["entropy"].append(row_entropy(ref))
-    result = {name: torch.cat(parts, dim=-1) for name, parts in out.items()}
+        ref_entropy = row_entropy(ref)
+        entropy.append(ref_entropy)
+        for name in names:
+            approx = attention_weights(q, k, name, causal=causal, scale=scale, rows=rows, **params.get(name, {})).double()
+            parts[name]["tv"].append(row_tv(ref, approx))
+            parts[name]["kl"].append(-ref_entropy - torch.xlogy(ref, approx).sum(-1))
+    entropy = torch.cat(entropy, dim=-1)
     n_keys = torch.arange(1, nq + 1, dtype=torch.float64) if causal else torch.full((nq,), float(k.shape[-2]))
-    result["log_n"] = torch.log(n_keys).expand_as(result["tv"])
-    return result
-
-
-__all__ = ["row_tv", "row_kl", "row_entropy", "value_scale", "output_error", "row_divergence"]
+    log_n = torch.log(n_keys).expand_as(entropy)
+    result = {name: {"tv": torch.cat(d["tv"], -1), "kl": torch.cat(d["kl"], -1), "entropy": entropy, "log_n": log_n}
+              for name, d in parts.items()}
+    return result[names[0]] if isinstance(variants, str) else result

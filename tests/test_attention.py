@@ -1,0 +1,236 @@
+"""The foundation: every variant's efficient form equals its explicit form, softmax equals SDPA,
+bad input is refused by name, half precision stays finite."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import approxlab
+from approxlab import Attention, attention, attention_weights, explicit_attention
+
+# one parameter set per kernel family, small enough for hypothesis
+CASES = [
+    ("softmax", {}),
+    ("linear", {}),
+    ("relu", {}),
+    ("performer", {"num_features": 24}),
+    ("performer", {"num_features": 16, "orthogonal": False, "seed": 3}),
+    ("taylor", {"order": 2}),
+    ("taylor", {"order": 3}),
+    ("taylor", {"order": 0}),
+    ("polynomial", {"degree": 2}),
+    ("polynomial", {"degree": 3, "c": 3.0}),
+    ("hla", {"factors": 2}),
+    ("hla", {"factors": 3, "feature_map": "affine"}),
+    ("hla", {"factors": 2, "feature_map": "relu", "projections": "orthogonal", "seed": 1}),
+]
+CASE_IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in CASES]
+
+
+def randn(*shape, seed=0, dtype=torch.float64, scale=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype)
+
+
+def rel_err(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300)).item()
+
+
+def test_variants_listed():
+    assert approxlab.VARIANTS[0] == "softmax"
+    for name in ("softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla"):
+        assert name in approxlab.VARIANTS
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    b=st.integers(1, 2), h=st.integers(1, 2), n=st.sampled_from([1, 2, 7, 63, 64, 65, 130]),
+    d=st.integers(1, 6), dv=st.integers(1, 7), causal=st.booleans(), seed=st.integers(0, 2**16),
+    chunk=st.sampled_from([1, 16, 64]),
+)
+@pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
+def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed, chunk):
+    """float64: efficient form == explicit weights @ v to 1e-10 relative (N = 1, non-multiples of the chunk, D ≠ Dv)."""
+    q, k, v = randn(b, h, n, d, seed=seed), randn(b, h, n, d, seed=seed + 1), randn(b, h, n, dv, seed=seed + 2)
+    fast = attention(q, k, v, variant, causal=causal, chunk_size=chunk, **params)
+    weights = attention_weights(q, k, variant, causal=causal, **params)
+    assert fast.shape == (b, h, n, dv)
+    assert rel_err(fast, weights @ v) <= 1e-10
+
+
+@pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
+def test_cross_attention_lengths(variant, params):
+    """Non-causal with Nq ≠ Nk."""
+    q, k, v = randn(2, 3, 37, 8), randn(2, 3, 90, 8, seed=1), randn(2, 3, 90, 5, seed=2)
+    assert rel_err(attention(q, k, v, variant, **params), explicit_attention(q, k, v, variant, **params)) <= 1e-10
+
+
+@pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
+def test_weights_are_normalised_and_causal(variant, params):
+    q, k = randn(1, 2, 40, 6), randn(1, 2, 40, 6, seed=1)
+    w = attention_weights(q, k, variant, causal=True, **params)
+    assert torch.all(w.triu(1) == 0), "a causal row put weight on a later key"
+    sums = w.sum(-1)
+    assert torch.allclose(sums[sums != 0], torch.ones_like(sums[sums != 0]), atol=1e-12)
+
+
+def test_trig_performer_efficient_equals_explicit():
+    """Trig features can give signed weights; on well-conditioned inputs both forms still agree."""
+    q, k, v = randn(2, 2, 70, 8, scale=0.5), randn(2, 2, 70, 8, seed=1, scale=0.5), randn(2, 2, 70, 3, seed=2)
+    for causal in (False, True):
+        p = dict(kind="trig", num_features=128)
+        assert rel_err(attention(q, k, v, "performer", causal=causal, **p),
+                       explicit_attention(q, k, v, "performer", causal=causal, **p)) <= 1e-10
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_matches_sdpa(causal):
+    q, k, v = randn(2, 3, 67, 16), randn(2, 3, 67, 16, seed=1), randn(2, 3, 67, 10, seed=2)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert rel_err(explicit_attention(q, k, v, "softmax", causal=causal), ref) <= 1e-12
+    assert rel_err(attention(q, k, v, "softmax", causal=causal), ref) <= 1e-12
+
+
+def test_scale_is_respected():
+    q, k, v = randn(1, 1, 20, 4), randn(1, 1, 20, 4, seed=1), randn(1, 1, 20, 4, seed=2)
+    ref = F.scaled_dot_product_attention(q, k, v, scale=0.3)
+    assert rel_err(attention(q, k, v, "softmax", scale=0.3), ref) <= 1e-12
+    # taylor order 1 with scale c: κ = 1 + c q·k exactly
+    w = attention_weights(q, k, "taylor", scale=0.3, order=1)
+    kappa = 1 + 0.3 * q @ k.transpose(-1, -2)
+    assert torch.allclose(w, kappa / kappa.sum(-1, keepdim=True), atol=1e-14)
+
+
+def test_relu_row_without_mass_gives_zero():
+    """A query with no positive coordinate has κ = 0 with every key: zero weights and output, no NaN."""
+    q = torch.tensor([[[[-1.0, -2.0], [1.0, 0.5]]]], dtype=torch.float64)
+    k = torch.tensor([[[[1.0, 1.0], [2.0, 0.0]]]], dtype=torch.float64)
+    v = torch.ones(1, 1, 2, 3, dtype=torch.float64)
+    out = attention(q, k, v, "relu")
+    assert torch.all(out[..., 0, :] == 0) and torch.allclose(out[..., 1, :], torch.ones(3, dtype=torch.float64))
+    assert torch.all(attention_weights(q, k, "relu")[..., 0, :] == 0)
+
+
+def test_same_arguments_same_kernel_and_seed_matters():
+    q, k, v = randn(1, 2, 30, 8), randn(1, 2, 30, 8, seed=1), randn(1, 2, 30, 8, seed=2)
+    a = attention(q, k, v, "performer", seed=5)
+    assert torch.equal(a, attention(q, k, v, "performer", seed=5))
+    assert not torch.allclose(a, attention(q, k, v, "performer", seed=6))
+    module = Attention("performer", causal=True, seed=5, num_features=32)
+    assert torch.equal(module(q, k, v), attention(q, k, v, "performer", causal=True, seed=5, num_features=32))
+    assert "performer" in repr(module)
+
+
+def test_explicit_projection_is_used():
+    q, k, v = randn(1, 1, 10, 4), randn(1, 1, 10, 4, seed=1), randn(1, 1, 10, 4, seed=2)
+    proj = randn(12, 4, seed=9)
+    a = attention(q, k, v, "performer", projection=proj)
+    b = attention(q, k, v, "performer", projection=proj.clone())
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, attention(q, k, v, "performer", projection=randn(12, 4, seed=10)))
+
+
+def test_gradients_agree_between_forms():
+    q, k, v = (randn(1, 2, 33, 5, seed=s).requires_grad_() for s in range(3))
+    for variant in ("linear", "performer", "taylor", "hla"):
+        for causal in (False, True):
+            g_fast = torch.autograd.grad(attention(q, k, v, variant, causal=causal, chunk_size=8).sum(), (q, k, v))
+            g_ref = torch.autograd.grad(explicit_attention(q, k, v, variant, causal=causal).sum(), (q, k, v))
+            for a, b in zip(g_fast, g_ref):
+                assert rel_err(a, b) <= 1e-9, (variant, causal)
+
+
+# -------------------------------------------------------------------------------------------------
+# bad input
+# -------------------------------------------------------------------------------------------------
+def _qkv(**over):
+    t = dict(q=randn(1, 2, 8, 4), k=randn(1, 2, 8, 4, seed=1), v=randn(1, 2, 8, 3, seed=2))
+    t.update(over)
+    return t
+
+
+BAD_INPUTS = [
+    ("q", dict(q=randn(2, 8, 4)), ValueError, "q must have 4 dimensions"),
+    ("k", dict(k=randn(1, 2, 8, 5)), ValueError, "k has head dim 5"),
+    ("v", dict(v=randn(1, 2, 9, 3)), ValueError, "v has 9 positions"),
+    ("v", dict(v=randn(1, 3, 8, 3)), ValueError, "v has batch/heads"),
+    ("q", dict(q=torch.ones(1, 2, 8, 4, dtype=torch.int64)), TypeError, "q must be float16"),
+    ("k", dict(k=randn(1, 2, 8, 4, dtype=torch.float32)), TypeError, "k has dtype"),
+    ("q", dict(q=randn(1, 2, 8, 4).index_fill(2, torch.tensor([3]), float("nan"))), ValueError, "q contains NaN"),
+    ("v", dict(v=randn(1, 2, 8, 3).index_fill(2, torch.tensor([0]), float("inf"))), ValueError, "v contains NaN or inf"),
+    ("q", dict(q=[[1.0]]), TypeError, "q must be a torch.Tensor"),
+]
+
+
+@pytest.mark.parametrize("name,over,exc,message", BAD_INPUTS, ids=[m for *_, m in BAD_INPUTS])
+@pytest.mark.parametrize("variant", ["softmax", "linear", "performer"])
+def test_bad_tensors_are_refused(name, over, exc, message, variant):
+    t = _qkv(**over)
+    with pytest.raises(exc, match=message):
+        attention(t["q"], t["k"], t["v"], variant)
+    if name != "v":
+        with pytest.raises(exc, match=message):
+            attention_weights(t["q"], t["k"], variant)
+
+
+BAD_PARAMS = [
+    ("performer", dict(num_features=0), ValueError, "num_features must be >= 1"),
+    ("performer", dict(num_features=2.5), TypeError, "num_features must be an integer"),
+    ("performer", dict(kind="cos"), ValueError, "kind must be one of"),
+    ("performer", dict(projection=torch.ones(4, 5, dtype=torch.float64)), ValueError, "projection must be"),
+    ("taylor", dict(order=-1), ValueError, "order must be >= 0"),
+    ("polynomial", dict(degree=0), ValueError, "degree must be >= 1"),
+    ("polynomial", dict(c=-1.0), ValueError, "c must be a positive"),
+    ("hla", dict(factors=0), ValueError, "factors must be >= 1"),
+    ("hla", dict(feature_map="tanh"), ValueError, "feature_map must be one of"),
+    ("linear", dict(order=2), TypeError, "unexpected parameter"),
+    ("attention", dict(), ValueError, "variant must be one of"),
+]
+
+
+@pytest.mark.parametrize("variant,params,exc,message", BAD_PARAMS, ids=[m for *_, m in BAD_PARAMS])
+def test_bad_parameters_are_refused(variant, params, exc, message):
+    t = _qkv()
+    with pytest.raises(exc, match=message):
+        attention(t["q"], t["k"], t["v"], variant, **params)
+
+
+def test_bad_call_options_are_refused():
+    t = _qkv()
+    with pytest.raises(ValueError, match="causal=True needs as many queries as keys"):
+        attention(t["q"][..., :5, :], t["k"], t["v"], "linear", causal=True)
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        attention(t["q"], t["k"], t["v"], "linear", scale=0.0)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        attention(t["q"], t["k"], t["v"], "linear", causal=True, chunk_size=0)
+    with pytest.raises(TypeError, match="causal must be a bool"):
+        attention(t["q"], t["k"], t["v"], "linear", causal="yes")
+
+
+# -------------------------------------------------------------------------------------------------
+# half precision and large similarities
+# -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_half_precision_large_similarities_stay_finite(dtype, variant, params, causal):
+    """|s| up to ~10³: fp16/bf16 inputs give finite outputs close to the same variant in float64."""
+    q, k, v = randn(1, 2, 96, 16, scale=8.0), randn(1, 2, 96, 16, seed=1, scale=8.0), randn(1, 2, 96, 8, seed=2)
+    out = attention(q.to(dtype), k.to(dtype), v.to(dtype), variant, causal=causal, **params)
+    weights = attention_weights(q.to(dtype), k.to(dtype), variant, causal=causal, **params)
+    assert out.dtype == dtype and torch.isfinite(out).all() and torch.isfinite(weights).all()
+    odd = params.get("order", params.get("degree", params.get("factors", 0))) % 2
+    signed = odd and (variant in ("taylor", "polynomial") or params.get("feature_map") == "affine")
+    if signed:  # κ changes sign: the row sums cancel, and the weights are ill-conditioned by construction
+        return
+    ref = attention(q.to(dtype).double(), k.to(dtype).double(), v.to(dtype).double(), variant, causal=causal, **params)
+    # the reference sees the same rounded inputs: what remains is float32 arithmetic and the final
+    # rounding to the half dtype, a few units of its epsilon on the scale of v
+    tol = 8 * torch.finfo(dtype).eps * v.norm(dim=-1).max()
+    assert (out.double() - ref).norm(dim=-1).max() <= tol

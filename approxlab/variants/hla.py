@@ -33,6 +33,8 @@ class HLA(KernelVariant):
     def __init__(self, head_dim: int, factors: int = 2, feature_map: str = "elu", projections=None, seed: int = 0):
         self.factors = check_int(factors, "factors", minimum=1)
         self.feature_map = check_choice(feature_map, "feature_map", {"elu", "relu", "affine"})
+        # identity and orthogonal projections preserve inner products: every factor sees s itself
+        self.preserves_similarity = projections is None or isinstance(projections, str)
         if projections is None:
             self.projections = None
         elif isinstance(projections, str):
@@ -53,8 +55,8 @@ class HLA(KernelVariant):
 
     def similarity_function(self, s):
         """κ(s) when every factor sees the same similarity s (identity projections, affine map)."""
-        if self.feature_map != "affine":
-            raise ValueError("hla depends on s alone only with feature_map='affine'")
+        if self.feature_map != "affine" or not self.preserves_similarity:
+            raise ValueError("hla depends on s alone only with feature_map='affine' and identity/orthogonal projections")
         return (1 + s / self.factors) ** self.factors
 
     def factor_features(self, x: torch.Tensor, r: int) -> torch.Tensor:

@@ -6,20 +6,19 @@ Explicit form: the masked, max-subtracted softmax of the similarity matrix. Effi
 
 from __future__ import annotations
 
+import numpy as np
+import sympy
 import torch
 import torch.nn.functional as F
 
 
 def similarity_function(s):
-    """κ(s) = exp(s) (numpy, torch or sympy input)."""
-    try:
-        import sympy
-
-        if isinstance(s, sympy.Basic):
-            return sympy.exp(s)
-    except ImportError:  # pragma: no cover
-        pass
-    return torch.exp(s) if isinstance(s, torch.Tensor) else __import__("numpy").exp(s)
+    """κ(s) = exp(s) for a number, numpy array, torch tensor or sympy expression."""
+    if isinstance(s, torch.Tensor):
+        return torch.exp(s)
+    if isinstance(s, sympy.Basic):
+        return sympy.exp(s)
+    return np.exp(s)
 
 
 def softmax_attention(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:

@@ -7,6 +7,7 @@ import inspect
 from .base import KernelVariant
 from .hla import HLA
 from .linear import Linear
+from .minimax import Minimax
 from .performer import Performer, gaussian_projection
 from .polynomial import Polynomial
 from .power_series import PowerSeriesKernel
@@ -14,7 +15,7 @@ from .relu import Relu
 from .taylor import Taylor
 
 #: kernel variants by name; ``softmax`` is the exact reference and has no feature kernel
-KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA)}
+KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax)}
 VARIANTS = ("softmax",) + tuple(KERNELS)
 
 

@@ -237,17 +237,22 @@ _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_toleranc
 
 
 def _lp_polynomial(T, fx, w, m):
-    """min ε s.t. |w (f − A a)| ≤ ε on the grid; variables (a_0..a_m, ε)."""
+    """min ε s.t. |w (f − A a)| ≤ ε on the grid. Solved as a correction a = a₀ + σ d to the weighted
+    least-squares fit a₀ (σ = its max residual), so the LP works with O(1) numbers and its tolerances
+    act relative to the error."""
     A = cheb.chebvander(T, m)
     wA = w[:, None] * A
+    a0 = np.linalg.lstsq(wA, w * fx, rcond=None)[0]
+    res0 = w * fx - wA @ a0
+    sigma = float(np.max(np.abs(res0))) or 1.0
     ones = np.ones((len(T), 1))
     a_ub = np.vstack([np.hstack([-wA, -ones]), np.hstack([wA, -ones])])
-    b_ub = np.r_[-w * fx, w * fx]
+    b_ub = np.r_[-res0 / sigma, res0 / sigma]
     cost = np.r_[np.zeros(m + 1), 1.0]
     res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=[(None, None)] * (m + 2), method="highs", options=_LP_OPTIONS)
     if res.status != 0:
         raise RuntimeError(f"polynomial LP failed: {res.message}")
-    return res.x[: m + 1], res.x[-1]
+    return a0 + sigma * res.x[: m + 1], sigma * res.x[-1]
 
 
 def _dca(T, fx, w, m, n, num, den, maxiter, rtol):

@@ -106,74 +106,73 @@ def _block_rows(n: int, num_features: int, batch_heads: int) -> int:
     return max(1, min(n, _BLOCK_ELEMENTS // max(1, num_features * batch_heads)))
 
 
+def _with_ones(v: torch.Tensor) -> torch.Tensor:
+    """[v, 1] (…, N, Dv+1): one GEMM then gives both φᵀ v and the normaliser Σ φ (last column)."""
+    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+
+
+def _split(numden: torch.Tensor) -> torch.Tensor:
+    return safe_divide(numden[..., :-1], numden[..., -1:])
+
+
 def _noncausal(query_map, key_map, q, k, v):
     nk, nq = k.shape[-2], q.shape[-2]
     num_features = key_map(k[..., :1, :])[0].shape[-1]
     step = _block_rows(max(nk, nq), num_features, q.shape[0] * q.shape[1])
-    state = normaliser = running_max = None
+    v1 = _with_ones(v)
+    state = running_max = None  # state = Σ_j φ(k_j) [v_j, 1] (…, F, Dv+1)
     for start in range(0, nk, step):
         fk, ck = key_map(k[..., start : start + step, :])
-        vb = v[..., start : start + step, :]
+        vb = v1[..., start : start + step, :]
         if ck is not None:  # carry exp(c_j − running max) exactly
             block_max = ck.amax(-1)
             new_max = block_max if running_max is None else torch.maximum(running_max, block_max)
             if state is not None:
-                rescale = torch.exp(running_max - new_max)
-                state = state * rescale[..., None, None]
-                normaliser = normaliser * rescale[..., None]
-            fk = fk * torch.exp(ck - new_max[..., None])[..., None]
+                state = state * torch.exp(running_max - new_max)[..., None, None]
+            vb = vb * torch.exp(ck - new_max[..., None])[..., None]  # (N, Dv+1) is cheaper to scale than (N, F)
             running_max = new_max
-        kv, ksum = fk.transpose(-1, -2) @ vb, fk.sum(-2)
+        kv = fk.transpose(-1, -2) @ vb
         state = kv if state is None else state + kv
-        normaliser = ksum if normaliser is None else normaliser + ksum
     outputs = []
     for start in range(0, nq, step):
         fq, _ = query_map(q[..., start : start + step, :])
-        outputs.append(safe_divide(fq @ state, fq @ normaliser.unsqueeze(-1)))
+        outputs.append(_split(fq @ state))
     return torch.cat(outputs, dim=-2)
 
 
 def _causal(query_map, key_map, q, k, v, chunk_size):
     n = q.shape[-2]
-    state = normaliser = prev_max = None
+    v1 = _with_ones(v)
+    state = prev_max = None  # Σ_{j < chunk} φ(k_j) [v_j, 1], scaled by exp(−prev_max) when keys carry a scale
     outputs = []
     for start in range(0, n, chunk_size):
         sl = slice(start, start + chunk_size)
         fq, _ = query_map(q[..., sl, :])
         fk, ck = key_map(k[..., sl, :])
-        vc = v[..., sl, :]
+        vc = v1[..., sl, :]
         block = (fq @ fk.transpose(-1, -2)).tril()  # (…, C, C), j <= i
         if ck is None:
-            num = block @ vc
-            den = block.sum(-1, keepdim=True)
+            numden = block @ vc
             if state is not None:
-                num = num + fq @ state
-                den = den + fq @ normaliser.unsqueeze(-1)
-            kv, ksum = fk.transpose(-1, -2) @ vc, fk.sum(-2)
+                numden = numden + fq @ state
+            kv = fk.transpose(-1, -2) @ vc
             state = kv if state is None else state + kv
-            normaliser = ksum if normaliser is None else normaliser + ksum
         else:
             # row max m_i = max(prev, max_{j<=i} c_j): every exponent below is <= 0
             row_max = torch.cummax(ck, dim=-1).values
             if prev_max is not None:
                 row_max = torch.maximum(row_max, prev_max[..., None])
             decay = torch.exp(ck.unsqueeze(-2) - row_max.unsqueeze(-1)).tril()  # exp(c_j − m_i), j <= i
-            block = block * decay
-            num = block @ vc
-            den = block.sum(-1, keepdim=True)
+            numden = (block * decay) @ vc
             end_max = row_max[..., -1]
             if state is not None:
                 carry = torch.exp(prev_max[..., None] - row_max).unsqueeze(-1)  # exp(m_prev − m_i)
-                num = num + (fq @ state) * carry
-                den = den + (fq @ normaliser.unsqueeze(-1)) * carry
-            fk_end = fk * torch.exp(ck - end_max[..., None])[..., None]
-            kv, ksum = fk_end.transpose(-1, -2) @ vc, fk_end.sum(-2)
+                numden = numden + (fq @ state) * carry
+            kv = fk.transpose(-1, -2) @ (vc * torch.exp(ck - end_max[..., None])[..., None])
             if state is None:
-                state, normaliser = kv, ksum
+                state = kv
             else:
-                rescale = torch.exp(prev_max - end_max)
-                state = state * rescale[..., None, None] + kv
-                normaliser = normaliser * rescale[..., None] + ksum
+                state = state * torch.exp(prev_max - end_max)[..., None, None] + kv
             prev_max = end_max
-        outputs.append(safe_divide(num, den))
+        outputs.append(_split(numden))
     return torch.cat(outputs, dim=-2)

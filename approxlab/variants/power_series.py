@@ -46,8 +46,87 @@ def feature_dimension(dim: int, coefficients: Sequence[float]) -> int:
     return sum(math.comb(dim + r - 1, r) for r, a in enumerate(coefficients) if a != 0)
 
 
+@lru_cache(maxsize=None)
+def prefix_tables(dim: int, degree: int) -> Tuple[Tuple[np.ndarray, np.ndarray], ...]:
+    """Monomials ordered by their last (largest) variable, for r = 1..degree: (counts, log α!).
+
+    In this order the degree-r monomials ending in variable i are x_i times the first ``counts[i]``
+    monomials of degree r − 1 (those whose last variable is ≤ i), a contiguous prefix.
+    """
+    tables = []
+    last = np.full(1, -1, dtype=np.int64)  # degree 0: the empty monomial
+    log_alpha_fact = np.zeros(1)
+    run = np.zeros(1, dtype=np.int64)
+    for _ in range(degree):
+        counts = np.searchsorted(last, np.arange(dim), side="right")
+        new_last, new_lf, new_run = [], [], []
+        for i, c in enumerate(counts):
+            mult = np.where(last[:c] == i, run[:c] + 1, 1)
+            new_last.append(np.full(c, i, dtype=np.int64))
+            new_lf.append(log_alpha_fact[:c] + np.log(mult))
+            new_run.append(mult)
+        last, log_alpha_fact, run = np.concatenate(new_last), np.concatenate(new_lf), np.concatenate(new_run)
+        tables.append((counts, log_alpha_fact))
+    return tuple(tables)
+
+
 def monomial_features(x: torch.Tensor, coefficients: Sequence[float], *, signed: bool = False) -> torch.Tensor:
-    """φ(x) with φ(x)·φ(y) = Σ_r a_r (x·y)^r; ``signed`` multiplies by sign(a_r) (the query side)."""
+    """φ(x) with φ(x)·φ(y) = Σ_r a_r (x·y)^r; ``signed`` multiplies by sign(a_r) (the query side).
+
+    Fast form: feature-major, monomials ordered by last variable (:func:`prefix_tables`), so degree r
+    is D broadcast products x_i · (prefix of degree r − 1) written into one preallocated (F, …, N)
+    buffer: no gathers, no concatenation. Returned as a (…, N, F) view, which the engine's matmuls
+    take without a copy. Same feature values as :func:`monomial_features_reference`, permuted.
+    """
+    dim, degree = x.shape[-1], len(coefficients) - 1
+    tables = prefix_tables(dim, degree)
+    lead = x.shape[:-1]
+    xt = x.movedim(-1, 0).contiguous()  # (D, …, N)
+    kept = [r for r, a in enumerate(coefficients) if a != 0]
+    weights = {}
+    for r in kept:
+        log_af = np.zeros(1) if r == 0 else tables[r - 1][1]
+        w = np.exp(0.5 * (math.log(abs(coefficients[r])) + math.lgamma(r + 1) - log_af))
+        weights[r] = -w if (signed and coefficients[r] < 0) else w
+
+    def weigh(block, r):
+        if np.all(weights[r] == 1.0):
+            return block
+        w = torch.as_tensor(weights[r], dtype=x.dtype, device=x.device).reshape(-1, *([1] * len(lead)))
+        return block.mul_(w) if not block.requires_grad else block * w
+
+    if torch.is_grad_enabled() and x.requires_grad:  # autograd: the same products, concatenated
+        blocks, prev = [], torch.ones((1, *lead), dtype=x.dtype, device=x.device)
+        for r in range(degree + 1):
+            if r > 0:
+                prev = torch.cat([prev[:c] * xt[i] for i, c in enumerate(tables[r - 1][0].tolist())])
+            if r in weights:
+                blocks.append(weigh(prev, r))
+        return torch.cat(blocks).movedim(0, -1)
+
+    sizes = [1] + [int(t[0].sum()) for t in tables]
+    offsets = dict(zip(kept, np.cumsum([0] + [sizes[r] for r in kept[:-1]]).tolist()))
+    out = torch.empty((sum(sizes[r] for r in kept), *lead), dtype=x.dtype, device=x.device)
+
+    def block(r):
+        if r in offsets:
+            return out[offsets[r] : offsets[r] + sizes[r]]
+        return torch.empty((sizes[r], *lead), dtype=x.dtype, device=x.device)
+
+    prev = block(0).fill_(1.0)
+    for r in range(1, degree + 1):
+        counts, cur, pos = tables[r - 1][0], block(r), 0
+        for i, c in enumerate(counts.tolist()):
+            torch.mul(prev[:c], xt[i], out=cur[pos : pos + c])
+            pos += c
+        prev = cur
+    for r in kept:  # after all degrees: degree r + 1 is built from the unweighted degree r
+        weigh(out[offsets[r] : offsets[r] + sizes[r]], r)
+    return out.movedim(0, -1)
+
+
+def monomial_features_reference(x: torch.Tensor, coefficients: Sequence[float], *, signed: bool = False) -> torch.Tensor:
+    """Reference for :func:`monomial_features` (same values, (…, N, F) layout built by gathers on the last axis)."""
     dim = x.shape[-1]
     tables = monomial_tables(dim, len(coefficients) - 1)
     blocks = []

@@ -1,0 +1,272 @@
+"""Each variant's kernel κ as a sympy expression, its row weight, and the degree sympy derives from it.
+
+    row weight   a_1 = κ(x, y_1) / Σ_{l=1}^{n} κ(x, y_l)        (a rational function when κ is a polynomial)
+
+Kernels of the similarity alone come from the variant's own ``similarity_function`` (taylor,
+polynomial, hla with the affine map), so the formula has one home. linear (φ = elu + 1), relu and hla
+with elu/relu factors are built from their feature-map definitions on symbolic vectors; on the
+positive orthant elu(x) + 1 = x + 1 and relu(x) = x, where κ is a polynomial. hla factors get
+distinct vectors (a_r for the query, b_r for the key), i.e. p distinct factor similarities a_r·b_r.
+
+``rational_degree`` reduces the weight with ``sympy.cancel`` and reads the total degrees of numerator
+and denominator (``Poly.total_degree``) in the row's key variables: the similarities s_l, or the key
+entries y_l. Each s_l = x·y_l is linear in y_l, so a degree in y_l is the same degree in s_l.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import sympy as sp
+
+from .._checks import check_int
+from ..variants import VARIANTS, build_kernel
+
+#: symbols shared by every expression
+s = sp.Symbol("s", real=True)
+D = sp.Symbol("D", integer=True, positive=True)
+m = sp.Symbol("m", integer=True, positive=True)
+p = sp.Symbol("p", integer=True, positive=True)
+_d = sp.Symbol("d", integer=True, positive=True)
+_r = sp.Symbol("r", integer=True, positive=True)
+
+NO_DEGREE = {
+    "softmax": "exp(s) is entire and not rational: exp(s_1)/Σ_l exp(s_l) has no finite (numerator, denominator) degree",
+    "performer": "κ̂ = (1/m) Σ_i exp(w_i·x − ‖x‖²/2) exp(w_i·y − ‖y‖²/2) is a random sum of m exponentials, "
+                 "unbiased for exp(s) (see gaussian_kernel), not a rational function of s",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# feature maps in sympy (their torch twins live in approxlab.variants)
+# ----------------------------------------------------------------------------------------------
+def elu_plus_one(t):
+    """φ(t) = elu(t) + 1 = t + 1 (t > 0), exp(t) (t ≤ 0)."""
+    return sp.Piecewise((t, t > 0), (sp.exp(t) - 1, True)) + 1
+
+
+def relu(t):
+    """φ(t) = max(0, t)."""
+    return sp.Max(0, t)
+
+
+FEATURE_MAPS = {"elu": elu_plus_one, "relu": relu}
+
+
+def feature_sign(phi) -> str:
+    """'positive', 'non-negative' or 'sign-changing': sign of a 1-D feature map over the reals, by solveset."""
+    t = sp.Symbol("t", real=True)
+    expr = sp.piecewise_fold(phi(t).rewrite(sp.Piecewise))
+    pieces = expr.args if isinstance(expr, sp.Piecewise) else ((expr, True),)
+    covered = sp.EmptySet
+    nonpositive, negative = sp.EmptySet, sp.EmptySet
+    for piece, cond in pieces:
+        region = sp.Reals if cond in (True, sp.true) else cond.as_set()
+        region = sp.Complement(region, covered)
+        covered = sp.Union(covered, region)
+        nonpositive = sp.Union(nonpositive, sp.solveset(piece <= 0, t, region))
+        negative = sp.Union(negative, sp.solveset(piece < 0, t, region))
+    if nonpositive.is_empty:
+        return "positive"
+    return "non-negative" if negative.is_empty else "sign-changing"
+
+
+def _exact(expr):
+    """Replace float coefficients (e.g. 1/r! stored as floats) by the rationals they round."""
+    return expr.xreplace({f: sp.nsimplify(f) for f in expr.atoms(sp.Float)})
+
+
+def _param_text(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+# ----------------------------------------------------------------------------------------------
+# kernel expressions
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelExpression:
+    """κ of one (query, key) pair as a sympy expression.
+
+    ``kappa`` is the display form (symbolic head dim D where it matters); ``concrete`` the same κ at
+    ``dim`` with explicit symbols; ``key`` the symbols of one key in ``concrete`` (the similarity s, or
+    the key entries), ``query`` those of the query.
+    """
+
+    variant: str
+    params: dict
+    kappa: sp.Expr
+    concrete: sp.Expr
+    query: Tuple[sp.Symbol, ...]
+    key: Tuple[sp.Symbol, ...]
+    of_similarity: bool
+    features: sp.Expr  # feature dimension F (symbols D, m)
+    feature_sign: str = "positive"
+    note: str = field(default="")
+
+    def row_kernels(self, n: int):
+        """κ(x, y_l) for l = 1..n with fresh key symbols per l, and the list of all key symbols."""
+        n = check_int(n, "n", minimum=1)
+        kernels, keys = [], []
+        for l in range(1, n + 1):
+            fresh = [sp.Symbol(f"{k.name}_{l}" if self.of_similarity else f"{k.name}^{l}", **k.assumptions0)
+                     for k in self.key]
+            kernels.append(self.concrete.xreplace(dict(zip(self.key, fresh))))
+            keys.extend(fresh)
+        return kernels, keys
+
+    def row_weight(self, n: int = 2):
+        """a_1 = κ_1 / Σ_l κ_l for a row of n keys, and the row's key symbols."""
+        kernels, keys = self.row_kernels(n)
+        return kernels[0] / sp.Add(*kernels), keys
+
+    def display_weight(self):
+        """a_j = κ_j / Σ_l κ_l with κ written out (indexed symbols, symbolic n)."""
+        j, l, n = sp.symbols("j l n", integer=True, positive=True)
+        if self.of_similarity and self.variant != "performer":
+            sv = sp.IndexedBase("s")
+            return self.kappa.subs(s, sv[j]) / sp.Sum(self.kappa.subs(s, sv[l]), (l, 1, n))
+        kj = sp.Function(r"\kappa")(sp.Symbol("x"), sp.Indexed("y", j))
+        kl = sp.Function(r"\kappa")(sp.Symbol("x"), sp.Indexed("y", l))
+        return kj / sp.Sum(kl, (l, 1, n))
+
+    def display_kappa(self) -> sp.Expr:
+        """κ in its shorter form, expanded or factored."""
+        factored = sp.factor(self.kappa) if self.of_similarity else self.kappa
+        return min((self.kappa, factored), key=lambda e: len(sp.latex(e)))
+
+    def _repr_latex_(self):
+        return rf"$\displaystyle \kappa_{{\mathrm{{{self.variant}}}}} = {sp.latex(self.kappa)}$"
+
+
+def _similarity_kernel(variant, kernel, params, note=""):
+    kappa = sp.expand(_exact(kernel.similarity_function(s)))
+    return dict(kappa=kappa, concrete=kappa, query=(), key=(s,), of_similarity=True, note=note)
+
+
+def _vector_kernel(phi, dim: int):
+    """Σ_d φ(x_d) φ(y_d): display form (symbolic D) and concrete form (dim entries, positive orthant)."""
+    xi, yi = sp.IndexedBase("x", positive=True), sp.IndexedBase("y", positive=True)
+    display = sp.Sum(phi(xi[_d]) * phi(yi[_d]), (_d, 1, D))
+    x = sp.symbols(f"x_1:{dim + 1}", positive=True)
+    y = sp.symbols(f"y_1:{dim + 1}", positive=True)
+    concrete = sp.Add(*[phi(a) * phi(b) for a, b in zip(x, y)])
+    return display, concrete, x, y
+
+
+def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpression:
+    """κ of ``variant`` (parameters as for ``approxlab.attention``) as sympy; ``dim`` sizes the symbolic vectors.
+
+    softmax gives exp(s); performer gives its expectation exp(s) (the estimate itself is random).
+    """
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    dim = check_int(dim, "dim", minimum=1)
+    if variant == "softmax":
+        if params:
+            raise TypeError(f"softmax takes no parameters, got {sorted(params)}")
+        from ..variants.softmax import similarity_function
+
+        kappa = similarity_function(s)
+        return KernelExpression(variant, params, kappa, kappa, (), (s,), True, features=sp.Symbol("N"),
+                                note="exact reference; explicit N×N form")
+    kernel = build_kernel(variant, dim, **params)
+    if variant == "performer":
+        i = sp.Symbol("i", integer=True, positive=True)
+        wx, wy, nx, ny = (sp.Symbol(name, real=True) for name in
+                          (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|", r"\|y\|"))
+        if kernel.kind == "positive":
+            estimate = sp.Sum(sp.exp(wx - nx ** 2 / 2) * sp.exp(wy - ny ** 2 / 2), (i, 1, m)) / m
+        else:
+            estimate = sp.exp((nx ** 2 + ny ** 2) / 2) * sp.Sum(sp.cos(wx - wy), (i, 1, m)) / m
+        features = m if kernel.kind == "positive" else 2 * m
+        return KernelExpression(variant, params, estimate, sp.exp(s), (), (s,), True, features=features,
+                                feature_sign="positive" if kernel.kind == "positive" else "sign-changing",
+                                note="E[κ̂] = exp(s); the estimate is random")
+    if variant in ("taylor", "polynomial"):
+        coeffs = kernel.coefficients
+        features = sp.factor(sp.expand_func(sum(sp.binomial(D + r - 1, r) for r, a in enumerate(coeffs) if a != 0)))
+        return KernelExpression(variant, params, features=features,
+                                **_similarity_kernel(variant, kernel, params))
+    if variant == "hla" and kernel.feature_map == "affine":
+        features = (D + 1) ** kernel.factors
+        return KernelExpression(variant, params, features=features,
+                                **_similarity_kernel(variant, kernel, params,
+                                                     note="every factor sees the same s (identity projections)"))
+    if variant in ("linear", "relu"):
+        phi = elu_plus_one if variant == "linear" else relu
+        display, concrete, x, y = _vector_kernel(phi, dim)
+        return KernelExpression(variant, params, display, concrete, x, y, False, features=D,
+                                feature_sign=feature_sign(phi), note="positive orthant")
+    # hla with elu / relu factors: p distinct factor similarities a_r·b_r, a_r = x W_r, b_r = y W_r
+    phi = FEATURE_MAPS[kernel.feature_map]
+    factors = kernel.factors
+    ai, bi = sp.IndexedBase("a", positive=True), sp.IndexedBase("b", positive=True)
+    display = sp.Product(sp.Sum(phi(ai[_r, _d]) * phi(bi[_r, _d]), (_d, 1, D)), (_r, 1, p)).subs(p, factors)
+    a = [sp.symbols(f"a_{r}_1:{dim + 1}", positive=True) for r in range(1, factors + 1)]
+    b = [sp.symbols(f"b_{r}_1:{dim + 1}", positive=True) for r in range(1, factors + 1)]
+    concrete = sp.Mul(*[sp.Add(*[phi(u) * phi(v) for u, v in zip(ar, br)]) for ar, br in zip(a, b)])
+    return KernelExpression(variant, params, display, concrete, tuple(sum(a, ())), tuple(sum(b, ())), False,
+                            features=D ** factors, feature_sign=feature_sign(phi),
+                            note="distinct factor vectors a_r = xW_r, b_r = yW_r; positive orthant")
+
+
+# ----------------------------------------------------------------------------------------------
+# derived properties
+# ----------------------------------------------------------------------------------------------
+def rational_degree(variant: str, *, n: int = 2, dim: int = 2, **params) -> Optional[Tuple[int, int]]:
+    """(numerator degree, denominator degree) of the row weight a_1 = κ_1/Σ_l κ_l, derived by sympy.
+
+    None for softmax and performer (no finite degree; see :func:`explain`). ``n`` keys per row and
+    head dim ``dim`` for the symbolic vectors (the degree does not depend on them for n ≥ 2).
+    """
+    if variant in NO_DEGREE:
+        kernel_expression(variant, dim=dim, **params)  # validates the parameters
+        return None
+    expr = kernel_expression(variant, dim=dim, **params)
+    weight, keys = expr.row_weight(n)
+    num, den = sp.fraction(sp.cancel(weight))
+    return sp.Poly(num, *keys).total_degree(), sp.Poly(den, *keys).total_degree()
+
+
+def explain(variant: str, **params) -> str:
+    """One line: why ``variant`` has (or has no) finite rational degree."""
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    if variant in NO_DEGREE:
+        return f"{variant}: no finite degree — {NO_DEGREE[variant]}"
+    expr = kernel_expression(variant, **params)
+    deg = rational_degree(variant, **params)
+    where = "a polynomial in s" if expr.of_similarity else f"a polynomial in the key entries ({expr.note})"
+    return (f"{variant}({_param_text(params)}): κ = {sp.sstr(expr.kappa)} is {where}, so the row weight "
+            f"κ_1/Σ_l κ_l is rational of degree {deg} (sympy cancel + Poly.total_degree)")
+
+
+def positivity(expr: KernelExpression) -> str:
+    """Sign of κ: for κ(s), by solveset over the reals; for feature kernels, from the sign of φ."""
+    if not expr.of_similarity or expr.variant == "performer":
+        return expr.feature_sign
+    if sp.solveset(expr.kappa <= 0, s, sp.Reals).is_empty:
+        return "positive"
+    return "non-negative" if sp.solveset(expr.kappa < 0, s, sp.Reals).is_empty else "sign-changing"
+
+
+def monotonicity(expr: KernelExpression) -> str:
+    """'increasing' if κ'(s) ≥ 0 on the reals (solveset), else 'not monotone'; feature kernels: on the orthant."""
+    if expr.variant == "performer":
+        return "random (mean exp(s))"
+    if expr.of_similarity:
+        slope = sp.diff(expr.kappa, s)
+        if slope == 0:
+            return "constant"
+        return "increasing" if sp.solveset(slope < 0, s, sp.Reals).is_empty else "not monotone"
+    slopes = [sp.diff(expr.concrete, k) for k in expr.key]
+    return "increasing (orthant)" if all(sl.is_positive for sl in slopes) else "not monotone"
+
+
+def efficient_cost(variant: str, expr: KernelExpression) -> sp.Expr:
+    """Cost of the efficient form per head: N·F·Dv (softmax: N²·D, the explicit form)."""
+    n_, dv = sp.symbols("N D_v", positive=True)
+    if variant == "softmax":
+        return n_ ** 2 * D
+    return n_ * expr.features * dv

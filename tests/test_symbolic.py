@@ -93,6 +93,16 @@ def test_sympy_kernels_agree_with_torch_on_the_positive_orthant():
             pytest.approx(kernel.similarity_function(s_val), rel=1e-12)
 
 
+def test_hla_kronecker_features_give_the_product_of_factor_kernels():
+    """The torch twin of the tensor-state identity: ⊗_r φ(x W_r) · ⊗_r φ(y W_r) = Π_r φ(x W_r)·φ(y W_r)."""
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    for fmap in ("elu", "relu", "affine"):
+        kernel = build_kernel("hla", 3, factors=3, feature_map=fmap, projections="orthogonal")
+        fx, fy = kernel.features(x)[0], kernel.features(y)[0]
+        torch.testing.assert_close(fx @ fy.T, kernel.kernel(x, y)[0], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("variant, params", [
     ("linear", {}), ("taylor", {"order": 2}), ("taylor", {"order": 3}), ("polynomial", {"degree": 3}),
     ("polynomial", {"degree": 2, "c": 1.0}), ("hla", {"factors": 2}), ("hla", {"factors": 2, "feature_map": "affine"}),

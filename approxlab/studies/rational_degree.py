@@ -14,6 +14,7 @@ The CSV holds the table rows (part == "table") and the plotted curves (part == "
 
 from __future__ import annotations
 
+import ast
 import numpy as np
 import pandas as pd
 import sympy as sp
@@ -72,7 +73,7 @@ def curves(table: pd.DataFrame, pairs: int, dim: int, num_features: int) -> pd.D
     which = np.digitize(sim, edges) - 1
     records = []
     for variant, params, label in zip(table["variant"], table["params"], table["label"]):
-        params = eval(params, {})  # repr of a dict of literals, written by derivation_table
+        params = ast.literal_eval(params)  # repr of a dict of literals, written by derivation_table
         expr = kernel_expression(variant, **params)
         if expr.of_similarity and variant != "performer":
             f = sp.lambdify(s_symbol, expr.kappa, "numpy")

@@ -136,7 +136,7 @@ class KernelExpression:
         return min((self.kappa, factored), key=lambda e: len(sp.latex(e)))
 
     def _repr_latex_(self):
-        return rf"$\displaystyle \kappa_{{\mathrm{{{self.variant}}}}} = {sp.latex(self.kappa)}$"
+        return rf"$\displaystyle \kappa_{{\mathrm{{{self.variant}}}}} = {sp.latex(self.display_kappa())}$"
 
 
 def _similarity_kernel(variant, kernel, params, note=""):

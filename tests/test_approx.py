@@ -28,7 +28,7 @@ def three_digits(x: float) -> float:
     return float(f"{x:.3g}")
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 6, 8])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 8])
 def test_cody_meinardus_varga_constants(n):
     """The general solver (half-line mapped to [−1, 1], absolute error) reproduces the table to 3 digits,
     and its alternation lower bound brackets the value."""
@@ -66,7 +66,7 @@ def test_polynomial_absolute_error_matches_brasil_and_equioscillates():
     assert np.allclose(np.polynomial.polynomial.polyval(s, ours.power_coefficients()), ours(s), rtol=1e-12)
 
 
-@pytest.mark.parametrize("R,p", [(2.0, 3), (4.0, 4), (8.0, 2)])
+@pytest.mark.parametrize("R,p", [(4.0, 4), (8.0, 2)])
 def test_rational_beats_aaa_of_the_same_type(R, p):
     """AAA with p+1 support points is a type-(p, p) rational: near-best, never better than the minimax."""
     s = approx.chebyshev_grid(-R, R, 2000)

@@ -1,0 +1,112 @@
+"""The bridge from 1-D approximation to attention error.
+
+For one attention row with similarities s_j and a positive kernel κ_j, let g_j = log κ_j − s_j and
+δ = ½(max_j g_j − min_j g_j) (the log-uniform error of κ against exp on that row). Then
+
+    TV(a, softmax) ≤ tanh(δ/2)          (tight: two keys with g = ±δ and softmax mass 1/(e^δ+1) on
+                                          the first; see :func:`tight_row`)
+    ‖o − o_softmax‖ ≤ TV · diam{v_j}    (a − b = TV(μ − ν) with μ, ν probability vectors).
+
+Proof of the first: a_j/b_j = e^{g_j} Z_b/Z_a lies in [ρ e^{−δ}, ρ e^{δ}] for one ρ; TV = Σ_j (a_j − b_j)_+
+is largest when the ratio takes only its two extreme values, on softmax masses B and 1 − B, which
+gives TV(B) = B(u − 1)/(1 + B(u − 1)) − … maximised at B = 1/(e^δ + 1): TV = tanh(δ/2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import engine
+from ._checks import check_qkv, resolve_scale
+from .attention import attention_weights
+from .variants import build_kernel
+
+
+def tv_bound(delta):
+    """tanh(δ/2): the largest row TV from softmax of any kernel with log-uniform error δ on the row."""
+    if isinstance(delta, torch.Tensor):
+        return torch.tanh(delta / 2)
+    if isinstance(delta, (int, float)) and not isinstance(delta, bool):
+        if math.isnan(delta) or delta < 0:
+            raise ValueError(f"delta must be a non-negative number, got {delta!r}")
+        return math.tanh(delta / 2)
+    import numpy as np
+
+    return np.tanh(np.asarray(delta, dtype=float) / 2)
+
+
+def value_diameter(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """diam{v_j} = max_{j,l} ‖v_j − v_l‖ per (batch, head): (…, 1); with a causal ``mask`` (Nq, Nk)
+    the diameter of the keys each row sees: (…, Nq)."""
+    dist = torch.cdist(v, v)
+    if mask is None:
+        return dist.amax((-2, -1)).unsqueeze(-1)
+    # prefix diameters: row i sees keys 0..i
+    nk = v.shape[-2]
+    prefix = torch.cummax(torch.cummax(dist, dim=-1).values, dim=-2).values  # max over j, l <= index
+    idx = mask.sum(-1).clamp_min(1) - 1
+    return prefix.diagonal(dim1=-2, dim2=-1)[..., idx] if nk else prefix
+
+
+def output_bound(tv: torch.Tensor, v: torch.Tensor, *, causal: bool = False) -> torch.Tensor:
+    """TV_i · diam{v_j : j seen by row i}: the bound on ‖o_i − o_softmax,i‖."""
+    mask = engine.causal_mask(tv.shape[-1], v.shape[-2], v.device) if causal else None
+    return tv * value_diameter(v, mask)
+
+
+def row_log_error(log_kernel: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """δ_i = ½(max_j g_ij − min_j g_ij), g = log κ − s over the allowed keys (inf if κ ≤ 0 there)."""
+    g = log_kernel - logits
+    if mask is not None:
+        g_hi = g.masked_fill(~mask, -math.inf)
+        g_lo = g.masked_fill(~mask, math.inf)
+    else:
+        g_hi = g_lo = g
+    hi, lo = g_hi.amax(-1), g_lo.amin(-1)
+    delta = 0.5 * (hi - lo)
+    return torch.where(torch.isfinite(hi) & torch.isfinite(lo), delta, torch.full_like(delta, math.inf))
+
+
+def row_deltas(q, k, variant: str, *, causal: bool = False, scale: float | None = None, **params) -> torch.Tensor:
+    """Per-row δ (B, H, Nq) of ``variant``'s kernel against exp(s), from its explicit kernel matrix
+    (any positive kernel, not only functions of s: log κ_ij = log K_ij + c_j)."""
+    check_qkv(q, k, None, causal=causal)
+    scale = resolve_scale(scale, q.shape[-1])
+    work = engine.compute_dtype(q.dtype)
+    q, k = q.to(work), k.to(work)
+    logits = (q @ k.transpose(-1, -2)) * scale
+    root = math.sqrt(scale)
+    matrix, col_log_scale = build_kernel(variant, q.shape[-1], **params).kernel(q * root, k * root)
+    with torch.no_grad():
+        log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(work).tiny).log(),
+                                 torch.full_like(matrix, -math.inf))
+    if col_log_scale is not None:
+        log_kernel = log_kernel + col_log_scale.unsqueeze(-2)
+    mask = engine.causal_mask(q.shape[-2], k.shape[-2], q.device) if causal else None
+    return row_log_error(log_kernel, logits, mask)
+
+
+def bridge_rows(q, k, v, variant: str, *, causal: bool = False, scale: float | None = None, **params) -> dict:
+    """Per-row (B, H, Nq) δ, tanh(δ/2), measured TV of the explicit weights against softmax, the
+    output error ‖o − o_softmax‖ and its bound TV · diam{v}."""
+    ref = attention_weights(q, k, "softmax", causal=causal, scale=scale).double()
+    approx = attention_weights(q, k, variant, causal=causal, scale=scale, **params).double()
+    tv = 0.5 * (ref - approx).abs().sum(-1)
+    delta = row_deltas(q, k, variant, causal=causal, scale=scale, **params).double()
+    vd = v.double()
+    out_err = ((approx - ref) @ vd).norm(dim=-1)
+    return dict(delta=delta, bound=tv_bound(delta), tv=tv, output_error=out_err,
+                output_bound=output_bound(tv, vd, causal=causal))
+
+
+def tight_row(delta: float):
+    """A row attaining TV = tanh(δ/2): similarities s = (−δ, 0) and kernel values κ = (1, e^{−δ})
+    (g = log κ − s = (δ, −δ)); softmax puts mass 1/(e^δ + 1) on the first key.
+    Returns (s, κ) as float64 tensors."""
+    if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta >= 0):
+        raise ValueError(f"delta must be a finite non-negative number, got {delta!r}")
+    s = torch.tensor([-delta, 0.0], dtype=torch.float64)
+    kappa = torch.tensor([1.0, math.exp(-delta)], dtype=torch.float64)
+    return s, kappa

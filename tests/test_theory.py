@@ -90,3 +90,16 @@ def test_causal_value_diameter_is_a_prefix_diameter():
     v = torch.tensor([[0.0], [1.0], [-2.0], [0.5]], dtype=torch.float64)
     mask = torch.ones(4, 4, dtype=torch.bool).tril()
     assert value_diameter(v, mask).tolist() == [0.0, 1.0, 3.0, 3.0]
+
+
+def test_committed_bridge_table():
+    """figures/bridge.csv: ≥ 10⁵ rows, none above tanh(δ/2) or TV·diam{v} beyond float64 rounding."""
+    import pandas as pd
+    from pathlib import Path
+
+    df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "bridge.csv")
+    assert len(df) >= 100_000
+    ok = df[df["positive"].astype(bool)]
+    assert len(ok) > 0.85 * len(df)  # the rest: odd taylor with κ ≤ 0 somewhere on the row
+    assert (ok["slack"] >= -TOL).all()
+    assert (df["output_error"] <= df["output_bound"] * (1 + 1e-6) + TOL).all()

@@ -490,8 +490,8 @@ def pade_rate(p: int, R: float) -> float:
 
 
 def best_rational_rate(p: int, R: float) -> float:
-    """Newman / Braess: best type-(p, p) error ~ 4^{-p} × the Padé remainder... on [−R, R]:
-    (p!)² (R/2)^{2p+1} · 2 / ((2p)! (2p+1)!)."""
+    """Braess: best type-(p, p) error of exp on [−R, R] ~ 2 (p!)² (R/2)^{2p+1} / ((2p)! (2p+1)!),
+    4^{-p} times the Padé remainder."""
     return 2.0 * math.factorial(p) ** 2 * (R / 2) ** (2 * p + 1) / (math.factorial(2 * p) * math.factorial(2 * p + 1))
 
 

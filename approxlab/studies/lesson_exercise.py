@@ -30,13 +30,17 @@ def gaussian_qkv(n: int, *, batch=1, heads=8, head_dim=64, dtype=torch.float32, 
     return tuple(torch.randn(shape, generator=gen).to(device=device, dtype=dtype) for _ in range(3))
 
 
-def compute(profile: str = "quick") -> pd.DataFrame:
-    cfg = PROFILES[profile]
-    env = describe("cpu")
+def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.DataFrame:
+    """``device``: where to run; ``overrides`` replace profile entries (lengths, causal, min_run_time)."""
+    unknown = sorted(set(overrides) - set(PROFILES[profile]))
+    if unknown:
+        raise TypeError(f"unknown override(s) {unknown}; choose from {sorted(PROFILES[profile])}")
+    cfg = {**PROFILES[profile], **overrides}
+    env = describe(device)
     rows = []
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"]]
     for n, causal in tqdm(grid, desc="lesson_exercise"):
-        q, k, v = gaussian_qkv(n, **SHAPE)
+        q, k, v = gaussian_qkv(n, **SHAPE, device=device)
         exact = attention(q, k, v, "softmax", causal=causal)
         divergences = row_divergence(q, k, VARIANTS, causal=causal)
         for variant in VARIANTS:

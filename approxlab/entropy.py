@@ -137,15 +137,19 @@ def feature_grid(m_min: int = 8, m_max: int = 16384, per_octave: int = 4) -> lis
 
 
 def performer_metrics(q, k, v, num_features: int, *, seed: int = 0, kind: str = "positive",
-                      orthogonal: bool = True, reference: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                      orthogonal: bool = True, reference: Optional[torch.Tensor] = None,
+                      projection: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """Row TV, KL(softmax ‖ performer) and output error / rms‖v‖ of Performer(m) vs softmax, per head.
 
     Returns {metric: (B, H) float64 tensor} of means over query rows. KL is +inf for a row where a
     performer weight is ≤ 0 (underflow, or a negative trig weight) under positive softmax mass.
+    ``projection`` (m × D, e.g. ``gaussian_projection(m, D, seed=seed)``) skips regenerating it.
     """
     ref = attention_weights(q, k, "softmax") if reference is None else reference
-    approx = attention_weights(q, k, "performer", num_features=num_features, seed=seed, kind=kind,
-                               orthogonal=orthogonal).double()
+    if projection is None:
+        projection = gaussian_projection(check_int(num_features, "num_features", minimum=1), q.shape[-1],
+                                         orthogonal=orthogonal, seed=seed)
+    approx = attention_weights(q, k, "performer", projection=projection, kind=kind).double()
     ref = ref.double()
     tv = row_tv(ref, approx)
     bad = ((approx <= 0) & (ref > 0)).any(-1)
@@ -206,6 +210,7 @@ class Search:
         self.q, self.k, self.v = flat(self.q), flat(self.k), flat(self.v)
         self.reference = attention_weights(self.q, self.k, "softmax").double()
         self.cache: Dict[tuple, Dict[str, float]] = {}
+        self.projections: Dict[int, torch.Tensor] = {}
 
     @property
     def num_heads(self) -> int:
@@ -214,8 +219,10 @@ class Search:
     def metrics(self, m: int, head: int) -> Dict[str, float]:
         if (m, head) not in self.cache:
             h = slice(head, head + 1)
-            out = performer_metrics(self.q[:, h], self.k[:, h], self.v[:, h], m, seed=self.seed, kind=self.kind,
-                                    orthogonal=self.orthogonal, reference=self.reference[:, h])
+            if m not in self.projections:
+                self.projections[m] = gaussian_projection(m, self.q.shape[-1], orthogonal=self.orthogonal, seed=self.seed)
+            out = performer_metrics(self.q[:, h], self.k[:, h], self.v[:, h], m, kind=self.kind,
+                                    reference=self.reference[:, h], projection=self.projections[m])
             self.cache[(m, head)] = {name: float(val.reshape(-1)[0]) for name, val in out.items()}
         return self.cache[(m, head)]
 

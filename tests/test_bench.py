@@ -1,0 +1,173 @@
+"""The benchmark harness measures what it says, and the fast feature maps equal their references."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from approxlab import attention, bench
+from approxlab.cli import main as cli_main
+from approxlab.variants.power_series import monomial_features, monomial_features_reference
+
+
+def randn(*shape, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------- methods
+@pytest.mark.parametrize("causal", [False, True])
+def test_naive_softmax_equals_sdpa(causal):
+    q, k, v = randn(2, 3, 37, 16), randn(2, 3, 37, 16, seed=1), randn(2, 3, 37, 8, seed=2)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(bench.naive_softmax(q, k, v, causal=causal), ref, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["identity", "sdpa", "naive_softmax", "linear", "performer", "taylor", "hla"])
+def test_build_runs_the_named_method(method):
+    case = bench.Case(method, 48, 1, 2, 16, True, "float32")
+    out = bench.build(case, "cpu")()
+    q, k, v = bench.make_inputs(case, "cpu")
+    if method == "identity":
+        expected = v
+    elif method in ("sdpa", "naive_softmax"):
+        expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        expected = attention(q, k, v, method, causal=True)
+    assert out.shape == v.shape
+    assert torch.allclose(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_method_and_missing_cuda_are_named():
+    with pytest.raises(ValueError, match="method"):
+        bench.check_method("flash")
+    with pytest.raises(ValueError, match="method"):
+        bench.check_method("identity_compiled")
+    with pytest.raises(ValueError, match="dtypes"):
+        bench.scaling_cases(["sdpa"], [8], dtypes=("int8",))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cuda"):
+            bench.check_device("cuda")
+
+
+# ---------------------------------------------------------------------------------------------- measurement
+def test_measure_time_sees_a_known_delay():
+    median, iqr, runs = bench.measure_time(lambda: time.sleep(0.004), min_run_time=0.02, min_runs=5)
+    assert runs >= 5 and iqr >= 0
+    assert 0.004 <= median < 0.2  # sleep never returns early; the upper bound allows a loaded machine
+
+
+def test_peak_memory_counts_allocations_on_cpu():
+    size = 4 * 2**20  # bytes
+    assert bench.peak_memory(lambda: torch.empty(size // 4, dtype=torch.float32).fill_(1.0), "cpu") >= size
+    two = bench.peak_memory(lambda: torch.ones(size // 4) + torch.ones(size // 4), "cpu")
+    assert 3 * size <= two <= 3.5 * size  # two operands and the sum are alive together
+    q, k, v = randn(1, 2, 256, 16, dtype=torch.float32), randn(1, 2, 256, 16, dtype=torch.float32), randn(1, 2, 256, 16, dtype=torch.float32)
+    nxn = 2 * 256 * 256 * 4
+    assert bench.peak_memory(lambda: bench.naive_softmax(q, k, v), "cpu") >= 2 * nxn  # logits and weights
+    assert bench.peak_memory(lambda: attention(q, k, v, "linear"), "cpu") < nxn
+
+
+def test_run_records_environment_and_skips_with_a_reason():
+    cases = bench.scaling_cases(["identity", "sdpa", "naive_softmax", "linear", "fla_linear"], [64, 128],
+                                causal=(False,), max_batch_heads=2)
+    df = bench.run(cases, min_run_time=0.005, min_runs=3, memory_budget=2 * 2 * 64 * 64 * 4, progress=False)
+    for column in ("device", "torch", "threads", "sdpa_backend", "time_ms", "iqr_ms", "peak_mem_mb", "status"):
+        assert column in df
+    naive = df[df["method"] == "naive_softmax"].set_index("n")["status"]
+    assert naive[64] == "ok" and naive[128].startswith("skipped: N×N")
+    fla = df[df["method"] == "fla_linear"]["status"]
+    assert fla.str.startswith("skipped").all()  # no triton/GPU here, or non-causal: never a fake number
+    ok = df[df["status"] == "ok"]
+    assert (ok["time_ms"] > 0).all() and (ok["runs"] >= 3).all()
+    assert ok["tflops"].notna().eq(ok["method"].isin(["sdpa", "naive_softmax"])).all()
+
+
+def test_run_stops_a_method_after_a_slow_call():
+    cases = [bench.Case("sdpa", n, 1, 1, 16) for n in (32, 64)]
+    df = bench.run(cases, min_run_time=0.001, max_call_s=0.0, progress=False)
+    assert list(df["status"]) == ["ok", "skipped: over 0 s at N=32"]
+
+
+def test_batch_heads_keep_tokens_under_the_cap():
+    assert bench.batch_heads(128, max_batch_heads=8, max_tokens=2**16) == 8
+    assert bench.batch_heads(65536, max_batch_heads=8, max_tokens=2**17) == 2
+    assert bench.batch_heads(2**20, max_batch_heads=8, max_tokens=2**17) == 1
+
+
+# ---------------------------------------------------------------------------------------------- summaries
+def _frame(method_times, ref_times, ns):
+    rows = [dict(protocol="scaling", method="sdpa", n=n, causal=False, dtype="float32", time_ms=t, status="ok",
+                 batch=1, heads=1, head_dim=64) for n, t in zip(ns, ref_times)]
+    rows += [dict(protocol="scaling", method="linear", n=n, causal=False, dtype="float32", time_ms=t, status="ok",
+                  batch=1, heads=1, head_dim=64) for n, t in zip(ns, method_times)]
+    return pd.DataFrame(rows)
+
+
+def test_crossover_interpolates_in_log_log():
+    # ratio 2 at N = 100 and 1/2 at N = 400: log-linear in log N crosses 1 at N = 200
+    cross = bench.crossover(_frame([2.0, 2.0], [1.0, 4.0], [100, 400]))
+    row = cross.iloc[0]
+    assert row["n_first"] == 400 and math.isclose(row["n_interp"], 200.0, rel_tol=1e-12)
+    never = bench.crossover(_frame([2.0, 8.0], [1.0, 4.0], [100, 400])).iloc[0]
+    assert np.isnan(never["n_first"]) and np.isnan(never["n_interp"]) and never["ratio_at_max_n"] == 2.0
+
+
+def test_speedup_pairs_equal_shapes():
+    s = bench.speedup(_frame([1.0, 2.0], [3.0, 8.0], [100, 400]), "sdpa", "linear")
+    assert list(s["ratio"]) == [3.0, 4.0]
+
+
+# ---------------------------------------------------------------------------------------------- peer
+def test_performer_pytorch_agrees_given_the_same_projection():
+    """Same features, ε = 0: equal to rounding; its default ε = 1e-4 moves the output measurably."""
+    assert bench.peer_agreement(128, 32, 64, eps=0.0) <= 1e-12
+    assert bench.peer_agreement(128, 32, 64, eps=0.0, causal=True) <= 1e-12
+    assert bench.peer_agreement(128, 32, 64, eps=1e-4) > 1e-6
+
+
+# ---------------------------------------------------------------------------------------------- CLI and GPU
+def test_cli_bench_writes_csv_with_banner(tmp_path, capsys):
+    csv = tmp_path / "b.csv"
+    cli_main(["bench", "--methods", "identity", "sdpa", "linear", "--lengths", "32", "64", "--causal", "yes",
+              "--max-batch-heads", "2", "--min-run-time", "0.005", "--csv", str(csv)])
+    printed = capsys.readouterr().out
+    assert "torch=" in printed and "sdpa_backend=" in printed and "crossover" in printed
+    df = pd.read_csv(csv)
+    assert set(df["method"]) == {"identity", "sdpa", "linear"} and df["causal"].all()
+    assert (df["status"] == "ok").all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_path_measures_time_memory_and_bandwidth():
+    cases = bench.scaling_cases(["identity", "sdpa", "linear", "performer"], [256], dtypes=("float32", "bfloat16"))
+    df = bench.run(cases, "cuda", min_run_time=0.01, progress=False)
+    assert (df["status"] == "ok").all() and (df["device_type"] == "cuda").all()
+    assert (df["peak_mem_mb"] > 0).all() and (df["achieved_gbps"] > 0).all()
+
+
+# ---------------------------------------------------------------------------------------------- fast paths
+@pytest.mark.parametrize("coefficients", [[1, 1, 0.5], [0, 0, 1], [1, -2, 0, 0.3], [2.0], [1, 1, 0.5, 1 / 6]])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (1, 1, 1, 4), (6,), (1, 2, 63, 60)])
+def test_fast_monomial_features_equal_the_reference(coefficients, shape):
+    """Same feature values (up to order, bit for bit), same kernel, same result with autograd on."""
+    if shape[-1] == 60 and len(coefficients) > 3:
+        pytest.skip("feature dimension too large for a unit test")
+    x, y = randn(*shape), randn(*shape, seed=1)
+    for signed in (False, True):
+        ref = monomial_features_reference(x, coefficients, signed=signed)
+        fast = monomial_features(x, coefficients, signed=signed)
+        assert fast.shape == ref.shape
+        assert torch.equal(fast.sort(-1).values, ref.sort(-1).values)
+        kernel_ref = (ref * monomial_features_reference(y, coefficients)).sum(-1)
+        kernel_fast = (fast * monomial_features(y, coefficients)).sum(-1)
+        assert torch.allclose(kernel_fast, kernel_ref, rtol=1e-13, atol=1e-13)
+        with_grad = monomial_features(x.clone().requires_grad_(), coefficients, signed=signed)
+        assert torch.equal(with_grad.detach(), fast)

@@ -176,8 +176,7 @@ def _compute(profile: str) -> pd.DataFrame:
         jobs.append((n, variants, None))
     if real:
         jobs += [(n, VARIANTS[:1], "real") for n in cfg["real_lengths"]]
-    total = sum(len(v) * len(cfg["seeds"]) * (1 + len(cfg["clustered"]) if r is None else len(v) * len(cfg["seeds"]))
-                for _, v, r in jobs)
+    total = sum(len(v) * len(cfg["seeds"]) * ((1 + len(cfg["clustered"])) if r is None else 1) for _, v, r in jobs)
     rows = []
     with tqdm(total=total, desc="features_vs_entropy m*") as bar:
         for n, variants, kind in jobs:
@@ -221,7 +220,7 @@ def draw(df: pd.DataFrame):
                     continue
                 c = palette[n]
                 for family, dd in dn.groupby("family"):
-                    marker = "s" if "6" in family.split("=")[-1] else "o"
+                    marker = "s" if family.startswith("fixed-norm") and "=6" in family else "o"
                     ok = dd[dd["m_star_median"].notna()].sort_values("entropy_norm")
                     ax.errorbar(ok["entropy_norm"], ok["m_star_median"],
                                 yerr=[ok["m_star_median"] - ok["m_star_min"], ok["m_star_max"] - ok["m_star_median"]],
@@ -238,7 +237,7 @@ def draw(df: pd.DataFrame):
             ax.axhline(m_max, color="0.5", lw=0.6)
             ax.set(yscale="log", ylim=(4, m_max * 4), xlabel="H / log N (mean over rows)",
                    ylabel="m* (features)" if col == 0 else None, title=f"{title}\nrow TV ≤ {eps}")
-    handles = [plt.Line2D([], [], color=palette[n], marker="o", ls="-", label=f"N = {n}") for n in lengths]
+    handles = [plt.Line2D([], [], color=palette[n], marker="o", ls="-", label=f"N = {int(n)}") for n in lengths]
     handles += [plt.Line2D([], [], color="k", ls="--", label="theory, delta method (covariances)"),
                 plt.Line2D([], [], color="k", ls=":", label="theory, Lemma 2 pairs independent"),
                 plt.Line2D([], [], color="k", marker="^", ls="none", label=f"censored: m* > {int(m_max)}"),
@@ -263,7 +262,7 @@ def draw(df: pd.DataFrame):
     for (kind, orth), dd in comp.groupby(["kind", "orthogonal"]):
         dd = dd[dd["n"] == dd["n"].min() if dd["n"].nunique() == 1 else dd["n"] == 1024].sort_values("entropy_norm")
         ax.plot(dd["entropy_norm"], dd["m_star_median"], marker="o", label=f"{kind}, {'orthogonal' if orth else 'iid'}")
-    ax.set(yscale="log", xlabel="H / log N", ylabel="m*", title="Gaussian, N = 1024, TV ≤ 0.1: feature kinds")
+    ax.set(yscale="log", xlabel="H / log N", ylabel="m*", title="Gaussian, N = 1024, TV ≤ 0.1: feature kinds\n(m random directions; trig state is 2m)")
     ax.legend(fontsize=7)
     # Lemma 2
     ax = axes[3, 2]
@@ -277,7 +276,7 @@ def draw(df: pd.DataFrame):
     hs = [plt.Line2D([], [], color=colors[u], label=f"‖x+y‖² = {u:g}") for u in colors]
     hs += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
            (("-", "positive iid"), ("--", "positive orthogonal"), (":", "trig iid (trig lemma)"))]
-    ax.legend(handles=hs, fontsize=6.5, ncol=2)
+    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="lower left")
     ax.set(xscale="log", yscale="log", xlabel="m", ylabel="measured / Lemma 2 MSE",
            title="Lemma 2 check (band: ±10%)")
     fig.suptitle("Performer (FAVOR+) features needed for mean row TV ≤ ε vs attention entropy — head dim 32, float64")

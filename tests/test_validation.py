@@ -4,6 +4,7 @@ count can fail, and the study / driver / redraw pipeline runs end to end."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -207,3 +208,18 @@ def test_driver_refuses_unknown_or_missing_device(capsys):
         with pytest.raises(SystemExit):
             study.main(["--device", "cuda"])
         assert "no CUDA" in capsys.readouterr().err
+
+
+def test_bound_falls_back_to_tanh_without_the_theory_module(monkeypatch):
+    import sys
+
+    delta = torch.tensor([0.0, 0.5, 3.0, math.inf], dtype=torch.float64)
+    monkeypatch.setitem(sys.modules, "approxlab.theory", None)  # import now raises ImportError
+    bound, source = val.tv_bound(delta)
+    assert source == "tanh(delta/2)"
+    torch.testing.assert_close(bound, torch.tanh(delta / 2))
+    monkeypatch.undo()
+    if importlib.util.find_spec("approxlab.theory") is not None:
+        theirs, source = val.tv_bound(delta)
+        assert source == "approxlab.theory.tv_bound"
+        torch.testing.assert_close(theirs, bound)

@@ -36,6 +36,8 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """num / den, with 0 where den == 0 (a row with no kernel mass)."""
     zero = den == 0
+    if not (torch.is_grad_enabled() and (num.requires_grad or den.requires_grad)):
+        return (num / den).masked_fill_(zero, 0.0)  # no autograd: one division, zeroed in place
     return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 

@@ -16,6 +16,7 @@ move earlier outputs; see the tests.)
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -24,6 +25,13 @@ from .base import KernelVariant
 
 
 def gaussian_projection(num_features: int, dim: int, *, orthogonal: bool = True, seed: int = 0) -> torch.Tensor:
+    """m × D float64 matrix of random feature directions, reproducible from ``seed`` (see
+    :func:`_gaussian_projection`; cached, since ``attention(..., "performer")`` rebuilds its kernel per call)."""
+    return _gaussian_projection(num_features, dim, orthogonal, seed).clone()
+
+
+@lru_cache(maxsize=16)
+def _gaussian_projection(num_features: int, dim: int, orthogonal: bool, seed: int) -> torch.Tensor:
     """m × D float64 matrix of random feature directions, reproducible from ``seed``.
 
     orthogonal: stacked blocks of a Haar-random orthogonal D × D matrix (QR of a Gaussian matrix),
@@ -82,9 +90,10 @@ class Performer(KernelVariant):
         half_sq = 0.5 * (x * x).sum(-1)
         log_m = 0.5 * math.log(self.num_random)
         if self.kind == "positive":
-            u = u - half_sq[..., None]
+            # exp(w·x − ‖x‖²/2) = exp(w·x − max_w w·x) · exp(max_w w·x − ‖x‖²/2): one subtraction, in place
             top = u.amax(-1)
-            return torch.exp(u - top[..., None]), top - log_m
+            f = u.sub_(top[..., None]).exp_() if not u.requires_grad else torch.exp(u - top[..., None])
+            return f, top - half_sq - log_m
         return torch.cat([torch.sin(u), torch.cos(u)], dim=-1), half_sq - log_m
 
     def kernel_estimate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -38,19 +38,22 @@ def output_error(o: torch.Tensor, o_ref: torch.Tensor, v: torch.Tensor) -> torch
     return (o.double() - o_ref.double()).norm(dim=-1) / value_scale(v.double())
 
 
-def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=None, block=1024,
+def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=None, block=None,
                    reference_params=None, params=None):
     """Per-row TV, KL and entropy of each variant against ``reference`` (explicit weights), in query blocks.
 
     ``variants``: a name or a list of names; ``params``: {name: kwargs}. Returns {name: dict} of
     (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant), ``entropy`` (of the reference
-    rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk).
+    rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk); the default
+    block keeps block · Nk · B · H ≤ 2²⁰ (cache-sized blocks: ~2x faster than 1024 rows at N = 1024).
     """
     names = [variants] if isinstance(variants, str) else list(variants)
     params = params or {}
     parts = {name: {"tv": [], "kl": []} for name in names}
     entropy = []
     nq = q.shape[-2]
+    if block is None:
+        block = max(1, min(nq, 2**20 // max(1, k.shape[-2] * q.shape[0] * q.shape[1])))
     for start in range(0, nq, block):
         rows = slice(start, min(start + block, nq))
         ref = attention_weights(q, k, reference, causal=causal, scale=scale, rows=rows, **(reference_params or {})).double()

@@ -171,3 +171,17 @@ def test_fast_monomial_features_equal_the_reference(coefficients, shape):
         assert torch.allclose(kernel_fast, kernel_ref, rtol=1e-13, atol=1e-13)
         with_grad = monomial_features(x.clone().requires_grad_(), coefficients, signed=signed)
         assert torch.equal(with_grad.detach(), fast)
+
+
+def test_row_divergence_blocks_do_not_change_results():
+    from approxlab.metrics import row_divergence
+
+    q, k = randn(1, 4, 300, 16, dtype=torch.float32), randn(1, 4, 300, 16, seed=1, dtype=torch.float32)
+    names = ["linear", "performer", "taylor"]
+    for causal in (False, True):
+        whole = row_divergence(q, k, names, causal=causal, block=300)
+        for block in (None, 7):
+            parts = row_divergence(q, k, names, causal=causal, block=block)
+            for name in names:
+                for key in ("tv", "kl", "entropy"):
+                    assert torch.allclose(parts[name][key], whole[name][key], rtol=1e-5, atol=1e-6), (name, key, block)

@@ -309,7 +309,8 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
 def crossover(df: pd.DataFrame, reference: str = "sdpa") -> pd.DataFrame:
     """Per (protocol, method, causal, dtype): the first grid N where the method is faster than
     ``reference`` at the same shape (``n_first``), and the N where the log-log interpolated time ratio
-    crosses 1 between the grid points around it (``n_interp``); NaN where it never is on the grid."""
+    crosses 1 between the grid points around it (``n_interp``; = ``min_n`` when already faster at the
+    smallest N, so the crossover is at or below it); NaN where it never is on the grid."""
     ok = df[df["status"] == "ok"]
     keys = ["protocol", "causal", "dtype", "n"]
     ref = ok[ok["method"] == reference].set_index(keys)["time_ms"]
@@ -334,7 +335,7 @@ def crossover(df: pd.DataFrame, reference: str = "sdpa") -> pd.DataFrame:
                 interp = float(np.exp(x0 + (0 - y0) * (x1 - x0) / (y1 - y0)))
         out.append(dict(protocol=protocol, method=method, causal=causal, dtype=dtype, n_first=first,
                         n_interp=interp, ratio_at_max_n=float(ratio[-1]) if len(ratio) else float("nan"),
-                        max_n=float(ns[-1]) if len(ns) else float("nan")))
+                        min_n=float(ns[0]) if len(ns) else float("nan"), max_n=float(ns[-1]) if len(ns) else float("nan")))
     return pd.DataFrame(out)
 
 

@@ -125,7 +125,12 @@ def draw(df: pd.DataFrame):
     for _, r in cross[(cross["protocol"] == "scaling") & (cross["dtype"] == "float32")].iterrows():
         if r["method"] in ("identity", "naive_softmax"):
             continue
-        where = f"N ≈ {r['n_interp']:.0f}" if np.isfinite(r["n_interp"]) else f"none ≤ {r['max_n']:.0f}"
+        if not np.isfinite(r["n_interp"]):
+            where = f"not up to N = {r['max_n']:.0f} (ratio {r['ratio_at_max_n']:.2g} there)"
+        elif r["n_first"] == r.get("min_n", np.nan):
+            where = f"N ≤ {r['min_n']:.0f} (smallest N timed)"
+        else:
+            where = f"N ≈ {r['n_interp']:.0f}"
         notes.append(f"{r['method'].replace('_', ' ')}{', causal' if r['causal'] else ''}: {where}")
     axes[2, -1].text(0.0, 1.0, "first beats SDPA (| marks, log-log\ninterpolated between grid points):\n"
                      + "\n".join(notes), fontsize=8, va="top",

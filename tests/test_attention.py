@@ -234,3 +234,17 @@ def test_half_precision_large_similarities_stay_finite(dtype, variant, params, c
     # rounding to the half dtype, a few units of its epsilon on the scale of v
     tol = 8 * torch.finfo(dtype).eps * v.norm(dim=-1).max()
     assert (out.double() - ref).norm(dim=-1).max() <= tol
+
+
+def test_row_divergence_on_sampled_rows_equals_those_rows_of_the_full_pass():
+    from approxlab.metrics import row_divergence, sample_rows
+
+    q, k = randn(1, 2, 300, 8), randn(1, 2, 300, 8, seed=1)
+    full = row_divergence(q, k, ["linear", "taylor"], causal=True)
+    part = row_divergence(q, k, ["linear", "taylor"], causal=True, max_rows=80)
+    rows = part["linear"]["rows"]
+    assert len(rows) == 80 and rows.unique().numel() == 80 and rows.max() == 299
+    assert sum(s.stop - s.start for s in sample_rows(300, 80)) == 80
+    for name in ("linear", "taylor"):
+        for key in ("tv", "kl", "entropy", "log_n"):
+            assert torch.allclose(part[name][key], full[name][key][..., rows], atol=1e-14)

@@ -78,13 +78,6 @@ def normalise_kernel(
     return safe_divide(kernel, kernel.sum(-1, keepdim=True))
 
 
-def explicit_weights(query_map: FeatureMap, key_map: FeatureMap, q: torch.Tensor, k: torch.Tensor, *, causal: bool):
-    """Weights (…, Nq, Nk) from the features: K = φ_q(Q) φ_k(K)ᵀ, then :func:`normalise_kernel`."""
-    fq, _ = query_map(q)
-    fk, ck = key_map(k)
-    return normalise_kernel(fq @ fk.transpose(-1, -2), ck, causal=causal)
-
-
 # ----------------------------------------------------------------------------------------------
 # efficient form
 # ----------------------------------------------------------------------------------------------

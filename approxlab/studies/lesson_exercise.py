@@ -72,10 +72,13 @@ def draw(df: pd.DataFrame):
     for ax, (col, label) in zip(axes, panels):
         data = df if col == "time_ms" else df[df["variant"] != "softmax"]
         sns.lineplot(data=data, x="n", y=col, hue="variant", style=style, marker="o", ax=ax,
-                     palette=VARIANT_COLORS, legend=ax is axes[-1])
+                     palette=VARIANT_COLORS, legend=ax is axes[0])
         ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
         ax.set_xticks(sorted(df["n"].unique()), labels=[str(n) for n in sorted(df["n"].unique())])
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     device = df["device"].iloc[0] if "device" in df else "cpu"
     fig.suptitle(f"Lesson exercise: (1, 8, N, 64) float32, efficient forms vs softmax — {device}, "
                  f"{int(df['threads'].iloc[0])} threads")

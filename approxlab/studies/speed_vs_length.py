@@ -137,5 +137,5 @@ def draw(df: pd.DataFrame):
                      transform=axes[2, -1].transAxes)
     env = df.iloc[0]
     fig.suptitle(f"Forward time and memory vs N — {env['device']} ({env['device_type']}), {int(env['threads'])} threads, "
-                 f"torch {env['torch']}, SDPA backend {env['sdpa_backend']}; shared, loaded machine: timings are noisy")
+                 f"torch {env['torch']}, SDPA backend {env['sdpa_backend']}; medians with IQR bars")
     return fig

@@ -53,10 +53,12 @@ def draw(name: str, df: pd.DataFrame):
 def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR):
     """Compute (or, for hardware this machine lacks, read back) the data, draw, save PNG/PDF/CSV."""
     module = study(name)
-    csv = Path(outdir) / f"{name}.csv"
     if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available():
-        if not csv.exists():
-            raise FileNotFoundError(f"{name} needs CUDA to compute and no committed {csv} to redraw from")
+        # the data measured on a GPU: the copy in outdir, else the one committed in figures/
+        candidates = [Path(outdir) / f"{name}.csv", DEFAULT_OUTDIR / f"{name}.csv"]
+        csv = next((c for c in candidates if c.exists()), None)
+        if csv is None:
+            raise FileNotFoundError(f"{name} needs CUDA to compute and there is no {candidates[-1]} to redraw from")
         print(f"[{name}] no CUDA here: redrawing from the committed {csv.name}")
         df = pd.read_csv(csv)
     else:

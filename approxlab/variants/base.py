@@ -16,6 +16,12 @@ import torch
 from ..engine import Features
 
 
+def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
+    """A Haar-random D × D orthogonal matrix (float64): QR of a Gaussian matrix, columns signed by diag(R)."""
+    qmat, rmat = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
+    return qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0)
+
+
 class KernelVariant:
     """Base class: subclasses set ``name`` and implement :meth:`features` (and may override the rest)."""
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_int, check_tensor
-from .base import KernelVariant
+from .base import KernelVariant, haar_orthogonal
 
 
 class HLA(KernelVariant):
@@ -40,11 +40,7 @@ class HLA(KernelVariant):
         elif isinstance(projections, str):
             check_choice(projections, "projections", {"orthogonal"})
             gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-            mats = []
-            for _ in range(self.factors):
-                qmat, rmat = torch.linalg.qr(torch.randn(head_dim, head_dim, generator=gen, dtype=torch.float64))
-                mats.append(qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0))
-            self.projections = torch.stack(mats)
+            self.projections = torch.stack([haar_orthogonal(head_dim, gen) for _ in range(self.factors)])
         else:
             check_tensor(projections, "projections", ndim=3)
             if projections.shape[0] != self.factors or projections.shape[1] != head_dim:

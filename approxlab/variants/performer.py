@@ -21,7 +21,7 @@ from functools import lru_cache
 import torch
 
 from .._checks import check_choice, check_int, check_tensor
-from .base import KernelVariant
+from .base import KernelVariant, haar_orthogonal
 
 
 def gaussian_projection(num_features: int, dim: int, *, orthogonal: bool = True, seed: int = 0) -> torch.Tensor:
@@ -43,10 +43,7 @@ def _gaussian_projection(num_features: int, dim: int, orthogonal: bool, seed: in
         return torch.randn(num_features, dim, generator=gen, dtype=torch.float64)
     blocks = []
     for _ in range(math.ceil(num_features / dim)):
-        g = torch.randn(dim, dim, generator=gen, dtype=torch.float64)
-        qmat, rmat = torch.linalg.qr(g)
-        qmat = qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0)  # Haar measure
-        blocks.append(qmat.T)
+        blocks.append(haar_orthogonal(dim, gen).T)
     rows = torch.cat(blocks)[:num_features]
     norms = torch.randn(num_features, dim, generator=gen, dtype=torch.float64).norm(dim=1)
     return rows * norms[:, None]

@@ -19,8 +19,9 @@ import math
 import torch
 
 from . import engine
-from ._checks import check_qkv, resolve_scale
+from ._checks import check_int, check_qkv, resolve_scale
 from .attention import attention_weights
+from .metrics import row_tv
 from .variants import build_kernel
 
 
@@ -37,23 +38,29 @@ def tv_bound(delta):
     return np.tanh(np.asarray(delta, dtype=float) / 2)
 
 
-def value_diameter(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """diam{v_j} = max_{j,l} ‖v_j − v_l‖ per (batch, head): (…, 1); with a causal ``mask`` (Nq, Nk)
-    the diameter of the keys each row sees: (…, Nq)."""
-    dist = torch.cdist(v, v)
-    if mask is None:
-        return dist.amax((-2, -1)).unsqueeze(-1)
-    # prefix diameters: row i sees keys 0..i
-    nk = v.shape[-2]
-    prefix = torch.cummax(torch.cummax(dist, dim=-1).values, dim=-2).values  # max over j, l <= index
-    idx = mask.sum(-1).clamp_min(1) - 1
-    return prefix.diagonal(dim1=-2, dim2=-1)[..., idx] if nk else prefix
+def value_diameter(v: torch.Tensor, *, causal: bool = False, block_rows: int = 1024) -> torch.Tensor:
+    """diam_i = max_{j, l seen by row i} ‖v_j − v_l‖ per (batch, head), in row blocks (memory O(block · N)).
+
+    Non-causal: every row sees every key, shape (…, 1). Causal: the prefix diameter, shape (…, N).
+    """
+    block_rows = check_int(block_rows, "block_rows", minimum=1)
+    n = v.shape[-2]
+    parts = []
+    for start in range(0, n, block_rows):
+        rows = slice(start, min(start + block_rows, n))
+        dist = torch.cdist(v[..., rows, :], v)
+        if causal:
+            dist = dist.masked_fill(~engine.causal_mask(dist.shape[-2], n, v.device, start), 0.0)
+        parts.append(dist.amax(-1))
+    row_max = torch.cat(parts, -1)
+    if causal:
+        return torch.cummax(row_max, -1).values
+    return row_max.amax(-1, keepdim=True)
 
 
 def output_bound(tv: torch.Tensor, v: torch.Tensor, *, causal: bool = False) -> torch.Tensor:
     """TV_i · diam{v_j : j seen by row i}: the bound on ‖o_i − o_softmax,i‖."""
-    mask = engine.causal_mask(tv.shape[-1], v.shape[-2], v.device) if causal else None
-    return tv * value_diameter(v, mask)
+    return tv * value_diameter(v, causal=causal)
 
 
 def row_log_error(log_kernel: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,7 +100,7 @@ def bridge_rows(q, k, v, variant: str, *, causal: bool = False, scale: float | N
     output error ‖o − o_softmax‖ and its bound TV · diam{v}."""
     ref = attention_weights(q, k, "softmax", causal=causal, scale=scale).double()
     approx = attention_weights(q, k, variant, causal=causal, scale=scale, **params).double()
-    tv = 0.5 * (ref - approx).abs().sum(-1)
+    tv = row_tv(ref, approx)
     delta = row_deltas(q, k, variant, causal=causal, scale=scale, **params).double()
     vd = v.double()
     out_err = ((approx - ref) @ vd).norm(dim=-1)

@@ -33,6 +33,7 @@ from ._checks import check_int, check_qkv, resolve_scale
 from .attention import attention, attention_weights
 from .engine import DEFAULT_CHUNK, causal_mask
 from .metrics import row_tv, value_scale
+from .theory import row_log_error, tv_bound, value_diameter
 from .variants import VARIANTS, build_kernel
 
 #: dtype names accepted by :func:`validate`, in the order reported
@@ -55,19 +56,6 @@ def check_dtypes(dtypes: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-def tv_bound(delta: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """The bridge bound tanh(δ/2), from ``approxlab.theory.tv_bound`` where that module exists.
-
-    Returns (bound, source) with source the function used, recorded next to the numbers.
-    """
-    try:
-        from .theory import tv_bound as theory_bound
-    except ImportError:
-        return torch.tanh(delta / 2), "tanh(delta/2)"
-    values = torch.as_tensor(theory_bound(delta), dtype=torch.float64, device=delta.device)
-    return values.reshape(delta.shape), "approxlab.theory.tv_bound"
-
-
 def log_uniform_delta(weights: torch.Tensor, s: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """δ_i = ½ (max_j g_ij − min_j g_ij), g = log a − s, over the allowed keys (``mask`` True).
 
@@ -75,34 +63,11 @@ def log_uniform_delta(weights: torch.Tensor, s: torch.Tensor, mask: torch.Tensor
     an allowed key gives δ = inf (bound 1, still valid); a negative one (a signed kernel, e.g. an odd
     polynomial off its range) gives NaN: the bridge does not apply to that row. Shape (…, Nq).
     """
-    negative = weights < 0
+    invalid = (weights < 0) | torch.isnan(weights)
     if mask is not None:
-        negative = negative & mask
-    g = torch.log(weights.clamp_min(0)) - s
-    if mask is None:
-        hi, lo = g.amax(-1), g.amin(-1)
-    else:
-        hi = g.masked_fill(~mask, -math.inf).amax(-1)
-        lo = g.masked_fill(~mask, math.inf).amin(-1)
-    delta = torch.where(torch.isinf(hi) | torch.isinf(lo), torch.full_like(hi, math.inf), 0.5 * (hi - lo))
-    return delta.masked_fill(negative.any(-1), math.nan)
-
-
-def value_diameter(v: torch.Tensor, *, causal: bool, block_rows: int = 1024) -> torch.Tensor:
-    """diam_i = max_{j, l allowed for row i} ‖v_j − v_l‖, shape (…, N): global (non-causal) or of the prefix."""
-    block_rows = check_int(block_rows, "block_rows", minimum=1)
-    n = v.shape[-2]
-    parts = []
-    for start in range(0, n, block_rows):
-        rows = slice(start, min(start + block_rows, n))
-        dist = torch.cdist(v[..., rows, :], v)
-        if causal:
-            dist = dist.masked_fill(~causal_mask(dist.shape[-2], n, v.device, start), 0.0)
-        parts.append(dist.amax(-1))
-    row_max = torch.cat(parts, -1)
-    if causal:
-        return torch.cummax(row_max, -1).values
-    return row_max.amax(-1, keepdim=True).expand_as(row_max)
+        invalid = invalid & mask
+    delta = row_log_error(torch.log(weights.clamp_min(0)), s, mask)
+    return delta.masked_fill(invalid.any(-1), math.nan)
 
 
 def _nonfinite(x: torch.Tensor) -> int:
@@ -128,8 +93,7 @@ def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), sca
     """Per-row error decomposition of ``variant`` in each dtype against the float64 references.
 
     q, k, v: float64 (B, H, N, D) — the exact inputs; each dtype sees them rounded. Returns
-    {dtype: {KEYS: (B, H, N) float64, "bound", "delta", "diam" (÷ rms‖v‖), "nonfinite": int,
-    "bound_source": str}}. Memory O(block · N · B · H).
+    {dtype: {KEYS: (B, H, N) float64, "bound", "delta", "diam" (÷ rms‖v‖), "nonfinite": int}}. Memory O(block · N · B · H).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
@@ -183,13 +147,13 @@ def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), sca
             d["tv_approx"].append(tv_approx)
             d["tv_fp"].append(row_tv(a_t, a64))
     delta = torch.cat(deltas, -1)
-    bound, source = tv_bound(delta)
+    bound = tv_bound(delta)
     diam = value_diameter(v, causal=causal, block_rows=block) / v_rms
     result = {}
     for t in names:
         out = {key: torch.cat(val, -1) for key, val in parts[t].items()}
         nonfinite[t] += int((~torch.stack([torch.isfinite(x) for x in out.values()]).all(0)).sum())
-        out.update(delta=delta, bound=bound, diam=diam, nonfinite=nonfinite[t], bound_source=source)
+        out.update(delta=delta, bound=bound, diam=diam, nonfinite=nonfinite[t])
         result[t] = out
     return result
 
@@ -230,7 +194,7 @@ def summarise(r: dict, *, bridge: bool = True) -> dict:
         bound_mean=float(r["bound"][ok].mean()) if ok.any() else float("nan"),
         delta_median=float(finite_delta.median()) if finite_delta.numel() else float("inf"),
         infinite_delta_rows=int((~torch.isfinite(r["delta"])).sum()),
-        diam_mean=float(r["diam"].mean()), nonfinite=int(r["nonfinite"]), bound_source=r["bound_source"],
+        diam_mean=float(r["diam"].mean()), nonfinite=int(r["nonfinite"]),
     )
     if bridge:
         row.update(bridge_counts(r))

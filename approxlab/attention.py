@@ -42,7 +42,7 @@ def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale:
     out = engine.efficient_attention(
         kernel.query_features, kernel.key_features,
         q.to(work) * root, k.to(work) * root, v.to(work),
-        causal=causal, chunk_size=chunk_size,
+        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]),
     )
     return out.to(q.dtype)
 

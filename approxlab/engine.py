@@ -25,7 +25,7 @@ FeatureMap = Callable[[torch.Tensor], Features]
 
 DEFAULT_CHUNK = 64
 # elements of one feature block (rows × features × batch·heads) processed at once in the non-causal pass
-_BLOCK_ELEMENTS = 2**24
+_BLOCK_ELEMENTS = 2**20
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -90,84 +90,103 @@ def efficient_attention(
     *,
     causal: bool,
     chunk_size: int = DEFAULT_CHUNK,
+    num_features: Optional[int] = None,
 ) -> torch.Tensor:
-    """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring."""
+    """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring.
+
+    ``num_features`` (F) only sizes the non-causal key blocks; it is probed from one key when not given.
+    """
     if causal:
         return _causal(query_map, key_map, q, k, v, chunk_size)
-    return _noncausal(query_map, key_map, q, k, v)
+    return _noncausal(query_map, key_map, q, k, v, num_features)
 
 
 def _block_rows(n: int, num_features: int, batch_heads: int) -> int:
     return max(1, min(n, _BLOCK_ELEMENTS // max(1, num_features * batch_heads)))
 
 
-def _with_ones(v: torch.Tensor) -> torch.Tensor:
-    """[v, 1] (…, N, Dv+1): one GEMM then gives both φᵀ v and the normaliser Σ φ (last column)."""
-    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+def _project(f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """f · z per row: (…, n, F) with (…, F) -> (…, n) (einsum: a one-column bmm is several times slower on CPU)."""
+    return torch.einsum("...nf,...f->...n", f, z)
 
 
-def _split(numden: torch.Tensor) -> torch.Tensor:
-    return safe_divide(numden[..., :-1], numden[..., -1:])
+def _divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """Row outputs num_i / den_i with num (…, n, Dv) and den (…, n)."""
+    return safe_divide(num, den.unsqueeze(-1))
 
 
-def _noncausal(query_map, key_map, q, k, v):
+def _noncausal(query_map, key_map, q, k, v, num_features):
     nk, nq = k.shape[-2], q.shape[-2]
-    num_features = key_map(k[..., :1, :])[0].shape[-1]
+    if num_features is None:
+        num_features = key_map(k[..., :1, :])[0].shape[-1]
     step = _block_rows(max(nk, nq), num_features, q.shape[0] * q.shape[1])
-    v1 = _with_ones(v)
-    state = running_max = None  # state = Σ_j φ(k_j) [v_j, 1] (…, F, Dv+1)
+    # state S = Σ_j φ(k_j) v_jᵀ (…, F, Dv) and normaliser z = Σ_j φ(k_j) (…, F); with key scales both are
+    # held relative to exp(running max)
+    state = normaliser = running_max = None
     for start in range(0, nk, step):
         fk, ck = key_map(k[..., start : start + step, :])
-        vb = v1[..., start : start + step, :]
-        if ck is not None:  # carry exp(c_j − running max) exactly
+        vb = v[..., start : start + step, :]
+        if ck is None:
+            kz = fk.sum(-2)
+        else:  # carry exp(c_j − running max) exactly
             block_max = ck.amax(-1)
             new_max = block_max if running_max is None else torch.maximum(running_max, block_max)
             if state is not None:
-                state = state * torch.exp(running_max - new_max)[..., None, None]
-            vb = vb * torch.exp(ck - new_max[..., None])[..., None]  # (N, Dv+1) is cheaper to scale than (N, F)
+                rescale = torch.exp(running_max - new_max)
+                state, normaliser = state * rescale[..., None, None], normaliser * rescale[..., None]
+            weight = torch.exp(ck - new_max[..., None])  # (…, n): cheaper to scale v than the (n, F) features
+            vb = vb * weight[..., None]
+            kz = (weight.unsqueeze(-2) @ fk).squeeze(-2)
             running_max = new_max
         kv = fk.transpose(-1, -2) @ vb
-        state = kv if state is None else state + kv
+        state, normaliser = (kv, kz) if state is None else (state + kv, normaliser + kz)
     outputs = []
     for start in range(0, nq, step):
         fq, _ = query_map(q[..., start : start + step, :])
-        outputs.append(_split(fq @ state))
+        outputs.append(_divide(fq @ state, _project(fq, normaliser)))
     return torch.cat(outputs, dim=-2)
 
 
 def _causal(query_map, key_map, q, k, v, chunk_size):
     n = q.shape[-2]
-    v1 = _with_ones(v)
-    state = prev_max = None  # Σ_{j < chunk} φ(k_j) [v_j, 1], scaled by exp(−prev_max) when keys carry a scale
+    # prefix state S = Σ_{j < chunk} φ(k_j) v_jᵀ and z = Σ_{j < chunk} φ(k_j), scaled by exp(−prev_max)
+    # when keys carry a scale
+    state = normaliser = prev_max = None
     outputs = []
     for start in range(0, n, chunk_size):
         sl = slice(start, start + chunk_size)
         fq, _ = query_map(q[..., sl, :])
         fk, ck = key_map(k[..., sl, :])
-        vc = v1[..., sl, :]
-        block = (fq @ fk.transpose(-1, -2)).tril()  # (…, C, C), j <= i
+        vc = v[..., sl, :]
+        block = (fq @ fk.transpose(-1, -2)).tril_()  # (…, C, C), j <= i
         if ck is None:
-            numden = block @ vc
+            num, den = block @ vc, block.sum(-1)
             if state is not None:
-                numden = numden + fq @ state
-            kv = fk.transpose(-1, -2) @ vc
-            state = kv if state is None else state + kv
+                num = num + fq @ state
+                den = den + _project(fq, normaliser)
+            kv, kz = fk.transpose(-1, -2) @ vc, fk.sum(-2)
+            state, normaliser = (kv, kz) if state is None else (state + kv, normaliser + kz)
         else:
             # row max m_i = max(prev, max_{j<=i} c_j): every exponent below is <= 0
             row_max = torch.cummax(ck, dim=-1).values
             if prev_max is not None:
                 row_max = torch.maximum(row_max, prev_max[..., None])
             decay = torch.exp(ck.unsqueeze(-2) - row_max.unsqueeze(-1)).tril()  # exp(c_j − m_i), j <= i
-            numden = (block * decay) @ vc
+            block = block * decay
+            num, den = block @ vc, block.sum(-1)
             end_max = row_max[..., -1]
             if state is not None:
-                carry = torch.exp(prev_max[..., None] - row_max).unsqueeze(-1)  # exp(m_prev − m_i)
-                numden = numden + (fq @ state) * carry
-            kv = fk.transpose(-1, -2) @ (vc * torch.exp(ck - end_max[..., None])[..., None])
+                carry = torch.exp(prev_max[..., None] - row_max)  # exp(m_prev − m_i)
+                num = num + (fq @ state) * carry[..., None]
+                den = den + _project(fq, normaliser) * carry
+            weight = torch.exp(ck - end_max[..., None])
+            kv, kz = fk.transpose(-1, -2) @ (vc * weight[..., None]), (weight.unsqueeze(-2) @ fk).squeeze(-2)
             if state is None:
-                state = kv
+                state, normaliser = kv, kz
             else:
-                state = state * torch.exp(prev_max - end_max)[..., None, None] + kv
+                rescale = torch.exp(prev_max - end_max)
+                state = state * rescale[..., None, None] + kv
+                normaliser = normaliser * rescale[..., None] + kz
             prev_max = end_max
-        outputs.append(_split(numden))
+        outputs.append(_divide(num, den))
     return torch.cat(outputs, dim=-2)

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import torch.utils.benchmark as benchmark
 
 from . import attention
 from .environment import describe
+from .timing import keep_freed_memory, time_call
 from .variants import KERNELS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -155,18 +155,6 @@ def build(case: Case, device) -> Callable:
 # ----------------------------------------------------------------------------------------------
 # measurement
 # ----------------------------------------------------------------------------------------------
-def measure_time(fn: Callable, *, min_run_time: float = 0.2, min_runs: int = 3, warmup: int = 1):
-    """(median s, IQR s, runs): warm-up calls, then ``blocked_autorange``, topped up to ``min_runs`` samples."""
-    for _ in range(warmup):
-        fn()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
-    while len(times) < min_runs:
-        times.append(timer.timeit(1).median)
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return float(med), float(q3 - q1), len(times)
-
-
 def peak_memory(fn: Callable, device) -> float:
     """Bytes allocated at the peak of one call, above what was allocated before it."""
     device = torch.device(device)
@@ -219,7 +207,8 @@ def naive_bytes(case: Case) -> int:
 def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3) -> dict:
     """Time and peak memory of one case, with the roofline columns."""
     fn = build(case, device)
-    median, iqr, runs = measure_time(fn, min_run_time=min_run_time, min_runs=min_runs)
+    timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs)
+    median, iqr, runs = timing.median_s, timing.iqr_s, timing.runs
     peak = peak_memory(fn, device)
     elt = torch.finfo(DTYPES[case.dtype]).bits // 8
     io_bytes = 4 * case.batch * case.heads * case.n * case.head_dim * elt
@@ -270,13 +259,18 @@ def blog_cases(lengths=(128, 256, 512, 1024, 2048, 4096, 6000), methods=("naive_
 
 
 def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
-        memory_budget: float = 4 * 2**30, max_call_s: float = 10.0, progress: bool = True) -> pd.DataFrame:
+        memory_budget: float = 4 * 2**30, max_call_s: float = 10.0, progress: bool = True,
+        keep_freed: bool = True) -> pd.DataFrame:
     """Measure ``cases`` in order; one row each. A case is skipped (``status`` says why) when naive
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
-    ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA)."""
+    ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
+    ``keep_freed``: on CPU, first set the process's allocator to reuse freed memory
+    (:func:`approxlab.timing.keep_freed_memory`); the ``cpu_allocator`` column says which was in force."""
     from tqdm.auto import tqdm
 
     device = check_device(device)
+    if keep_freed and device.type == "cpu":
+        keep_freed_memory()
     env = describe(device)
     backend = {dt: sdpa_backend(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
     too_slow: dict = {}
@@ -390,5 +384,5 @@ def banner(device="cpu") -> str:
     return " | ".join(f"{k}={v}" for k, v in env.items())
 
 
-__all__ = ["Case", "METHODS", "run", "measure", "measure_time", "peak_memory", "scaling_cases", "blog_cases",
+__all__ = ["Case", "METHODS", "run", "measure", "peak_memory", "scaling_cases", "blog_cases",
            "crossover", "speedup", "peer_agreement", "naive_softmax", "banner", "batch_heads", "check_device"]

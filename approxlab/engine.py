@@ -24,8 +24,11 @@ Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
 DEFAULT_CHUNK = 64
-# elements of one feature block (rows × features × batch·heads) processed at once in the non-causal pass
+# the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
+# batch·heads; 4 MiB in float32, so a block stays in cache between its GEMMs), but never fewer than
+# _MIN_BLOCK_ROWS rows (wide feature maps like Taylor's pay a per-block cost to build their features)
 _BLOCK_ELEMENTS = 2**20
+_MIN_BLOCK_ROWS = 512
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -102,7 +105,7 @@ def efficient_attention(
 
 
 def _block_rows(n: int, num_features: int, batch_heads: int) -> int:
-    return max(1, min(n, _BLOCK_ELEMENTS // max(1, num_features * batch_heads)))
+    return max(1, min(n, max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))))
 
 
 def _project(f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

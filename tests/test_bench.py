@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from approxlab import attention, bench
 from approxlab.cli import main as cli_main
+from approxlab.environment import describe
+from approxlab.timing import allocator_state, keep_freed_memory, time_call
 from approxlab.variants.power_series import monomial_features, monomial_features_reference
 
 
@@ -57,10 +59,23 @@ def test_unknown_method_and_missing_cuda_are_named():
 
 
 # ---------------------------------------------------------------------------------------------- measurement
-def test_measure_time_sees_a_known_delay():
-    median, iqr, runs = bench.measure_time(lambda: time.sleep(0.004), min_run_time=0.02, min_runs=5)
+def test_time_call_sees_a_known_delay():
+    timing = time_call(lambda: time.sleep(0.004), min_run_time=0.02, min_runs=5)
+    median, iqr, runs = timing.median_s, timing.iqr_s, timing.runs
     assert runs >= 5 and iqr >= 0
     assert 0.004 <= median < 0.2  # sleep never returns early; the upper bound allows a loaded machine
+
+
+@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_is_set_and_recorded_beside_the_timings():
+    state = keep_freed_memory()
+    assert state.startswith("glibc keep-freed") and keep_freed_memory() == state  # idempotent
+    assert allocator_state() == state and describe("cpu")["cpu_allocator"] == state
+    # the allocator still works: a large block is allocated, freed and allocated again with the right values
+    for _ in range(2):
+        big = torch.full((2**23,), 3.0)
+        assert float(big.sum()) == 3.0 * 2**23
+        del big
 
 
 def test_peak_memory_counts_allocations_on_cpu():

@@ -45,7 +45,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bench(args) -> None:
     from . import bench
 
-    print(bench.banner(bench.check_device(args.device)))
+    from .timing import keep_freed_memory
+
+    device = bench.check_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # before the banner, so that it reports the allocator the timings use
+    print(bench.banner(device))
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
     cases = bench.scaling_cases(args.methods, args.lengths, causal=causal, dtypes=args.dtypes, head_dim=args.head_dim,
                                 max_batch_heads=args.max_batch_heads, max_tokens=args.max_tokens)

@@ -30,9 +30,14 @@ def _prepare(q, k, v, variant, causal, scale):
 
 
 def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
-              chunk_size: int = engine.DEFAULT_CHUNK, **params) -> torch.Tensor:
-    """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels."""
+              chunk_size: int = engine.DEFAULT_CHUNK, backend: str = "torch", **params) -> torch.Tensor:
+    """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
+
+    ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
+    """
     scale = _prepare(q, k, v, variant, causal, scale)
+    if backend not in engine.BACKENDS:
+        raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
     if variant == "softmax":
         return softmax_attention(q, k, v, causal=causal, scale=scale)
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
@@ -42,7 +47,7 @@ def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale:
     out = engine.efficient_attention(
         kernel.query_features, kernel.key_features,
         q.to(work) * root, k.to(work) * root, v.to(work),
-        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]),
+        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
     )
     return out.to(q.dtype)
 

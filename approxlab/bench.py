@@ -7,7 +7,8 @@ Methods (``METHODS``):
     sdpa            torch.nn.functional.scaled_dot_product_attention, best backend available
     naive_softmax   softmax(Q Kᵀ · scale) V with the N×N matrix in memory (what the blog timed)
     <variant>       approxlab.attention(q, k, v, variant): each kernel variant's efficient form
-    <variant>_compiled  the same under torch.compile (optional, ``compiled=True``)
+    <variant>_compiled  the same under torch.compile
+    <variant>_triton    the causal form as one fused Triton kernel (``backend="triton"``; CUDA)
     performer_pytorch   performer-pytorch's FastAttention at the same number of features m
     fla_linear      flash-linear-attention's chunk kernel on elu+1 features (CUDA, when importable)
 
@@ -39,6 +40,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 BASELINES = ("identity", "sdpa", "naive_softmax")
 PEERS = ("performer_pytorch", "fla_linear")
 METHODS = BASELINES + tuple(KERNELS) + PEERS
+SUFFIXES = ("_compiled", "_triton")
 #: HBM peak (bytes/s) of GPUs whose name contains the key, for the % of roofline column
 HBM_PEAK = {"H100 PCIe": 2.0e12, "H100": 3.35e12, "H200": 4.8e12, "A100-SXM4-80GB": 2.04e12, "A100": 1.555e12,
             "L4": 0.3e12, "T4": 0.32e12, "A10G": 0.6e12}
@@ -60,10 +62,20 @@ class Case:
 
 
 def check_method(method: str) -> str:
-    base = method[: -len("_compiled")] if method.endswith("_compiled") else method
-    if base not in METHODS or (method.endswith("_compiled") and base not in KERNELS and base != "sdpa"):
-        raise ValueError(f"method must be one of {list(METHODS)} (or <variant>_compiled), got {method!r}")
+    base, suffix = split_method(method)
+    allowed = {"": METHODS, "_compiled": tuple(KERNELS) + ("sdpa",), "_triton": tuple(KERNELS)}[suffix]
+    if base not in allowed:
+        raise ValueError(f"method must be one of {list(METHODS)} (or <variant>_compiled, <variant>_triton), "
+                         f"got {method!r}")
     return method
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """"linear_compiled" -> ("linear", "_compiled"); "linear" -> ("linear", "")."""
+    for suffix in SUFFIXES:
+        if method.endswith(suffix):
+            return method[: -len(suffix)], suffix
+    return method, ""
 
 
 def check_device(device) -> torch.device:
@@ -126,8 +138,8 @@ def build(case: Case, device) -> Callable:
     device = torch.device(device)
     q, k, v = make_inputs(case, device)
     method, causal = case.method, case.causal
-    compiled = method.endswith("_compiled")
-    base = method[: -len("_compiled")] if compiled else method
+    base, suffix = split_method(method)
+    compiled = suffix == "_compiled"
     if base == "identity":
         fn = lambda q, k, v: v.clone()  # noqa: E731
     elif base == "sdpa":
@@ -136,7 +148,10 @@ def build(case: Case, device) -> Callable:
         fn = lambda q, k, v: naive_softmax(q, k, v, causal=causal)  # noqa: E731
     elif base in KERNELS:
         params = dict(case.params)
-        fn = lambda q, k, v: attention(q, k, v, base, causal=causal, **params)  # noqa: E731
+        backend = "triton" if suffix == "_triton" else "torch"
+        if backend == "triton" and not causal:
+            raise NotImplementedError("the Triton backend fuses the causal form; non-causal is the torch path")
+        fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend, **params)  # noqa: E731
     elif base == "performer_pytorch":
         peer = _performer_pytorch(case, device, q.dtype)
         fn = lambda q, k, v: peer(q, k, v)  # noqa: E731
@@ -215,7 +230,7 @@ def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: in
     flops = 4 * case.batch * case.heads * case.n**2 * case.head_dim * (0.5 if case.causal else 1.0)
     roof = hbm_peak(device)
     gbps = io_bytes / median / 1e9
-    exact = case.method.split("_compiled")[0] in ("sdpa", "naive_softmax")
+    exact = split_method(case.method)[0] in ("sdpa", "naive_softmax")
     return dict(
         time_ms=1e3 * median, iqr_ms=1e3 * iqr, runs=runs, peak_mem_mb=peak / 2**20, io_bytes=io_bytes,
         achieved_gbps=gbps, hbm_fraction=(gbps * 1e9 / roof) if roof else float("nan"),
@@ -248,7 +263,7 @@ def scaling_cases(methods: Iterable[str], lengths: Iterable[int], *, causal=(Fal
                 for method in methods:
                     check_method(method)
                     cases.append(Case(method, int(n), 1, heads, head_dim, bool(c), dtype, "scaling",
-                                      dict(params.get(method.split("_compiled")[0], {}))))
+                                      dict(params.get(split_method(method)[0], {}))))
     return cases
 
 

@@ -24,6 +24,7 @@ Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
 DEFAULT_CHUNK = 64
+BACKENDS = ("torch", "triton")
 # the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
 # batch·heads; 4 MiB in float32, so a block stays in cache between its GEMMs), but never fewer than
 # _MIN_BLOCK_ROWS rows (wide feature maps like Taylor's pay a per-block cost to build their features)
@@ -94,14 +95,34 @@ def efficient_attention(
     causal: bool,
     chunk_size: int = DEFAULT_CHUNK,
     num_features: Optional[int] = None,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring.
 
     ``num_features`` (F) only sizes the non-causal key blocks; it is probed from one key when not given.
+    ``backend="triton"``: the causal form in one fused kernel (:mod:`approxlab.fused`; feature maps
+    without a per-key scale); the non-causal form is the same torch GEMMs for either backend.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if causal and backend == "triton":
+        return _causal_fused(query_map, key_map, q, k, v, chunk_size)
     if causal:
         return _causal(query_map, key_map, q, k, v, chunk_size)
     return _noncausal(query_map, key_map, q, k, v, num_features)
+
+
+def _causal_fused(query_map, key_map, q, k, v, chunk_size):
+    from . import fused
+
+    if not fused.available():
+        raise RuntimeError("backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1 on CPU)")
+    fq, _ = query_map(q)
+    fk, ck = key_map(k)
+    if ck is not None:
+        raise ValueError("backend='triton' takes feature maps without a per-key scale (not performer); "
+                         "use backend='torch'")
+    return fused.causal_linear_triton(fq, fk, v, chunk_size=chunk_size)
 
 
 def _block_rows(n: int, num_features: int, batch_heads: int) -> int:

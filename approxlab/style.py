@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
-          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla"]
+          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton"]
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
 VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
 
@@ -24,7 +25,8 @@ def use_style() -> None:
 
 
 def color(name: str):
-    return VARIANT_COLORS.get(name, _PALETTE[hash(name) % len(_PALETTE)])
+    """The variant's colour; any other name gets a fixed one from its CRC (same in every process)."""
+    return VARIANT_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
 
 
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:

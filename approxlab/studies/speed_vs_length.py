@@ -13,7 +13,7 @@ import pandas as pd
 from .. import bench
 
 METHODS = ["identity", "sdpa", "naive_softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla",
-           "performer_pytorch"]
+           "performer_pytorch", "linear_triton", "fla_linear"]  # the last two run on CUDA only (skipped rows on CPU)
 PROFILES = {
     "quick": dict(lengths=[256, 1024, 4096], dtypes=("float32", "bfloat16"), max_tokens=2**15,
                   blog=[128, 512, 2048], min_run_time=0.05, max_call_s=2.0, memory_budget=2 * 2**30),
@@ -29,7 +29,7 @@ def cases(profile: str = "quick") -> list[bench.Case]:
                                max_batch_heads=8, max_tokens=cfg["max_tokens"])
     # bfloat16: the kernel variants compute in float32 inside, so time the baselines and two variants only;
     # the quick profile skips naive softmax (CPU bf16 matmul is slow) and causal bf16
-    keep16 = {"identity", "sdpa", "naive_softmax", "linear", "performer"} if profile == "full" else {
+    keep16 = {"identity", "sdpa", "naive_softmax", "linear", "performer", "linear_triton", "fla_linear"} if profile == "full" else {
         "identity", "sdpa", "linear", "performer"}
     grid = [c for c in grid if c.dtype == "float32" or (c.method in keep16 and (profile == "full" or not c.causal))]
     return grid + bench.blog_cases(cfg["blog"])
@@ -69,7 +69,7 @@ def draw(df: pd.DataFrame):
     cross = bench.crossover(df)
     fig, axes = plt.subplots(3, len(panels) + 1, figsize=(3.6 * (len(panels) + 1), 9.6), constrained_layout=True,
                              squeeze=False)
-    styles = {"identity": ":", "sdpa": "-", "naive_softmax": "--", "performer_pytorch": "-."}
+    styles = {"identity": ":", "sdpa": "-", "naive_softmax": "--", "performer_pytorch": "-.", "fla_linear": "-."}
     for col, (dtype, causal) in enumerate(panels):
         sub = ok[(ok["protocol"] == "scaling") & (ok["dtype"] == dtype) & (ok["causal"] == causal)]
         ref = sub[sub["method"] == "sdpa"].set_index("n")["time_ms"]

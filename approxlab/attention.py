@@ -30,17 +30,19 @@ def _prepare(q, k, v, variant, causal, scale):
 
 
 def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
-              chunk_size: int = engine.DEFAULT_CHUNK, backend: str = "torch", **params) -> torch.Tensor:
+              chunk_size: int | None = None, backend: str = "torch", **params) -> torch.Tensor:
     """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
 
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
+    ``chunk_size``: positions per causal chunk (None: the backend's default).
     """
     scale = _prepare(q, k, v, variant, causal, scale)
     if backend not in engine.BACKENDS:
         raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
     if variant == "softmax":
         return softmax_attention(q, k, v, causal=causal, scale=scale)
-    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     kernel = build_kernel(variant, q.shape[-1], **params)
     work = engine.compute_dtype(q.dtype)
     root = math.sqrt(scale)

@@ -23,7 +23,9 @@ import torch
 Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
-DEFAULT_CHUNK = 64
+# positions per causal chunk: each chunk is a dozen tensor ops, so on CPU 128 beats 64 (fewer ops) and 256
+# (a C×C block grows as C²); the fused kernel keeps its own (approxlab.fused.DEFAULT_CHUNK)
+DEFAULT_CHUNK = 128
 BACKENDS = ("torch", "triton")
 # the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
 # batch·heads; 4 MiB in float32, so a block stays in cache between its GEMMs), but never fewer than
@@ -93,13 +95,13 @@ def efficient_attention(
     v: torch.Tensor,
     *,
     causal: bool,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: Optional[int] = None,
     num_features: Optional[int] = None,
     backend: str = "torch",
 ) -> torch.Tensor:
     """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring.
 
-    ``num_features`` (F) only sizes the non-causal key blocks; it is probed from one key when not given.
+    ``chunk_size``: causal chunk length (None: the backend's default). ``num_features`` (F) only sizes the non-causal key blocks; it is probed from one key when not given.
     ``backend="triton"``: the causal form in one fused kernel (:mod:`approxlab.fused`; feature maps
     without a per-key scale); the non-causal form is the same torch GEMMs for either backend.
     """
@@ -108,7 +110,7 @@ def efficient_attention(
     if causal and backend == "triton":
         return _causal_fused(query_map, key_map, q, k, v, chunk_size)
     if causal:
-        return _causal(query_map, key_map, q, k, v, chunk_size)
+        return _causal(query_map, key_map, q, k, v, chunk_size or DEFAULT_CHUNK)
     return _noncausal(query_map, key_map, q, k, v, num_features)
 
 
@@ -122,7 +124,7 @@ def _causal_fused(query_map, key_map, q, k, v, chunk_size):
     if ck is not None:
         raise ValueError("backend='triton' takes feature maps without a per-key scale (not performer); "
                          "use backend='torch'")
-    return fused.causal_linear_triton(fq, fk, v, chunk_size=chunk_size)
+    return fused.causal_linear_triton(fq, fk, v, chunk_size=chunk_size or fused.DEFAULT_CHUNK)
 
 
 def _block_rows(n: int, num_features: int, batch_heads: int) -> int:

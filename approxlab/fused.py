@@ -25,6 +25,7 @@ import torch
 from .engine import causal_mask, safe_divide
 
 MAX_FEATURES = 256
+DEFAULT_CHUNK = 64
 
 
 def causal_linear_reference(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ def _kernel():
     return _KERNEL
 
 
-def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *, chunk_size: int = 64,
+def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK,
                          block_v: int = 64, exact_float32: bool = True) -> torch.Tensor:
     """Causal linear attention in one Triton launch per (value block, batch·head); see the module docstring.
 

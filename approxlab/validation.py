@@ -31,7 +31,7 @@ import torch
 
 from ._checks import check_int, check_qkv, resolve_scale
 from .attention import attention, attention_weights
-from .engine import DEFAULT_CHUNK, causal_mask
+from .engine import causal_mask
 from .metrics import row_tv, value_scale
 from .theory import row_log_error, tv_bound, value_diameter
 from .variants import VARIANTS, build_kernel
@@ -89,7 +89,7 @@ def _fixed_params(variant: str, head_dim: int, params: dict | None) -> dict:
 
 
 def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), scale: float | None = None,
-               params: dict | None = None, block_elements: int = 2**22, chunk_size: int = DEFAULT_CHUNK) -> dict:
+               params: dict | None = None, block_elements: int = 2**22, chunk_size: int | None = None) -> dict:
     """Per-row error decomposition of ``variant`` in each dtype against the float64 references.
 
     q, k, v: float64 (B, H, N, D) — the exact inputs; each dtype sees them rounded. Returns

@@ -50,6 +50,10 @@ def test_unknown_method_and_missing_cuda_are_named():
     with pytest.raises(ValueError, match="method"):
         bench.check_method("flash")
     with pytest.raises(ValueError, match="method"):
+        bench.check_method("sdpa_triton")  # only kernel variants have a fused causal form
+    assert bench.check_method("linear_triton") == "linear_triton"
+    assert bench.split_method("linear_compiled") == ("linear", "_compiled")
+    with pytest.raises(ValueError, match="method"):
         bench.check_method("identity_compiled")
     with pytest.raises(ValueError, match="dtypes"):
         bench.scaling_cases(["sdpa"], [8], dtypes=("int8",))
@@ -99,6 +103,8 @@ def test_run_records_environment_and_skips_with_a_reason():
     assert naive[64] == "ok" and naive[128].startswith("skipped: N×N")
     fla = df[df["method"] == "fla_linear"]["status"]
     assert fla.str.startswith("skipped").all()  # no triton/GPU here, or non-causal: never a fake number
+    fused = bench.run([bench.Case("linear_triton", 64, 1, 1, 16)], progress=False)["status"]
+    assert fused.iloc[0].startswith("skipped: NotImplementedError")  # the fused kernel is the causal form
     ok = df[df["status"] == "ok"]
     assert (ok["time_ms"] > 0).all() and (ok["runs"] >= 3).all()
     assert ok["tflops"].notna().eq(ok["method"].isin(["sdpa", "naive_softmax"])).all()

@@ -120,9 +120,11 @@ def _performer_pytorch(case: Case, device, dtype):
     return peer.to(device=device, dtype=dtype)
 
 
-def _fla_linear(case: Case):
+def _fla_linear(case: Case, device):
     if not case.causal:
         raise NotImplementedError("fla's chunk linear attention kernel is causal only")
+    if torch.device(device).type != "cuda":
+        raise NotImplementedError("fla's chunk kernel is timed on CUDA only (its CPU fallback is not the kernel)")
     from fla.ops.linear_attn import chunk_linear_attn  # needs triton and a GPU
 
     def fn(q, k, v):  # fla layout (B, N, H, D); elu+1 features as approxlab's "linear"
@@ -156,7 +158,7 @@ def build(case: Case, device) -> Callable:
         peer = _performer_pytorch(case, device, q.dtype)
         fn = lambda q, k, v: peer(q, k, v)  # noqa: E731
     else:
-        fn = _fla_linear(case)
+        fn = _fla_linear(case, device)
     if compiled:
         fn = torch.compile(fn, dynamic=False)
 

@@ -92,3 +92,16 @@ def test_bad_input_is_refused_by_name():
         attention(q, q, q, "performer", causal=True, backend="triton")
     with pytest.raises(ValueError, match="backend"):
         attention(q, q, q, "linear", causal=True, backend="cuda")
+
+
+def test_fused_kernel_and_engine_match_flash_linear_attention_reference():
+    """Peer oracle: fla's naive recurrent linear attention (normalize=True; it computes in float32 and
+    adds 1e-10 to the denominator) against the fused kernel and the torch causal form."""
+    naive = pytest.importorskip("fla.ops.linear_attn.naive", reason="needs fla-core").naive_recurrent_linear_attn
+    fq, fk = features(2, 3, 150, 32, seed=12), features(2, 3, 150, 32, seed=13)
+    v = features(2, 3, 150, 48, seed=14, kind="signed")
+    theirs, _ = naive(*(x.transpose(1, 2).cpu() for x in (fq, fk, v)), scale=1.0, normalize=True)  # (B, T, H, D)
+    theirs = theirs.transpose(1, 2)
+    torch.testing.assert_close(fused.causal_linear_triton(fq, fk, v).cpu(), theirs, rtol=1e-5, atol=1e-6)
+    ours = fused.causal_linear_reference(fq.double(), fk.double(), v.double()).cpu()
+    torch.testing.assert_close(ours.float(), theirs, rtol=1e-5, atol=1e-6)

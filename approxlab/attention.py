@@ -44,6 +44,13 @@ def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale:
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     kernel = build_kernel(variant, q.shape[-1], **params)
+    return kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size, backend=backend)
+
+
+def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size: int | None = None,
+                     backend: str = "torch") -> torch.Tensor:
+    """The efficient form for an already-built kernel variant, without input checks (what
+    :func:`attention` runs after checking; what the benchmarks compile)."""
     work = engine.compute_dtype(q.dtype)
     root = math.sqrt(scale)
     out = engine.efficient_attention(

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from . import attention
+from .attention import kernel_attention
 from .environment import describe
 from .timing import keep_freed_memory, time_call
-from .variants import KERNELS
+from .variants import KERNELS, build_kernel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 BASELINES = ("identity", "sdpa", "naive_softmax")
@@ -107,8 +108,6 @@ def naive_softmax(q, k, v, *, causal: bool = False) -> torch.Tensor:
 
 def performer_features(head_dim: int, params: dict) -> int:
     """m of approxlab's performer with ``params`` (the same m is given to the peer)."""
-    from .variants import build_kernel
-
     return build_kernel("performer", head_dim, **params).num_random
 
 
@@ -153,7 +152,12 @@ def build(case: Case, device) -> Callable:
         backend = "triton" if suffix == "_triton" else "torch"
         if backend == "triton" and not causal:
             raise NotImplementedError("the Triton backend fuses the causal form; non-causal is the torch path")
-        fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend, **params)  # noqa: E731
+        if compiled:  # compile the math, not the input checks (they would break the graph)
+            kernel = build_kernel(base, case.head_dim, **params)
+            scale = case.head_dim**-0.5
+            fn = lambda q, k, v: kernel_attention(kernel, q, k, v, causal=causal, scale=scale)  # noqa: E731
+        else:
+            fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend, **params)  # noqa: E731
     elif base == "performer_pytorch":
         peer = _performer_pytorch(case, device, q.dtype)
         fn = lambda q, k, v: peer(q, k, v)  # noqa: E731

@@ -35,7 +35,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--max-batch-heads", type=int, default=8, help="B·H at short N")
     parser.add_argument("--max-tokens", type=int, default=2**16, help="B·H·N cap: B·H shrinks at long N")
-    parser.add_argument("--blog", action="store_true", help="also the blog protocol (batch 32, D 64, N 128…6000)")
+    parser.add_argument("--protocol", choices=["scaling", "blog", "both"], default="scaling",
+                        help="scaling: --methods × --lengths (default); blog: the blog's protocol (batch 32, "
+                             "one head, D 64, N 128…6000; naive softmax, SDPA, linear, identity); both")
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of timed runs per case")
     parser.add_argument("--max-call-s", type=float, default=10.0, help="skip larger N once a call takes longer")
     parser.add_argument("--memory-budget-gib", type=float, default=4.0, help="skip naive softmax above this")
@@ -52,9 +54,12 @@ def run_bench(args) -> None:
         keep_freed_memory()  # before the banner, so that it reports the allocator the timings use
     print(bench.banner(device))
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
-    cases = bench.scaling_cases(args.methods, args.lengths, causal=causal, dtypes=args.dtypes, head_dim=args.head_dim,
-                                max_batch_heads=args.max_batch_heads, max_tokens=args.max_tokens)
-    if args.blog:
+    cases = []
+    if args.protocol in ("scaling", "both"):
+        cases += bench.scaling_cases(args.methods, args.lengths, causal=causal, dtypes=args.dtypes,
+                                     head_dim=args.head_dim, max_batch_heads=args.max_batch_heads,
+                                     max_tokens=args.max_tokens)
+    if args.protocol in ("blog", "both"):
         cases += bench.blog_cases()
     df = bench.run(cases, args.device, min_run_time=args.min_run_time, max_call_s=args.max_call_s,
                    memory_budget=args.memory_budget_gib * 2**30)

@@ -32,6 +32,8 @@ BACKENDS = ("torch", "triton")
 # _MIN_BLOCK_ROWS rows (wide feature maps like Taylor's pay a per-block cost to build their features)
 _BLOCK_ELEMENTS = 2**20
 _MIN_BLOCK_ROWS = 512
+# elements held at once by one pass of the chunk-parallel causal form (features, per-chunk states, C×C blocks)
+_PASS_ELEMENTS = 2**22
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -174,6 +176,57 @@ def _noncausal(query_map, key_map, q, k, v, num_features):
 
 
 def _causal(query_map, key_map, q, k, v, chunk_size):
+    probe, scale = key_map(k[..., :1, :])
+    if scale is None:
+        return _causal_parallel(query_map, key_map, q, k, v, chunk_size, probe.shape[-1])
+    return _causal_sequential(query_map, key_map, q, k, v, chunk_size)
+
+
+def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
+    """Chunk-parallel causal form for feature maps without a key scale (the form of fla's naive chunk op).
+
+    Rows go in passes of several chunks; inside a pass every chunk c at once:
+        kv_c = φ(K_c)ᵀ V_c,   S_<c = S_prev + Σ_{c' < c} kv_c'    (exclusive cumsum over chunks)
+        o_c  = [tril(φ(Q_c) φ(K_c)ᵀ) V_c + φ(Q_c) S_<c] / [rowsum tril(…) + φ(Q_c)·z_<c]
+    so a pass is a handful of batched GEMMs instead of a dozen tensor ops per chunk.
+    """
+    n, dv = v.shape[-2], v.shape[-1]
+    batch_heads = max(1, v.numel() // max(1, n * dv))
+    f = num_features
+    per_chunk = batch_heads * chunk_size * (2 * f + f * dv // chunk_size + chunk_size + dv)
+    rows = chunk_size * max(1, _PASS_ELEMENTS // per_chunk)
+    state = normaliser = None  # S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) over the previous passes
+    outputs = []
+    for start in range(0, n, rows):
+        sl = slice(start, start + rows)
+        fq, _ = query_map(q[..., sl, :])
+        fk, _ = key_map(k[..., sl, :])
+        vb = v[..., sl, :]
+        length = fq.shape[-2]
+        chunks = -(-length // chunk_size)
+        pad = chunks * chunk_size - length
+        if pad:  # zero features and values: padded keys add nothing, padded rows are dropped below
+            fq, fk, vb = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (fq, fk, vb))
+        fq, fk, vb = (x.unflatten(-2, (chunks, chunk_size)) for x in (fq, fk, vb))  # (…, chunks, C, ·)
+        kv = fk.transpose(-1, -2) @ vb  # (…, chunks, F, Dv)
+        kz = fk.sum(-2)  # (…, chunks, F)
+        prefix, prefix_z = torch.zeros_like(kv), torch.zeros_like(kz)
+        if chunks > 1:
+            prefix[..., 1:, :, :] = kv[..., :-1, :, :].cumsum(-3)
+            prefix_z[..., 1:, :] = kz[..., :-1, :].cumsum(-2)
+        if state is not None:
+            prefix = prefix + state.unsqueeze(-3)
+            prefix_z = prefix_z + normaliser.unsqueeze(-2)
+        block = (fq @ fk.transpose(-1, -2)).tril_()  # (…, chunks, C, C), j <= i
+        num = block @ vb + fq @ prefix
+        den = block.sum(-1) + _project(fq, prefix_z)
+        outputs.append(_divide(num, den).flatten(-3, -2)[..., :length, :])
+        state = prefix[..., -1, :, :] + kv[..., -1, :, :]
+        normaliser = prefix_z[..., -1, :] + kz[..., -1, :]
+    return torch.cat(outputs, dim=-2)
+
+
+def _causal_sequential(query_map, key_map, q, k, v, chunk_size):
     n = q.shape[-2]
     # prefix state S = Σ_{j < chunk} φ(k_j) v_jᵀ and z = Σ_{j < chunk} φ(k_j), scaled by exp(−prev_max)
     # when keys carry a scale

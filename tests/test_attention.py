@@ -64,6 +64,20 @@ def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed
     assert rel_err(fast, weights @ v) <= 1e-10
 
 
+@pytest.mark.parametrize("pass_elements", [1, 3 * 2 * 16 * (2 * 8 + 8 * 5 // 16 + 16 + 5)])
+@pytest.mark.parametrize("variant,params", [c for c in CASES if c[0] in ("linear", "relu", "taylor", "hla")],
+                         ids=[i for c, i in zip(CASES, CASE_IDS) if c[0] in ("linear", "relu", "taylor", "hla")])
+def test_causal_passes_carry_the_state(monkeypatch, variant, params, pass_elements):
+    """Chunk-parallel causal form split into passes (of one chunk, or of 3 chunks with a padded last one):
+    the state carried from pass to pass gives the explicit form again."""
+    from approxlab import engine
+
+    monkeypatch.setattr(engine, "_PASS_ELEMENTS", pass_elements)
+    q, k, v = randn(2, 1, 101, 8, seed=4), randn(2, 1, 101, 8, seed=5), randn(2, 1, 101, 5, seed=6)
+    fast = attention(q, k, v, variant, causal=True, chunk_size=16, **params)
+    assert rel_err(fast, attention_weights(q, k, variant, causal=True, **params) @ v) <= 1e-10
+
+
 @pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
 def test_cross_attention_lengths(variant, params):
     """Non-causal with Nq ≠ Nk."""

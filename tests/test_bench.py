@@ -46,6 +46,15 @@ def test_build_runs_the_named_method(method):
     assert torch.allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
+def test_compiled_method_computes_the_same_attention():
+    """<variant>_compiled compiles the engine after the input checks; same output as the eager call."""
+    case = bench.Case("linear_compiled", 40, 1, 2, 16, True, "float32")
+    q, k, v = bench.make_inputs(case, "cpu")
+    out = bench.build(case, "cpu")()
+    torch.testing.assert_close(out, attention(q, k, v, "linear", causal=True), rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_method_and_missing_cuda_are_named():
     with pytest.raises(ValueError, match="method"):
         bench.check_method("flash")

@@ -1,21 +1,22 @@
-"""Fused causal linear attention: one Triton kernel for the chunked causal form, beside its reference.
+"""Fused causal linear attention: a Triton kernel for the chunked causal form, beside its reference.
 
 Given features φ_q = fq, φ_k = fk (…, N, F) and values v (…, N, Dv), causal linear attention is
 
     o_i = Σ_{j≤i} (fq_i·fk_j) v_j / Σ_{j≤i} fq_i·fk_j          (0 where the denominator is 0)
 
 :func:`causal_linear_reference` computes it with the masked N×N matrix (the reference form).
-:func:`causal_linear_triton` is the chunked form in one kernel launch per (value block, batch·head):
-for chunks of T rows it keeps the prefix state S = Σ_{j<chunk} fk_j v_jᵀ (F × Dv) and z = Σ fk_j in
-registers, so the Python-level chunk loop of :mod:`approxlab.engine` (about 15 launches per chunk,
-which on a GPU costs more than the arithmetic) becomes a single launch:
+:func:`causal_linear_triton` is the chunk-parallel form (the design of flash-linear-attention's chunk
+kernels): with chunks c of T rows,
 
-    num = tril(fq_c fk_cᵀ) v_c + fq_c S,   den = rowsum tril(fq_c fk_cᵀ) + fq_c·z,
-    S  += fk_cᵀ v_c,                        z  += Σ_rows fk_c.
+    states (torch, batched GEMM + cumsum):  S_<c = Σ_{c' < c} fk_c'ᵀ v_c',   z_<c = Σ_{c' < c} Σ_rows fk_c'
+    outputs (one Triton kernel, a program per chunk × batch·head × value block):
+        o_c = [tril(fq_c fk_cᵀ) v_c + fq_c S_<c] / [rowsum tril(fq_c fk_cᵀ) + fq_c·z_<c]
 
-Features without a per-key scale only (linear, relu and other plain feature maps, F ≤ 256); the
-engine keeps the torch path for the rest. Runs on CUDA, or on CPU under Triton's interpreter
-(``TRITON_INTERPRET=1`` set before ``triton`` is imported), which is how the tests check it without a GPU.
+so the C×C block never leaves the chip and every chunk runs in parallel; the prefix states cost
+(N/T)·F·Dv floats per head in float32. Features without a per-key scale only (linear, relu and other
+plain feature maps, F ≤ 256); the engine keeps the torch path for the rest. Runs on CUDA, or on CPU
+under Triton's interpreter (``TRITON_INTERPRET=1`` set before ``triton`` is imported), which is how
+the tests check it without a GPU.
 """
 
 from __future__ import annotations
@@ -60,81 +61,43 @@ def _check(fq, fk, v):
             raise TypeError(f"{name} must be float32, float16 or bfloat16, got {x.dtype}")
 
 
-_KERNEL = None
-
-
-def _kernel():
-    """Build the Triton kernel on first use (so importing approxlab never needs triton)."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def causal_linear_fwd(Q, K, V, O, n, num_features, value_dim,
-                          stride_qb, stride_qn, stride_vb, stride_vn, stride_ob, stride_on,
-                          BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_V: tl.constexpr,
-                          IEEE: tl.constexpr):
-        bh = tl.program_id(1)
-        offs_t = tl.arange(0, BLOCK_T)
-        offs_f = tl.arange(0, BLOCK_F)
-        offs_v = tl.program_id(0) * BLOCK_V + tl.arange(0, BLOCK_V)
-        f_ok = offs_f < num_features
-        v_ok = offs_v < value_dim
-        state = tl.zeros([BLOCK_F, BLOCK_V], dtype=tl.float32)
-        normaliser = tl.zeros([BLOCK_F], dtype=tl.float32)
-        for start in range(0, n, BLOCK_T):
-            rows = start + offs_t
-            r_ok = rows < n
-            qk_mask = r_ok[:, None] & f_ok[None, :]
-            q = tl.load(Q + bh * stride_qb + rows[:, None] * stride_qn + offs_f[None, :], mask=qk_mask, other=0.0)
-            k = tl.load(K + bh * stride_qb + rows[:, None] * stride_qn + offs_f[None, :], mask=qk_mask, other=0.0)
-            v = tl.load(V + bh * stride_vb + rows[:, None] * stride_vn + offs_v[None, :],
-                        mask=r_ok[:, None] & v_ok[None, :], other=0.0)
-            q, k, v = q.to(tl.float32), k.to(tl.float32), v.to(tl.float32)
-            if IEEE:
-                a = tl.dot(q, tl.trans(k), input_precision="ieee")
-            else:
-                a = tl.dot(q, tl.trans(k))
-            a = tl.where(offs_t[:, None] >= offs_t[None, :], a, 0.0)
-            if IEEE:
-                num = tl.dot(a, v, input_precision="ieee") + tl.dot(q, state, input_precision="ieee")
-            else:
-                num = tl.dot(a, v) + tl.dot(q, state)
-            den = tl.sum(a, axis=1) + tl.sum(q * normaliser[None, :], axis=1)
-            safe = tl.where(den == 0.0, 1.0, den)
-            out = tl.where(den[:, None] == 0.0, 0.0, num / safe[:, None])
-            tl.store(O + bh * stride_ob + rows[:, None] * stride_on + offs_v[None, :],
-                     out.to(O.dtype.element_ty), mask=r_ok[:, None] & v_ok[None, :])
-            if IEEE:
-                state += tl.dot(tl.trans(k), v, input_precision="ieee")
-            else:
-                state += tl.dot(tl.trans(k), v)
-            normaliser += tl.sum(k, axis=0)
-
-    _KERNEL = (triton, causal_linear_fwd)
-    return _KERNEL
+def chunk_prefix_states(fk: torch.Tensor, v: torch.Tensor, chunk_size: int):
+    """Exclusive per-chunk prefix states in float32: S_<c (…, chunks, F, Dv) and z_<c (…, chunks, F)."""
+    n = fk.shape[-2]
+    chunks = -(-n // chunk_size)
+    pad = chunks * chunk_size - n
+    fk, v = (torch.nn.functional.pad(x.float(), (0, 0, 0, pad)).unflatten(-2, (chunks, chunk_size)) for x in (fk, v))
+    kv, kz = fk.transpose(-1, -2) @ v, fk.sum(-2)
+    state, normaliser = torch.zeros_like(kv), torch.zeros_like(kz)
+    state[..., 1:, :, :] = kv[..., :-1, :, :].cumsum(-3)
+    normaliser[..., 1:, :] = kz[..., :-1, :].cumsum(-2)
+    return state, normaliser
 
 
 def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK,
                          block_v: int = 64, exact_float32: bool = True) -> torch.Tensor:
-    """Causal linear attention in one Triton launch per (value block, batch·head); see the module docstring.
+    """Causal linear attention, chunk-parallel: prefix states in torch, outputs in one Triton launch.
 
     Accumulates in float32 whatever the input dtype; ``exact_float32`` keeps float32 products in IEEE
     precision (off: TF32 tensor cores on GPUs that have them, about 1e-3 relative). Returns v's dtype.
     """
     _check(fq, fk, v)
-    triton, kernel = _kernel()
+    import triton
+
+    from ._fused_triton import chunk_output_fwd as kernel  # triton is imported only here
+
     b, h, n, f = fq.shape
     dv = v.shape[-1]
+    block_t = max(16, triton.next_power_of_2(chunk_size))
     fq, fk, v = (x.reshape(b * h, n, x.shape[-1]).contiguous() for x in (fq, fk, v))
+    state, normaliser = chunk_prefix_states(fk, v, block_t)
     out = torch.empty_like(v)
     block_f = max(16, triton.next_power_of_2(f))
     block_v = max(16, min(triton.next_power_of_2(block_v), triton.next_power_of_2(dv)))
-    block_t = max(16, triton.next_power_of_2(chunk_size))
-    grid = (triton.cdiv(dv, block_v), b * h)
-    kernel[grid](fq, fk, v, out, n, f, dv, fq.stride(0), fq.stride(1), v.stride(0), v.stride(1),
-                 out.stride(0), out.stride(1), BLOCK_T=block_t, BLOCK_F=block_f, BLOCK_V=block_v,
-                 IEEE=bool(exact_float32))
+    grid = (state.shape[1], b * h, triton.cdiv(dv, block_v))
+    kernel[grid](fq, fk, v, state, normaliser, out, n, f, dv,
+                 fq.stride(0), fq.stride(1), v.stride(0), v.stride(1),
+                 state.stride(0), state.stride(1), state.stride(2), normaliser.stride(0), normaliser.stride(1),
+                 out.stride(0), out.stride(1),
+                 BLOCK_T=block_t, BLOCK_F=block_f, BLOCK_V=block_v, IEEE=bool(exact_float32))
     return out.reshape(b, h, n, dv)

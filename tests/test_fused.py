@@ -1,7 +1,7 @@
 """The fused Triton kernel for causal linear attention against its masked N×N reference.
 
 Without a GPU these run under Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1),
-so the kernel's indexing, masking, chunk carry and zero-row rule are checked on every machine; its
+so the kernel's indexing, masking, prefix states and zero-row rule are checked on every machine; its
 speed is a benchmark question (``approxlab bench --device cuda --methods linear linear_triton fla_linear``).
 """
 

@@ -10,7 +10,10 @@ Explicit form (reference, builds N×N):
 Efficient form (never builds N×N, linear in N):
     non-causal:  o_i = φ(q_i) S / φ(q_i) z,   S = Σ_j φ(k_j) v_jᵀ,  z = Σ_j φ(k_j)
     causal:      chunks of C positions; inside a chunk the masked C×C block, across chunks the
-                 prefix state (S, z), so the cost is O(N·C·F + N·F·Dv).
+                 prefix state (S, z), so the cost is O(N·C·F + N·F·Dv). Without key scales every
+                 chunk of a pass runs at once (exclusive cumsum of the chunk states, ``_causal_parallel``);
+                 with them (Performer) chunk after chunk, rescaling by the running maximum
+                 (``_causal_sequential``).
 A row whose kernel mass Σ_l κ_il is exactly zero (possible for ``relu``) gets zero weights and output.
 """
 
@@ -23,8 +26,8 @@ import torch
 Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
-# positions per causal chunk: each chunk is a dozen tensor ops, so on CPU 128 beats 64 (fewer ops) and 256
-# (a C×C block grows as C²); the fused kernel keeps its own (approxlab.fused.DEFAULT_CHUNK)
+# positions per causal chunk of the torch forms: on CPU 128 measured faster than 64 (fewer tensor ops per
+# row) and than 256 (the C×C block grows as C²); the fused kernel keeps its own (approxlab.fused.DEFAULT_CHUNK)
 DEFAULT_CHUNK = 128
 BACKENDS = ("torch", "triton")
 # the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
@@ -103,7 +106,8 @@ def efficient_attention(
 ) -> torch.Tensor:
     """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring.
 
-    ``chunk_size``: causal chunk length (None: the backend's default). ``num_features`` (F) only sizes the non-causal key blocks; it is probed from one key when not given.
+    ``chunk_size``: causal chunk length (None: the backend's default). ``num_features`` (F) only
+    sizes the non-causal key blocks; it is probed from one key when not given.
     ``backend="triton"``: the causal form in one fused kernel (:mod:`approxlab.fused`; feature maps
     without a per-key scale); the non-causal form is the same torch GEMMs for either backend.
     """
@@ -199,31 +203,38 @@ def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
     outputs = []
     for start in range(0, n, rows):
         sl = slice(start, start + rows)
-        fq, _ = query_map(q[..., sl, :])
-        fk, _ = key_map(k[..., sl, :])
-        vb = v[..., sl, :]
-        length = fq.shape[-2]
-        chunks = -(-length // chunk_size)
-        pad = chunks * chunk_size - length
-        if pad:  # zero features and values: padded keys add nothing, padded rows are dropped below
-            fq, fk, vb = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (fq, fk, vb))
-        fq, fk, vb = (x.unflatten(-2, (chunks, chunk_size)) for x in (fq, fk, vb))  # (…, chunks, C, ·)
-        kv = fk.transpose(-1, -2) @ vb  # (…, chunks, F, Dv)
-        kz = fk.sum(-2)  # (…, chunks, F)
-        prefix, prefix_z = torch.zeros_like(kv), torch.zeros_like(kz)
-        if chunks > 1:
-            prefix[..., 1:, :, :] = kv[..., :-1, :, :].cumsum(-3)
-            prefix_z[..., 1:, :] = kz[..., :-1, :].cumsum(-2)
+        length = min(rows, n - start)
+        fq, fk, vb = (chunked(x, chunk_size) for x in (query_map(q[..., sl, :])[0], key_map(k[..., sl, :])[0],
+                                                        v[..., sl, :]))  # (…, chunks, C, ·)
+        prefix, prefix_z, total, total_z = chunk_prefix_states(fk, vb)
         if state is not None:
-            prefix = prefix + state.unsqueeze(-3)
-            prefix_z = prefix_z + normaliser.unsqueeze(-2)
+            prefix, prefix_z = prefix + state.unsqueeze(-3), prefix_z + normaliser.unsqueeze(-2)
+            total, total_z = total + state, total_z + normaliser
         block = (fq @ fk.transpose(-1, -2)).tril_()  # (…, chunks, C, C), j <= i
         num = block @ vb + fq @ prefix
         den = block.sum(-1) + _project(fq, prefix_z)
         outputs.append(_divide(num, den).flatten(-3, -2)[..., :length, :])
-        state = prefix[..., -1, :, :] + kv[..., -1, :, :]
-        normaliser = prefix_z[..., -1, :] + kz[..., -1, :]
+        state, normaliser = total, total_z
     return torch.cat(outputs, dim=-2)
+
+
+def chunked(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """(…, N, d) -> (…, ⌈N/C⌉, C, d), zero-padded at the end (zero features and values add nothing)."""
+    chunks = -(-x.shape[-2] // chunk_size)
+    pad = chunks * chunk_size - x.shape[-2]
+    return torch.nn.functional.pad(x, (0, 0, 0, pad)).unflatten(-2, (chunks, chunk_size))
+
+
+def chunk_prefix_states(fk: torch.Tensor, v: torch.Tensor):
+    """States of chunked keys fk (…, chunks, C, F) and values v (…, chunks, C, Dv):
+    the exclusive prefixes S_<c = Σ_{c'<c} fk_c'ᵀ v_c' (…, chunks, F, Dv) and z_<c (…, chunks, F),
+    and the totals S, z over every chunk."""
+    kv, kz = fk.transpose(-1, -2) @ v, fk.sum(-2)
+    prefix, prefix_z = torch.zeros_like(kv), torch.zeros_like(kz)
+    if kv.shape[-3] > 1:
+        prefix[..., 1:, :, :] = kv[..., :-1, :, :].cumsum(-3)
+        prefix_z[..., 1:, :] = kz[..., :-1, :].cumsum(-2)
+    return prefix, prefix_z, prefix[..., -1, :, :] + kv[..., -1, :, :], prefix_z[..., -1, :] + kz[..., -1, :]
 
 
 def _causal_sequential(query_map, key_map, q, k, v, chunk_size):

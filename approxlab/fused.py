@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import causal_mask, safe_divide
+from .engine import causal_mask, chunk_prefix_states, chunked, safe_divide
 
 MAX_FEATURES = 256
 DEFAULT_CHUNK = 64
@@ -61,19 +61,6 @@ def _check(fq, fk, v):
             raise TypeError(f"{name} must be float32, float16 or bfloat16, got {x.dtype}")
 
 
-def chunk_prefix_states(fk: torch.Tensor, v: torch.Tensor, chunk_size: int):
-    """Exclusive per-chunk prefix states in float32: S_<c (…, chunks, F, Dv) and z_<c (…, chunks, F)."""
-    n = fk.shape[-2]
-    chunks = -(-n // chunk_size)
-    pad = chunks * chunk_size - n
-    fk, v = (torch.nn.functional.pad(x.float(), (0, 0, 0, pad)).unflatten(-2, (chunks, chunk_size)) for x in (fk, v))
-    kv, kz = fk.transpose(-1, -2) @ v, fk.sum(-2)
-    state, normaliser = torch.zeros_like(kv), torch.zeros_like(kz)
-    state[..., 1:, :, :] = kv[..., :-1, :, :].cumsum(-3)
-    normaliser[..., 1:, :] = kz[..., :-1, :].cumsum(-2)
-    return state, normaliser
-
-
 def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK,
                          block_v: int = 64, exact_float32: bool = True) -> torch.Tensor:
     """Causal linear attention, chunk-parallel: prefix states in torch, outputs in one Triton launch.
@@ -90,7 +77,7 @@ def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *,
     dv = v.shape[-1]
     block_t = max(16, triton.next_power_of_2(chunk_size))
     fq, fk, v = (x.reshape(b * h, n, x.shape[-1]).contiguous() for x in (fq, fk, v))
-    state, normaliser = chunk_prefix_states(fk, v, block_t)
+    state, normaliser, _, _ = chunk_prefix_states(chunked(fk.float(), block_t), chunked(v.float(), block_t))
     out = torch.empty_like(v)
     block_f = max(16, triton.next_power_of_2(f))
     block_v = max(16, min(triton.next_power_of_2(block_v), triton.next_power_of_2(dv)))

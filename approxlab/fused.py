@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_int
 from .engine import causal_mask, chunk_prefix_states, chunked, safe_divide
 
 MAX_FEATURES = 256
@@ -53,7 +54,8 @@ def _check(fq, fk, v):
         raise ValueError(f"fq, fk must be (B, H, N, F) and v (B, H, N, Dv) with matching B, H, N; got "
                          f"{tuple(fq.shape)}, {tuple(fk.shape)}, {tuple(v.shape)}")
     if fq.shape[-1] > MAX_FEATURES:
-        raise ValueError(f"the fused kernel holds the F × Dv state in registers: F <= {MAX_FEATURES}, got {fq.shape[-1]}")
+        raise ValueError(f"each program of the fused kernel holds an F × 64 state tile on chip: "
+                         f"F <= {MAX_FEATURES}, got {fq.shape[-1]}")
     if not (fq.device == fk.device == v.device):
         raise ValueError("fq, fk, v must be on one device")
     for name, x in (("fq", fq), ("fk", fk), ("v", v)):
@@ -69,6 +71,7 @@ def causal_linear_triton(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, *,
     precision (off: TF32 tensor cores on GPUs that have them, about 1e-3 relative). Returns v's dtype.
     """
     _check(fq, fk, v)
+    chunk_size, block_v = check_int(chunk_size, "chunk_size", minimum=1), check_int(block_v, "block_v", minimum=1)
     import triton
 
     from ._fused_triton import chunk_output_fwd as kernel  # triton is imported only here

@@ -87,6 +87,8 @@ def test_bad_input_is_refused_by_name():
         fused.causal_linear_triton(fq, features(1, 1, 9, 16), fq)
     with pytest.raises(TypeError, match="fk must be"):
         fused.causal_linear_triton(fq, fq.double(), fq)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        fused.causal_linear_triton(fq, fq, fq, chunk_size=0)
     q = torch.randn(1, 1, 8, 16, device=DEVICE)
     with pytest.raises(ValueError, match="per-key scale"):
         attention(q, q, q, "performer", causal=True, backend="triton")

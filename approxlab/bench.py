@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from . import attention
 from .attention import kernel_attention
 from .environment import describe
-from .timing import keep_freed_memory, time_call
+from .timing import allocator_state, time_call
 from .variants import KERNELS, build_kernel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -225,10 +225,11 @@ def naive_bytes(case: Case) -> int:
     return 2 * case.batch * case.heads * case.n * case.n * torch.finfo(DTYPES[case.dtype]).bits // 8
 
 
-def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3) -> dict:
+def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
+            keep_freed: bool = True) -> dict:
     """Time and peak memory of one case, with the roofline columns."""
     fn = build(case, device)
-    timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs)
+    timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs, keep_freed=keep_freed)
     median, iqr, runs = timing.median_s, timing.iqr_s, timing.runs
     peak = peak_memory(fn, device)
     elt = torch.finfo(DTYPES[case.dtype]).bits // 8
@@ -285,13 +286,11 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     """Measure ``cases`` in order; one row each. A case is skipped (``status`` says why) when naive
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
-    ``keep_freed``: on CPU, first set the process's allocator to reuse freed memory
-    (:func:`approxlab.timing.keep_freed_memory`); the ``cpu_allocator`` column says which was in force."""
+    ``keep_freed``: time inside :func:`approxlab.timing.freed_memory_kept` (glibc reuses freed memory
+    during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force."""
     from tqdm.auto import tqdm
 
     device = check_device(device)
-    if keep_freed and device.type == "cpu":
-        keep_freed_memory()
     env = describe(device)
     backend = {dt: sdpa_backend(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
     too_slow: dict = {}
@@ -307,7 +306,8 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
             status = f"skipped: over {max_call_s:g} s at N={too_slow[key]}"
         if status == "ok":
             try:
-                row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs))
+                row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
+                                   keep_freed=keep_freed))
                 if row["time_ms"] > 1e3 * max_call_s:
                     too_slow[key] = case.n
             except (ImportError, NotImplementedError, RuntimeError) as err:
@@ -316,6 +316,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
                     torch.cuda.empty_cache()
         row["status"] = status
         row["sdpa_backend"] = backend[case.dtype]
+        row["cpu_allocator"] = allocator_state(keep_freed)
         row.update(env)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -402,6 +403,7 @@ def peer_agreement(n: int = 512, head_dim: int = 64, num_features: int | None = 
 def banner(device="cpu") -> str:
     env = describe(device)
     env["sdpa_backend"] = sdpa_backend(device)
+    env["cpu_allocator"] = allocator_state()
     return " | ".join(f"{k}={v}" for k, v in env.items())
 
 

@@ -47,12 +47,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bench(args) -> None:
     from . import bench
 
-    from .timing import keep_freed_memory
-
-    device = bench.check_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # before the banner, so that it reports the allocator the timings use
-    print(bench.banner(device))
+    print(bench.banner(bench.check_device(args.device)))
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
     cases = []
     if args.protocol in ("scaling", "both"):

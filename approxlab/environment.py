@@ -7,8 +7,6 @@ import platform
 
 import torch
 
-from .timing import allocator_state
-
 
 def device_name(device: str | torch.device = "cpu") -> str:
     device = torch.device(device)
@@ -27,7 +25,6 @@ def describe(device: str | torch.device = "cpu") -> dict:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "cpu_allocator": allocator_state(),
     }
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda

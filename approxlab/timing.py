@@ -1,28 +1,34 @@
 """Fair timing, the one home for it: warm-up, then ``torch.utils.benchmark`` (which synchronises CUDA)
-for a median and IQR; and the CPU allocator setting every CPU timing is taken under.
+for a median and IQR, with the CPU allocator kept from returning memory to the OS while the calls run.
 
 CPU allocator. glibc returns large freed blocks to the OS (``mmap``/``munmap`` above a threshold,
 heap trimming), so a function that allocates multi-MiB temporaries pays page faults on every call:
-on a 2-core x86_64 machine that was 50–60 % of performer's forward time at (1, 8, 128, 64).
-:func:`keep_freed_memory` switches that off for the process (``mallopt``; the same effect as
-``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=…`` or a caching allocator such as jemalloc), so that
-timings measure the arithmetic, the same for every method timed in the process.
+on a 2-core x86_64 machine that was about half of performer's forward time at (1, 8, 128, 64), and
+more of performer-pytorch's. :func:`freed_memory_kept` switches that off for the timed calls only
+(``mallopt``; what ``MALLOC_MMAP_MAX_=0`` or a caching allocator such as jemalloc do for a whole
+process), so that timings measure the arithmetic, the same for every method timed. Outside the
+timed calls the defaults come back and free memory is returned (``malloc_trim``): kept for a whole
+long study, the heap fragments (a lesson-exercise run grew from 0.7 to 15 GiB resident).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.utils.benchmark as benchmark
 
-# glibc mallopt parameters (malloc.h)
+# glibc mallopt parameters (malloc.h) and their defaults
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_allocator_state = "system default"
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+KEPT = "glibc, freed memory kept during timed calls (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1)"
+SYSTEM = "system default"
 
 
 @dataclass
@@ -32,38 +38,54 @@ class Timing:
     runs: int
 
 
-def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float = 0.2, min_runs: int = 3) -> Timing:
+@lru_cache(maxsize=1)
+def _glibc():
+    """The C library when it is glibc (has mallopt and malloc_trim), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (attribute lookups raise where absent)
+        return libc
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def allocator_state(keep_freed: bool = True) -> str:
+    """How the CPU allocator is set while :func:`time_call` times (for the CSV)."""
+    return KEPT if keep_freed and _glibc() is not None else SYSTEM
+
+
+@contextmanager
+def freed_memory_kept(enabled: bool = True):
+    """Inside the block glibc keeps freed memory for reuse (no ``mmap`` for large blocks, no
+    trimming); on exit the defaults are restored and free memory goes back to the OS. A no-op
+    where libc is not glibc or ``enabled`` is False."""
+    libc = _glibc() if enabled else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float = 0.2, min_runs: int = 3,
+              keep_freed: bool = True) -> Timing:
     """Median and IQR of ``fn()`` wall time: ``warmup`` untimed calls, ``blocked_autorange`` (CUDA
-    synchronised by the Timer), topped up to ``min_runs`` samples."""
-    for _ in range(warmup):
-        fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
-    while len(times) < min_runs:
-        times.append(timer.timeit(1).median)
+    synchronised by the Timer), topped up to ``min_runs`` samples; all inside
+    :func:`freed_memory_kept` unless ``keep_freed`` is False."""
+    with freed_memory_kept(keep_freed):
+        for _ in range(warmup):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
+        while len(times) < min_runs:
+            times.append(timer.timeit(1).median)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
     return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times))
-
-
-def keep_freed_memory() -> str:
-    """Make glibc keep freed memory for reuse (no ``mmap`` for large blocks, no trimming); returns the
-    state for the CSV. Process-wide and irreversible; a no-op (reported) where libc is not glibc."""
-    global _allocator_state
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    except (OSError, AttributeError, TypeError):
-        ok = False
-    if ok:
-        _allocator_state = "glibc keep-freed (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1)"
-    elif _allocator_state == "system default":
-        _allocator_state = "system default (mallopt unavailable)"
-    return _allocator_state
-
-
-def allocator_state() -> str:
-    """How the CPU allocator was set when the timings of this process were taken."""
-    return _allocator_state

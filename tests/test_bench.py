@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 import time
 
 import numpy as np
@@ -13,8 +15,7 @@ import torch.nn.functional as F
 
 from approxlab import attention, bench
 from approxlab.cli import main as cli_main
-from approxlab.environment import describe
-from approxlab.timing import allocator_state, keep_freed_memory, time_call
+from approxlab.timing import allocator_state, freed_memory_kept, time_call
 from approxlab.variants.power_series import monomial_features, monomial_features_reference
 
 
@@ -79,16 +80,26 @@ def test_time_call_sees_a_known_delay():
     assert 0.004 <= median < 0.2  # sleep never returns early; the upper bound allows a loaded machine
 
 
-@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="mallopt is glibc's")
-def test_keep_freed_memory_is_set_and_recorded_beside_the_timings():
-    state = keep_freed_memory()
-    assert state.startswith("glibc keep-freed") and keep_freed_memory() == state  # idempotent
-    assert allocator_state() == state and describe("cpu")["cpu_allocator"] == state
-    # the allocator still works: a large block is allocated, freed and allocated again with the right values
-    for _ in range(2):
-        big = torch.full((2**23,), 3.0)
-        assert float(big.sum()) == 3.0 * 2**23
-        del big
+def _resident_bytes() -> int:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/statm"),
+                    reason="mallopt and /proc are glibc / Linux")
+def test_freed_memory_is_kept_while_timing_and_returned_after():
+    size = 256 * 2**20
+    with freed_memory_kept():
+        start = _resident_bytes()
+        block = torch.ones(size // 4)  # touched: resident
+        assert float(block[-1]) == 1.0
+        del block
+        kept = _resident_bytes() - start  # freed, but kept by the allocator for the next call
+    returned = _resident_bytes() - start  # the defaults are back and malloc_trim gave it to the OS
+    assert kept > 0.8 * size and returned < 0.25 * size
+    assert allocator_state().startswith("glibc, freed memory kept") and allocator_state(False) == "system default"
+    df = bench.run([bench.Case("identity", 16, 1, 1, 8)], min_run_time=0.001, progress=False, keep_freed=False)
+    assert df["cpu_allocator"].iloc[0] == "system default"
+    assert "cpu_allocator=glibc" in bench.banner("cpu")
 
 
 def test_peak_memory_counts_allocations_on_cpu():

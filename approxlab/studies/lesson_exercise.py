@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .. import attention
 from ..environment import describe
 from ..metrics import output_error, row_divergence
-from ..timing import keep_freed_memory, time_call
+from ..timing import allocator_state, time_call
 from ..variants import VARIANTS
 
 PROFILES = {
@@ -39,8 +39,6 @@ def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.Data
     if unknown:
         raise TypeError(f"unknown override(s) {unknown}; choose from {sorted(PROFILES[profile])}")
     cfg = {**PROFILES[profile], **overrides}
-    if torch.device(device).type == "cpu":
-        keep_freed_memory()  # time the arithmetic, not page faults (see approxlab.timing)
     env = describe(device)
     rows = []
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"]]
@@ -56,7 +54,7 @@ def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.Data
                 variant=variant, n=n, causal=causal, dtype="float32", **SHAPE,
                 time_ms=1e3 * timing.median_s, time_iqr_ms=1e3 * timing.iqr_s,
                 mean_row_tv=div["tv"].mean().item(), mean_row_kl=div["kl"].mean().item(), tv_rows=len(div["rows"]),
-                output_error=output_error(out, exact, v).mean().item(), **env,
+                output_error=output_error(out, exact, v).mean().item(), cpu_allocator=allocator_state(), **env,
             ))
     return pd.DataFrame(rows)
 

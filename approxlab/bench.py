@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import attention
+from ._checks import resolve_scale
 from .attention import kernel_attention
 from .environment import describe
 from .timing import allocator_state, time_call
@@ -154,7 +155,7 @@ def build(case: Case, device) -> Callable:
             raise NotImplementedError("the Triton backend fuses the causal form; non-causal is the torch path")
         if compiled:  # compile the math, not the input checks (they would break the graph)
             kernel = build_kernel(base, case.head_dim, **params)
-            scale = case.head_dim**-0.5
+            scale = resolve_scale(None, case.head_dim)
             fn = lambda q, k, v: kernel_attention(kernel, q, k, v, causal=causal, scale=scale)  # noqa: E731
         else:
             fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend, **params)  # noqa: E731

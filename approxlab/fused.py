@@ -24,18 +24,18 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_int
-from .engine import causal_mask, chunk_prefix_states, chunked, safe_divide
+from .engine import chunk_prefix_states, chunked, normalise_kernel
 
 MAX_FEATURES = 256
 DEFAULT_CHUNK = 64
 
 
 def causal_linear_reference(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The masked N×N form: a = tril(fq fkᵀ), o = a v / rowsum(a), in float32 or wider."""
+    """The masked N×N form: a = tril(fq fkᵀ) row-normalised (:func:`engine.normalise_kernel`), o = a v,
+    in float32 or wider."""
     work = torch.promote_types(fq.dtype, torch.float32)
-    n = fq.shape[-2]
-    a = (fq.to(work) @ fk.to(work).transpose(-1, -2)).masked_fill(~causal_mask(n, n, fq.device), 0.0)
-    return safe_divide(a @ v.to(work), a.sum(-1, keepdim=True)).to(v.dtype)
+    weights = normalise_kernel(fq.to(work) @ fk.to(work).transpose(-1, -2), causal=True)
+    return (weights @ v.to(work)).to(v.dtype)
 
 
 def available() -> bool:

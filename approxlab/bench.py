@@ -35,6 +35,7 @@ from . import attention
 from ._checks import resolve_scale
 from .attention import kernel_attention
 from .environment import describe
+from .inputs import gaussian_qkv
 from .timing import allocator_state, time_call
 from .variants import KERNELS, build_kernel
 
@@ -90,9 +91,8 @@ def check_device(device) -> torch.device:
 
 
 def make_inputs(case: Case, device, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    shape = (case.batch, case.heads, case.n, case.head_dim)
-    return tuple(torch.randn(shape, generator=gen).to(device=device, dtype=DTYPES[case.dtype]) for _ in range(3))
+    return gaussian_qkv(case.batch, case.heads, case.n, case.head_dim, seed=seed, dtype=DTYPES[case.dtype],
+                        device=device)
 
 
 # ----------------------------------------------------------------------------------------------

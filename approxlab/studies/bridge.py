@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..inputs import gaussian_qkv
 from ..theory import bridge_rows
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
@@ -55,9 +56,7 @@ def _frame(rows: dict, **columns) -> pd.DataFrame:
 
 
 def _gaussian(n, temperature, seed, head_dim=16, heads=4, batch=1):
-    gen = torch.Generator().manual_seed(seed)
-    shape = (batch, heads, n, head_dim)
-    q, k, v = (torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(3))
+    q, k, v = gaussian_qkv(batch, heads, n, head_dim, seed=seed, draw_dtype=torch.float64)
     return q * temperature, k * temperature, v
 
 

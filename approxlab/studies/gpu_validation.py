@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .. import figures
 from ..environment import describe
+from ..inputs import gaussian_qkv
 from ..style import save_figure, use_style
 from ..validation import DTYPES, UNIT_ROUNDOFF, problems, validate
 from ..variants import VARIANTS
@@ -61,9 +62,7 @@ def resolve_device(device=None) -> torch.device:
 
 def inputs(n: int, *, batch: int, heads: int, head_dim: int, device, seed: int = SEED):
     """float64 q, k, v with iid N(0, 1) entries (s = q·k/√D has unit variance), same on every device."""
-    gen = torch.Generator().manual_seed(seed + n)
-    shape = (batch, heads, n, head_dim)
-    return tuple(torch.randn(shape, generator=gen, dtype=torch.float64).to(device) for _ in range(3))
+    return gaussian_qkv(batch, heads, n, head_dim, seed=seed + n, device=device, draw_dtype=torch.float64)
 
 
 def compute(profile: str = "quick", device=None, *, lengths=None, variants=None, lesson=True) -> pd.DataFrame:

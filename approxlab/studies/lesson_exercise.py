@@ -9,11 +9,11 @@ evenly spaced rows) and output error relative to ‖v‖ (all rows).
 from __future__ import annotations
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from .. import attention
 from ..environment import describe
+from ..inputs import gaussian_qkv
 from ..metrics import output_error, row_divergence
 from ..timing import allocator_state, time_call
 from ..variants import VARIANTS
@@ -26,13 +26,6 @@ PROFILES = {
 SHAPE = dict(batch=1, heads=8, head_dim=64)
 
 
-def gaussian_qkv(n: int, *, batch=1, heads=8, head_dim=64, dtype=torch.float32, seed=0, device="cpu"):
-    """q, k, v with iid N(0, 1) entries (similarities s = q·k/√D have unit variance)."""
-    gen = torch.Generator().manual_seed(seed)
-    shape = (batch, heads, n, head_dim)
-    return tuple(torch.randn(shape, generator=gen).to(device=device, dtype=dtype) for _ in range(3))
-
-
 def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.DataFrame:
     """``device``: where to run; ``overrides`` replace profile entries (lengths, causal, min_run_time)."""
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
@@ -43,7 +36,7 @@ def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.Data
     rows = []
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"]]
     for n, causal in tqdm(grid, desc="lesson_exercise"):
-        q, k, v = gaussian_qkv(n, **SHAPE, device=device)
+        q, k, v = gaussian_qkv(SHAPE["batch"], SHAPE["heads"], n, SHAPE["head_dim"], device=device)
         exact = attention(q, k, v, "softmax", causal=causal)
         divergences = row_divergence(q, k, VARIANTS, causal=causal, max_rows=cfg["tv_rows"])
         for variant in VARIANTS:

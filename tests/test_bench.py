@@ -226,3 +226,13 @@ def test_row_divergence_blocks_do_not_change_results():
             for name in names:
                 for key in ("tv", "kl", "entropy"):
                     assert torch.allclose(parts[name][key], whole[name][key], rtol=1e-5, atol=1e-6), (name, key, block)
+
+
+def test_speed_study_runs_without_the_peer_installed(monkeypatch):
+    """The main job (no dev extra) must not need performer-pytorch: its agreement columns become NaN."""
+    from approxlab.studies import speed_vs_length
+
+    with_peer = speed_vs_length.peer_columns()
+    assert with_peer["peer_rel_diff_eps0"] <= 1e-5 and with_peer["peer_rel_diff_eps1e-4"] > 1e-3
+    monkeypatch.setattr(speed_vs_length, "_has_peer", lambda: False)
+    assert all(math.isnan(x) for x in speed_vs_length.peer_columns().values())

@@ -14,14 +14,18 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = True) -> None:
-    """Raise unless ``x`` is a floating tensor of the given rank with finite entries."""
+def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = True,
+                 layout: str = "(B, H, N, D)") -> None:
+    """Raise unless ``x`` is a floating tensor of the given rank (``layout`` names its axes in the message)
+    with finite entries, on a device that holds data."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions (B, H, N, D), got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have {ndim} dimensions {layout}, got shape {tuple(x.shape)}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device (shapes only, no data); pass a tensor on cpu or cuda")
     # a finite sum implies finite entries (any inf or NaN makes the sum inf or NaN); exact check only if not
     if finite and x.numel() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
@@ -61,13 +65,48 @@ def resolve_scale(scale: float | None, head_dim: int) -> float:
     return float(scale)
 
 
-def check_int(value, name: str, *, minimum: int) -> int:
-    """An integer parameter ``>= minimum`` (bools rejected)."""
+def check_int(value, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    """An integer parameter ``>= minimum`` (and ``<= maximum`` when given; bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
+
+
+#: the largest seed a torch.Generator takes
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(seed) -> int:
+    """A random seed for ``torch.Generator.manual_seed``: an integer in [0, 2**64 − 1]."""
+    return check_int(seed, "seed", minimum=0, maximum=MAX_SEED)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def check_finite_result(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, scale: float, variant: str,
+                        work: torch.dtype) -> torch.Tensor:
+    """Finite inputs must give a finite result: otherwise name the overflow (never return NaN silently).
+
+    Checked once on the output (one reduction); the message gives the largest ‖q_i‖·‖k_j‖·scale, the bound
+    on |s| that tells whether the similarities themselves overflow the working dtype.
+    """
+    if not out.numel() or bool(torch.isfinite(out.sum())) or bool(torch.isfinite(out).all()):
+        return out
+    bound = float(q.double().norm(dim=-1).amax() * k.double().norm(dim=-1).amax() * scale)
+    limit = torch.finfo(work).max
+    where = (f"the similarities s = q·k·scale reach |s| up to {bound:.3g}, beyond {work}'s largest {limit:.3g}"
+             if bound > limit else
+             f"|s| stays below {bound:.3g}, but the kernel's values or sums exceed {work}'s largest {limit:.3g}")
+    raise OverflowError(f"{variant} attention overflowed in {work}: {where}; the result would be NaN/inf. "
+                        "Rescale q and k, lower scale, or pass float64 inputs")
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 
-from . import engine
-from ._checks import check_int, check_qkv, resolve_scale
+from . import budget, engine
+from ._checks import check_finite_result, check_int, check_qkv, resolve_scale
 from .variants import VARIANTS, build_kernel
 from .variants.softmax import softmax_attention
 
@@ -40,11 +40,13 @@ def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale:
     if backend not in engine.BACKENDS:
         raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
     if variant == "softmax":
-        return softmax_attention(q, k, v, causal=causal, scale=scale)
-    if chunk_size is not None:
-        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-    kernel = build_kernel(variant, q.shape[-1], **params)
-    return kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size, backend=backend)
+        out = softmax_attention(q, k, v, causal=causal, scale=scale)
+    else:
+        if chunk_size is not None:
+            chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+        kernel = build_kernel(variant, q.shape[-1], **params)
+        out = kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size, backend=backend)
+    return check_finite_result(out, q, k, scale, variant, engine.compute_dtype(q.dtype))
 
 
 def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size: int | None = None,
@@ -57,6 +59,7 @@ def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size:
         kernel.query_features, kernel.key_features,
         q.to(work) * root, k.to(work) * root, v.to(work),
         causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        label=kernel.describe_size(q.shape[-1]),
     )
     return out.to(q.dtype)
 
@@ -76,6 +79,9 @@ def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, s
         offset = range(q.shape[-2])[rows].start if len(range(q.shape[-2])[rows]) else 0
         q = q[..., rows, :]
     work = engine.compute_dtype(q.dtype)
+    budget.require(3 * q.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
+                   f"the explicit form's weights (B·H·Nq·Nk = {q.shape[:-1].numel() * k.shape[-2]:,} entries, "
+                   "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
     root = math.sqrt(scale)
     if variant == "softmax":
         matrix, col_log_scale = (q.to(work) @ k.to(work).transpose(-1, -2)) * scale, None
@@ -84,7 +90,7 @@ def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, s
         kernel = build_kernel(variant, q.shape[-1], **params)
         matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
         weights = engine.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
-    return weights.to(q.dtype)
+    return check_finite_result(weights, q, k, scale, variant, work).to(q.dtype)
 
 
 def explicit_attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,

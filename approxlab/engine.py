@@ -23,6 +23,8 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
+from . import budget
+
 Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
@@ -37,6 +39,10 @@ _BLOCK_ELEMENTS = 2**20
 _MIN_BLOCK_ROWS = 512
 # elements held at once by one pass of the chunk-parallel causal form (features, per-chunk states, C×C blocks)
 _PASS_ELEMENTS = 2**22
+# memory: feature-sized buffers a block holds at once (its features, a feature map's intermediate, the other
+# side's block), and the most one block's features may take: half the state, or this floor
+_FEATURE_COPIES = 3
+_FEATURE_FLOOR_BYTES = 256 * 2**20
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -103,21 +109,67 @@ def efficient_attention(
     chunk_size: Optional[int] = None,
     num_features: Optional[int] = None,
     backend: str = "torch",
+    label: str = "the feature map",
 ) -> torch.Tensor:
     """o = normalised φ_q(Q) φ_k(K)ᵀ V without forming N×N; see the module docstring.
 
-    ``chunk_size``: causal chunk length (None: the backend's default). ``num_features`` (F) only
-    sizes the non-causal key blocks; it is probed from one key when not given.
+    ``chunk_size``: causal chunk length (None: the backend's default, shortened for wide feature maps so
+    a chunk's features fit the memory budget). ``num_features`` (F) sizes the key blocks and the state
+    before anything is allocated; it is probed from one key when not given. ``label`` names the kernel
+    and its size parameter in a :class:`~approxlab.budget.MemoryBudgetError`.
     ``backend="triton"``: the causal form in one fused kernel (:mod:`approxlab.fused`; feature maps
     without a per-key scale); the non-causal form is the same torch GEMMs for either backend.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if num_features is None:
+        num_features = key_map(k[..., :1, :])[0].shape[-1]
     if causal and backend == "triton":
         return _causal_fused(query_map, key_map, q, k, v, chunk_size)
+    batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], q.element_size()
     if causal:
-        return _causal(query_map, key_map, q, k, v, chunk_size or DEFAULT_CHUNK)
-    return _noncausal(query_map, key_map, q, k, v, num_features)
+        preferred = chunk_size or DEFAULT_CHUNK
+        chunk = block_rows(q.shape[-2], num_features, batch_heads, dv, itemsize, preferred=preferred, label=label)
+        if chunk_size is not None and chunk < chunk_size:  # an explicit chunk length is kept, if the budget allows
+            block_rows(chunk_size, num_features, batch_heads, dv, itemsize, preferred=chunk_size, label=label,
+                       rows=chunk_size)
+            chunk = chunk_size
+        return _causal(query_map, key_map, q, k, v, chunk, num_features)
+    preferred = max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))
+    rows = block_rows(max(k.shape[-2], q.shape[-2]), num_features, batch_heads, dv, itemsize, preferred=preferred,
+                      label=label)
+    return _noncausal(query_map, key_map, q, k, v, rows)
+
+
+def block_rows(n: int, num_features: int, batch_heads: int, dv: int, itemsize: int, *, preferred: int,
+               label: str, rows: Optional[int] = None) -> int:
+    """Rows per block of features (≤ ``preferred``), checked against the memory budget.
+
+    A pass holds the state S and normaliser (B·H·F·(Dv+1)), one block's update of the same size, and
+    ``_FEATURE_COPIES`` blocks of features (rows · B·H·F); a block's features take at most half the state
+    (or ``_FEATURE_FLOOR_BYTES``), so wide maps (HLA's D^p, Taylor's C(D+p, p)) run in short blocks with a
+    peak near twice the state. ``rows`` given: check that many rows instead of choosing.
+    """
+    state = batch_heads * num_features * (dv + 1) * itemsize
+    row = _FEATURE_COPIES * batch_heads * num_features * itemsize
+    need = 2 * state + row * (rows or 1)
+    what = (f"{label}: the state (B·H·F·(Dv+1) = {batch_heads}·{num_features:,}·{dv + 1}) and "
+            + (f"a chunk of {rows} rows of features" if rows else "one row of features"))
+    budget.require(need, what)
+    if rows:
+        return rows
+    fit = (budget.get_memory_budget() - 2 * state) // row
+    cap = max(state // 2, _FEATURE_FLOOR_BYTES) // row
+    return int(max(1, min(n, preferred, fit, cap)))
+
+
+def _accumulate(total: Optional[torch.Tensor], part: torch.Tensor) -> torch.Tensor:
+    """total + part, in place when autograd does not need ``total`` (one state-sized buffer less)."""
+    if total is None:
+        return part
+    if torch.is_grad_enabled() and (total.requires_grad or part.requires_grad):
+        return total + part
+    return total.add_(part)
 
 
 def _causal_fused(query_map, key_map, q, k, v, chunk_size):
@@ -125,16 +177,15 @@ def _causal_fused(query_map, key_map, q, k, v, chunk_size):
 
     if not fused.available():
         raise RuntimeError("backend='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1 on CPU)")
+    if q.dtype not in fused.DTYPES:
+        raise TypeError(f"backend='triton' takes float32, float16 or bfloat16 q, k, v, got {q.dtype}; "
+                        "use backend='torch' for float64")
     fq, _ = query_map(q)
     fk, ck = key_map(k)
     if ck is not None:
         raise ValueError("backend='triton' takes feature maps without a per-key scale (not performer); "
                          "use backend='torch'")
     return fused.causal_linear_triton(fq, fk, v, chunk_size=chunk_size or fused.DEFAULT_CHUNK)
-
-
-def _block_rows(n: int, num_features: int, batch_heads: int) -> int:
-    return max(1, min(n, max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))))
 
 
 def _project(f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -147,11 +198,8 @@ def _divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return safe_divide(num, den.unsqueeze(-1))
 
 
-def _noncausal(query_map, key_map, q, k, v, num_features):
+def _noncausal(query_map, key_map, q, k, v, step):
     nk, nq = k.shape[-2], q.shape[-2]
-    if num_features is None:
-        num_features = key_map(k[..., :1, :])[0].shape[-1]
-    step = _block_rows(max(nk, nq), num_features, q.shape[0] * q.shape[1])
     # state S = Σ_j φ(k_j) v_jᵀ (…, F, Dv) and normaliser z = Σ_j φ(k_j) (…, F); with key scales both are
     # held relative to exp(running max)
     state = normaliser = running_max = None
@@ -170,8 +218,8 @@ def _noncausal(query_map, key_map, q, k, v, num_features):
             vb = vb * weight[..., None]
             kz = (weight.unsqueeze(-2) @ fk).squeeze(-2)
             running_max = new_max
-        kv = fk.transpose(-1, -2) @ vb
-        state, normaliser = (kv, kz) if state is None else (state + kv, normaliser + kz)
+        state, normaliser = _accumulate(state, fk.transpose(-1, -2) @ vb), _accumulate(normaliser, kz)
+        del fk
     outputs = []
     for start in range(0, nq, step):
         fq, _ = query_map(q[..., start : start + step, :])
@@ -179,11 +227,21 @@ def _noncausal(query_map, key_map, q, k, v, num_features):
     return torch.cat(outputs, dim=-2)
 
 
-def _causal(query_map, key_map, q, k, v, chunk_size):
-    probe, scale = key_map(k[..., :1, :])
-    if scale is None:
-        return _causal_parallel(query_map, key_map, q, k, v, chunk_size, probe.shape[-1])
+def _causal(query_map, key_map, q, k, v, chunk_size, num_features):
+    """Chunk-parallel without key scales when a pass holds at least two chunks; chunk after chunk otherwise
+    (key scales, or states so wide that the per-chunk states of a pass would dominate memory)."""
+    _, scale = key_map(k[..., :1, :])
+    if scale is None and _chunks_per_pass(v, chunk_size, num_features) > 1:
+        return _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features)
     return _causal_sequential(query_map, key_map, q, k, v, chunk_size)
+
+
+def _chunks_per_pass(v, chunk_size, num_features):
+    n, dv = v.shape[-2], v.shape[-1]
+    batch_heads = max(1, v.numel() // max(1, n * dv))
+    f = num_features
+    per_chunk = batch_heads * chunk_size * (2 * f + f * dv // chunk_size + chunk_size + dv)
+    return max(1, _PASS_ELEMENTS // per_chunk)
 
 
 def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
@@ -194,11 +252,8 @@ def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
         o_c  = [tril(φ(Q_c) φ(K_c)ᵀ) V_c + φ(Q_c) S_<c] / [rowsum tril(…) + φ(Q_c)·z_<c]
     so a pass is a handful of batched GEMMs instead of a dozen tensor ops per chunk.
     """
-    n, dv = v.shape[-2], v.shape[-1]
-    batch_heads = max(1, v.numel() // max(1, n * dv))
-    f = num_features
-    per_chunk = batch_heads * chunk_size * (2 * f + f * dv // chunk_size + chunk_size + dv)
-    rows = chunk_size * max(1, _PASS_ELEMENTS // per_chunk)
+    n = v.shape[-2]
+    rows = chunk_size * _chunks_per_pass(v, chunk_size, num_features)
     state = normaliser = None  # S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) over the previous passes
     outputs = []
     for start in range(0, n, rows):
@@ -254,14 +309,18 @@ def _causal_sequential(query_map, key_map, q, k, v, chunk_size):
             if state is not None:
                 num = num + fq @ state
                 den = den + _project(fq, normaliser)
-            kv, kz = fk.transpose(-1, -2) @ vc, fk.sum(-2)
-            state, normaliser = (kv, kz) if state is None else (state + kv, normaliser + kz)
+            state = _accumulate(state, fk.transpose(-1, -2) @ vc)
+            normaliser = _accumulate(normaliser, fk.sum(-2))
         else:
             # row max m_i = max(prev, max_{j<=i} c_j): every exponent below is <= 0
             row_max = torch.cummax(ck, dim=-1).values
             if prev_max is not None:
                 row_max = torch.maximum(row_max, prev_max[..., None])
-            decay = torch.exp(ck.unsqueeze(-2) - row_max.unsqueeze(-1)).tril()  # exp(c_j − m_i), j <= i
+            # exp(c_j − m_i) for j <= i; masked to −inf before exp, as a later key's exp(c_j − m_i) may
+            # overflow and the mask would then meet it as 0 · inf in the backward pass
+            exponent = ck.unsqueeze(-2) - row_max.unsqueeze(-1)
+            above = torch.ones(exponent.shape[-2:], dtype=torch.bool, device=exponent.device).triu(1)
+            decay = torch.exp(exponent.masked_fill(above, float("-inf")))
             block = block * decay
             num, den = block @ vc, block.sum(-1)
             end_max = row_max[..., -1]

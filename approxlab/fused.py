@@ -27,6 +27,7 @@ from ._checks import check_int
 from .engine import chunk_prefix_states, chunked, normalise_kernel
 
 MAX_FEATURES = 256
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DEFAULT_CHUNK = 64
 
 
@@ -59,7 +60,7 @@ def _check(fq, fk, v):
     if not (fq.device == fk.device == v.device):
         raise ValueError("fq, fk, v must be on one device")
     for name, x in (("fq", fq), ("fk", fk), ("v", v)):
-        if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        if x.dtype not in DTYPES:
             raise TypeError(f"{name} must be float32, float16 or bfloat16, got {x.dtype}")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+from .._checks import check_int
+
 from .base import KernelVariant
 from .hla import HLA
 from .linear import Linear
@@ -25,6 +27,7 @@ def build_kernel(variant: str, head_dim: int, **params) -> KernelVariant:
         raise ValueError("softmax has no feature kernel; call approxlab.attention(..., 'softmax')")
     if variant not in KERNELS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    check_int(head_dim, "head_dim", minimum=1)
     cls = KERNELS[variant]
     accepted = set(inspect.signature(cls).parameters) - {"head_dim"}
     unexpected = sorted(set(params) - accepted)

@@ -48,6 +48,15 @@ class KernelVariant:
         fk, ck = self.key_features(y)
         return fq @ fk.transpose(-1, -2), ck
 
+    #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
+    size_parameter: Optional[str] = None
+
     def num_features(self, head_dim: int) -> int:
-        """Feature dimension F for inputs of head dim D (the state is F × Dv)."""
+        """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form
+        where one feature row would be large (the default builds the features of one zero row)."""
         return self.features(torch.zeros(1, head_dim, dtype=torch.float64))[0].shape[-1]
+
+    def describe_size(self, head_dim: int) -> str:
+        """E.g. ``"taylor order=2 (F = 2,145 features)"``: what a memory-budget error names."""
+        setting = f" {self.size_parameter}={getattr(self, self.size_parameter)!r}" if self.size_parameter else ""
+        return f"{self.name}{setting} (F = {self.num_features(head_dim):,} features)"

@@ -23,26 +23,28 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_int, check_tensor
+from .._checks import check_choice, check_int, check_seed, check_tensor
 from .base import KernelVariant, haar_orthogonal
 
 
 class HLA(KernelVariant):
     name = "hla"
+    size_parameter = "factors"
 
     def __init__(self, head_dim: int, factors: int = 2, feature_map: str = "elu", projections=None, seed: int = 0):
         self.factors = check_int(factors, "factors", minimum=1)
         self.feature_map = check_choice(feature_map, "feature_map", {"elu", "relu", "affine"})
+        head_dim, seed = check_int(head_dim, "head_dim", minimum=1), check_seed(seed)
         # identity and orthogonal projections preserve inner products: every factor sees s itself
         self.preserves_similarity = projections is None or isinstance(projections, str)
         if projections is None:
             self.projections = None
         elif isinstance(projections, str):
             check_choice(projections, "projections", {"orthogonal"})
-            gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+            gen = torch.Generator().manual_seed(seed)
             self.projections = torch.stack([haar_orthogonal(head_dim, gen) for _ in range(self.factors)])
         else:
-            check_tensor(projections, "projections", ndim=3)
+            check_tensor(projections, "projections", ndim=3, layout="(factors, D, D')")
             if projections.shape[0] != self.factors or projections.shape[1] != head_dim:
                 raise ValueError(
                     f"projections must be (factors={self.factors}, {head_dim}, D'), got {tuple(projections.shape)}"
@@ -64,6 +66,11 @@ class HLA(KernelVariant):
             return torch.relu(x)
         ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
         return torch.cat([ones, x / math.sqrt(self.factors)], dim=-1)
+
+    def num_features(self, head_dim: int) -> int:
+        """Π_r D'_r, the Kronecker product's width (D'_r: factor r's projected width, +1 for affine)."""
+        width = head_dim if self.projections is None else self.projections.shape[-1]
+        return (width + (self.feature_map == "affine")) ** self.factors
 
     def features(self, x):
         """Kronecker product of the p factor features: dimension Π_r D_r."""

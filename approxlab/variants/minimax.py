@@ -19,6 +19,7 @@ from .power_series import PowerSeriesKernel
 
 class Minimax(PowerSeriesKernel):
     name = "minimax"
+    size_parameter = "degree"
 
     def __init__(self, degree: int = 2, R: float = 4.0):
         from ..approx import minimax_polynomial_coefficients

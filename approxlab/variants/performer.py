@@ -16,11 +16,12 @@ move earlier outputs; see the tests.)
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from collections import OrderedDict
 
 import torch
 
-from .._checks import check_choice, check_int, check_tensor
+from .. import budget
+from .._checks import check_bool, check_choice, check_int, check_seed, check_tensor
 from .base import KernelVariant, haar_orthogonal
 
 LOG2_E = 1.0 / math.log(2.0)
@@ -28,12 +29,36 @@ LOG2_E = 1.0 / math.log(2.0)
 
 def gaussian_projection(num_features: int, dim: int, *, orthogonal: bool = True, seed: int = 0) -> torch.Tensor:
     """m × D float64 matrix of random feature directions, reproducible from ``seed`` (see
-    :func:`_gaussian_projection`; cached, since ``attention(..., "performer")`` rebuilds its kernel per call)."""
-    return _gaussian_projection(num_features, dim, orthogonal, seed).clone()
+    :func:`draw_projection`). Sized against the memory budget first; small ones are kept in a cache of at
+    most ``_CACHE_BYTES`` (``attention(..., "performer")`` rebuilds its kernel per call), large ones never."""
+    num_features = check_int(num_features, "num_features", minimum=1)
+    dim = check_int(dim, "head_dim", minimum=1)
+    orthogonal, seed = check_bool(orthogonal, "orthogonal"), check_seed(seed)
+    budget.require(2 * num_features * dim * 8,
+                   f"performer num_features={num_features:,}: the m × D projection ({num_features:,} × {dim} float64)")
+    key = (num_features, dim, orthogonal, seed)
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key].clone()
+    projection = draw_projection(num_features, dim, orthogonal=orthogonal, seed=seed)
+    if projection.numel() * 8 <= _CACHE_BYTES // 4:
+        _cache[key] = projection
+        while cache_bytes() > _CACHE_BYTES:
+            _cache.popitem(last=False)
+    return projection.clone()
 
 
-@lru_cache(maxsize=16)
-def _gaussian_projection(num_features: int, dim: int, orthogonal: bool, seed: int) -> torch.Tensor:
+#: bytes of projections kept between calls; one larger than a quarter of it is never kept
+_CACHE_BYTES = 256 * 2**20
+_cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+
+
+def cache_bytes() -> int:
+    """Bytes held by the projection cache now."""
+    return sum(w.numel() * w.element_size() for w in _cache.values())
+
+
+def draw_projection(num_features: int, dim: int, *, orthogonal: bool, seed: int) -> torch.Tensor:
     """m × D float64 matrix of random feature directions, reproducible from ``seed``.
 
     orthogonal: stacked blocks of a Haar-random orthogonal D × D matrix (QR of a Gaussian matrix),
@@ -64,20 +89,22 @@ class Performer(KernelVariant):
         projection: torch.Tensor | None = None,
     ):
         self.kind = check_choice(kind, "kind", {"positive", "trig"})
+        head_dim = check_int(head_dim, "head_dim", minimum=1)
+        check_bool(orthogonal, "orthogonal")
+        check_seed(seed)
+        if num_features is not None:
+            num_features = check_int(num_features, "num_features", minimum=1)
         if projection is not None:
-            check_tensor(projection, "projection", ndim=2)
-            if projection.shape[1] != head_dim:
-                raise ValueError(f"projection must be (num_features, {head_dim}), got {tuple(projection.shape)}")
+            check_tensor(projection, "projection", ndim=2, layout="(num_features, D)")
+            if projection.shape[0] == 0 or projection.shape[1] != head_dim:
+                raise ValueError(f"projection must be (num_features >= 1, {head_dim}), got {tuple(projection.shape)}")
             if num_features is not None and num_features != projection.shape[0]:
                 raise ValueError(f"num_features={num_features} disagrees with projection rows {projection.shape[0]}")
             self.projection = projection
         else:
             if num_features is None:
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
-            num_features = check_int(num_features, "num_features", minimum=1)
-            if not isinstance(orthogonal, bool):
-                raise TypeError(f"orthogonal must be a bool, got {orthogonal!r}")
-            self.projection = gaussian_projection(num_features, head_dim, orthogonal=orthogonal, seed=check_int(seed, "seed", minimum=0))
+            self.projection = gaussian_projection(num_features, head_dim, orthogonal=orthogonal, seed=seed)
         self.num_random = self.projection.shape[0]
         self._cast: dict = {}
 
@@ -114,3 +141,6 @@ class Performer(KernelVariant):
 
     def num_features(self, head_dim: int) -> int:
         return self.num_random * (1 if self.kind == "positive" else 2)
+
+    def describe_size(self, head_dim: int) -> str:
+        return f"performer num_features={self.num_random:,} (F = {self.num_features(head_dim):,} features)"

@@ -14,6 +14,7 @@ from .power_series import PowerSeriesKernel
 
 class Polynomial(PowerSeriesKernel):
     name = "polynomial"
+    size_parameter = "degree"
 
     def __init__(self, degree: int = 2, c: float | None = None):
         self.degree = check_int(degree, "degree", minimum=1)

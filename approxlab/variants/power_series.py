@@ -89,19 +89,17 @@ def monomial_features(x: torch.Tensor, coefficients: Sequence[float], *, signed:
         w = np.exp(0.5 * (math.log(abs(coefficients[r])) + math.lgamma(r + 1) - log_af))
         weights[r] = -w if (signed and coefficients[r] < 0) else w
 
-    def weigh(block, r):
-        if np.all(weights[r] == 1.0):
-            return block
-        w = torch.as_tensor(weights[r], dtype=x.dtype, device=x.device).reshape(-1, *([1] * len(lead)))
-        return block.mul_(w) if not block.requires_grad else block * w
+    def weight_of(r):
+        return torch.as_tensor(weights[r], dtype=x.dtype, device=x.device).reshape(-1, *([1] * len(lead)))
 
-    if torch.is_grad_enabled() and x.requires_grad:  # autograd: the same products, concatenated
+    if torch.is_grad_enabled() and x.requires_grad:  # autograd: the same products, concatenated, out of place
+        # (degree r + 1 is built from the unweighted degree r, so the weights never touch ``prev``)
         blocks, prev = [], torch.ones((1, *lead), dtype=x.dtype, device=x.device)
         for r in range(degree + 1):
             if r > 0:
                 prev = torch.cat([prev[:c] * xt[i] for i, c in enumerate(tables[r - 1][0].tolist())])
             if r in weights:
-                blocks.append(weigh(prev, r))
+                blocks.append(prev * weight_of(r))
         return torch.cat(blocks).movedim(0, -1)
 
     sizes = [1] + [int(t[0].sum()) for t in tables]
@@ -121,7 +119,8 @@ def monomial_features(x: torch.Tensor, coefficients: Sequence[float], *, signed:
             pos += c
         prev = cur
     for r in kept:  # after all degrees: degree r + 1 is built from the unweighted degree r
-        weigh(out[offsets[r] : offsets[r] + sizes[r]], r)
+        if not np.all(weights[r] == 1.0):
+            out[offsets[r] : offsets[r] + sizes[r]].mul_(weight_of(r))
     return out.movedim(0, -1)
 
 

@@ -14,6 +14,7 @@ from .power_series import PowerSeriesKernel
 
 class Taylor(PowerSeriesKernel):
     name = "taylor"
+    size_parameter = "order"
 
     def __init__(self, order: int = 2):
         self.order = check_int(order, "order", minimum=0)

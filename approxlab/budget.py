@@ -1,0 +1,90 @@
+"""Memory budget: every form sizes its largest buffers before it allocates them.
+
+A request over the budget raises :class:`MemoryBudgetError` (a ``ValueError``) within milliseconds,
+naming the parameter that set the size and the bytes it would need, instead of swapping the machine
+for minutes and dying with ``MemoryError``. What is sized:
+
+- the efficient forms: the state S (B·H·F·Dv) and normaliser, plus key/query blocks of features
+  (rows · B·H · F), whose rows are chosen to fit (``engine``);
+- the explicit forms: the B·H·Nq·Nk weight matrix;
+- Performer's m × D projection (float64), at construction.
+
+The budget is 4 GiB unless set otherwise::
+
+    approxlab.set_memory_budget("16GiB")        # for the session (None restores the default)
+    with approxlab.memory_budget(2**34): ...     # for a block
+    APPROXLAB_MEMORY_BUDGET=16GiB python ...     # from the environment
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from numbers import Integral, Real
+
+DEFAULT_BUDGET = 4 * 2**30
+ENV_VAR = "APPROXLAB_MEMORY_BUDGET"
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_budget: int | None = None
+
+
+class MemoryBudgetError(ValueError):
+    """A computation would allocate more than the memory budget."""
+
+
+def parse_bytes(value, name: str = "memory budget") -> int:
+    """A positive byte count from an int/float or a string such as ``"512MiB"``, ``"8GB"``, ``"1e9"``."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"{name} must be a byte count such as 4GiB, 512MB or 1e9, got {value!r}")
+        value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if isinstance(value, bool) or not isinstance(value, Real) or not value == value or value <= 0 \
+            or value == float("inf"):
+        raise ValueError(f"{name} must be a positive finite number of bytes, got {value!r}")
+    return int(value)
+
+
+def get_memory_budget() -> int:
+    """Bytes one call may allocate: :func:`set_memory_budget`'s value, else $APPROXLAB_MEMORY_BUDGET, else 4 GiB."""
+    if _budget is not None:
+        return _budget
+    env = os.environ.get(ENV_VAR)
+    return parse_bytes(env, ENV_VAR) if env else DEFAULT_BUDGET
+
+
+def set_memory_budget(nbytes) -> None:
+    """Set the budget for this process (bytes or a string like ``"16GiB"``); None restores the default."""
+    global _budget
+    _budget = None if nbytes is None else parse_bytes(nbytes)
+
+
+@contextlib.contextmanager
+def memory_budget(nbytes):
+    """``with memory_budget("1GiB"): ...`` — the budget inside the block, the previous one after."""
+    global _budget
+    previous, _budget = _budget, parse_bytes(nbytes)
+    try:
+        yield _budget
+    finally:
+        _budget = previous
+
+
+def format_bytes(nbytes: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{int(nbytes)} B"
+
+
+def require(nbytes: int, what: str) -> None:
+    """Raise :class:`MemoryBudgetError` when ``what`` needs more than the budget."""
+    if not isinstance(nbytes, Integral):
+        nbytes = int(nbytes)
+    limit = get_memory_budget()
+    if nbytes > limit:
+        raise MemoryBudgetError(
+            f"{what} needs {format_bytes(nbytes)} ({nbytes:,} bytes), over the memory budget of "
+            f"{format_bytes(limit)}; approxlab.set_memory_budget(...) or ${ENV_VAR} raises it")

@@ -6,8 +6,10 @@ benchmarks — each figure computable from a notebook.
 """
 
 from .attention import Attention, attention, attention_weights, explicit_attention
+from .budget import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
 from .variants import VARIANTS, build_kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["VARIANTS", "attention", "attention_weights", "explicit_attention", "Attention", "build_kernel"]
+__all__ = ["VARIANTS", "attention", "attention_weights", "explicit_attention", "Attention", "build_kernel",
+           "MemoryBudgetError", "get_memory_budget", "memory_budget", "set_memory_budget"]

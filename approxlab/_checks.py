@@ -91,6 +91,25 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
+def check_similarity_range(q: torch.Tensor, k: torch.Tensor, scale: float, work: torch.dtype, variant: str) -> None:
+    """Refuse inputs whose similarities may overflow the working dtype: |s| ≤ D · max|q| · max|k| · scale.
+
+    Checked before computing, because an overflowing q·k is not always visible afterwards: SDPA on CPU turns
+    the inf − inf of an overflowing dot product into a finite, wrong output. The bound is at most D times
+    |s|'s true maximum, so only inputs within a factor D of overflowing are refused.
+    """
+    def largest(x):
+        lo, hi = torch.aminmax(x.detach())
+        return max(abs(float(lo)), abs(float(hi)))
+
+    bound = q.shape[-1] * largest(q) * largest(k) * scale
+    limit = torch.finfo(work).max
+    if not bound <= limit:
+        raise OverflowError(f"{variant} attention would overflow in {work}: the similarities s = q·k·scale may reach "
+                            f"D·max|q|·max|k|·scale = {bound:.3g}, beyond {work}'s largest {limit:.3g}. Rescale q and "
+                            "k, lower scale, or pass float64 inputs")
+
+
 def check_finite_result(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, scale: float, variant: str,
                         work: torch.dtype) -> torch.Tensor:
     """Finite inputs must give a finite result: otherwise name the overflow (never return NaN silently).

@@ -48,7 +48,8 @@ class LogUniformError:
     delta: float
     c: float
     positive: bool
-    #: grid points where f ≤ 0 (empty when f > 0 on the whole range)
+    #: where f ≤ 0: the exact roots of a rational f in the range and the grid points where f ≤ 0 (empty when
+    #: f > 0 on the whole range)
     nonpositive_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     argmax: float = math.nan
     argmin: float = math.nan
@@ -75,15 +76,33 @@ def chebyshev_grid(lo: float, hi: float, n: int) -> np.ndarray:
 
 def log_uniform_error(f: Callable, R: float | None = None, *, interval=None, points: int = 4097) -> LogUniformError:
     """δ_f on [−R, R] (or ``interval``): fine Chebyshev grid, then the extreme points polished by a
-    bounded scalar optimisation in their neighbouring cells. δ = inf where f ≤ 0 somewhere."""
+    bounded scalar optimisation in their neighbouring cells. δ = inf where f ≤ 0 somewhere.
+
+    Positivity is decided exactly where f is a rational function (f applied to a sympy symbol gives
+    one, as every ``similarity_function`` does): its numerator and denominator must have no real root
+    in the closed range (Sturm sequences, ``Poly.count_roots``, on the exact binary values of the float
+    coefficients), so a zero between grid points — (1 + s/2)² at s = −2 — is never missed. Other f are
+    sampled on the grid and the smallest sample polished by a bounded minimisation.
+    """
     lo, hi = _check_range(R, interval)
     s = chebyshev_grid(lo, hi, points)
     fs = np.asarray(f(s), dtype=float)
     if fs.shape != s.shape:
         raise ValueError(f"f must map an array of similarities to an array of the same shape, got {fs.shape}")
-    bad = ~(fs > 0)
-    if bad.any():
-        return LogUniformError(math.inf, math.nan, False, s[bad])
+    zeros = rational_nonpositive_points(f, lo, hi)
+    if zeros is not None:  # rational: the exact roots, with the samples where f ≤ 0
+        zeros = np.union1d(zeros, s[~(fs > 0)]) if zeros.size else zeros
+    else:  # not rational: the samples, and a polished minimum
+        zeros = s[~(fs > 0)]
+        if not zeros.size and np.isfinite(fs).all():
+            i = int(np.argmin(fs))
+            a, b = s[max(i - 1, 0)], s[min(i + 1, points - 1)]
+            res = minimize_scalar(lambda x: float(f(np.asarray([x]))[0]), bounds=(a, b), method="bounded",
+                                  options={"xatol": 1e-14 * max(1.0, abs(hi))})
+            if not res.fun > 0:
+                zeros = np.asarray([res.x])
+    if zeros.size:
+        return LogUniformError(math.inf, math.nan, False, np.asarray(zeros, dtype=float))
 
     def g(x):
         return math.log(float(f(np.asarray([x]))[0])) - x
@@ -102,6 +121,43 @@ def log_uniform_error(f: Callable, R: float | None = None, *, interval=None, poi
         best.append((value, where))
     (gmax, smax), (gmin, smin) = best
     return LogUniformError(0.5 * (gmax - gmin), 0.5 * (gmax + gmin), True, np.zeros(0), smax, smin)
+
+
+def rational_nonpositive_points(f: Callable, lo: float, hi: float) -> Optional[np.ndarray]:
+    """Where the rational function f is ≤ 0 (or undefined) on [lo, hi], decided exactly; None if f is
+    not a rational function of one symbol.
+
+    Returns the real roots of f's numerator and denominator in [lo, hi] (empty when f > 0 there), or
+    ``[lo]`` when f has no root there but is negative throughout. Floats in f's expression are replaced
+    by their exact binary values, so the answer is about the function the floating-point code evaluates.
+    """
+    import sympy as sp
+
+    x = sp.Symbol("s", real=True)
+    try:
+        expr = f(x)
+    except Exception:  # numpy-only code: not symbolic
+        return None
+    if not isinstance(expr, sp.Basic):
+        try:
+            expr = sp.sympify(expr)
+        except (sp.SympifyError, TypeError):
+            return None
+    expr = expr.xreplace({c: sp.Rational(float(c)) for c in expr.atoms(sp.Float)})
+    num, den = sp.fraction(sp.together(expr))
+    if not (num.is_polynomial(x) and den.is_polynomial(x)):
+        return None
+    a, b = sp.Rational(lo), sp.Rational(hi)
+    roots = []
+    for part in (sp.Poly(num, x), sp.Poly(den, x)):
+        if part.is_zero:
+            return np.asarray([lo])
+        if part.degree() > 0 and part.count_roots(a, b):
+            roots += [float(r) for r in set(sp.real_roots(part)) if a <= r <= b]
+    if roots:
+        return np.asarray(sorted(roots))
+    mid = (a + b) / 2
+    return np.zeros(0) if (num / den).subs(x, mid) > 0 else np.asarray([lo])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import budget, engine
-from ._checks import check_finite_result, check_int, check_qkv, resolve_scale
+from ._checks import check_finite_result, check_int, check_qkv, check_similarity_range, resolve_scale
 from .variants import VARIANTS, build_kernel
 from .variants.softmax import softmax_attention
 
@@ -26,7 +26,9 @@ def _prepare(q, k, v, variant, causal, scale):
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {causal!r}")
     check_qkv(q, k, v, causal=causal)
-    return resolve_scale(scale, q.shape[-1])
+    scale = resolve_scale(scale, q.shape[-1])
+    check_similarity_range(q, k, scale, engine.compute_dtype(q.dtype), variant)
+    return scale
 
 
 def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,

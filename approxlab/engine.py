@@ -95,6 +95,35 @@ def normalise_kernel(
     return safe_divide(kernel, kernel.sum(-1, keepdim=True))
 
 
+def row_condition(query_map: FeatureMap, key_map: FeatureMap, q: torch.Tensor, k: torch.Tensor, *,
+                  causal: bool = False) -> torch.Tensor:
+    """Condition number of each row's kernel sum in the feature basis (…, Nq):
+
+        cond_i = Σ_l Σ_f |φ_q(q_i)_f| |φ_k(k_l)_f| e^{c_l} / |Σ_l φ_q(q_i)·φ_k(k_l) e^{c_l}|
+
+    The efficient form sums feature products, so its rounding error is about ε·F·cond_i relative to the
+    row's output scale, whatever the order of summation. Non-negative features (linear, relu,
+    performer's positive map, elu/relu HLA) have cond = 1; signed features (odd Taylor orders, s^p and
+    minimax through monomials, trig features) cancel when κ ≪ Σ|terms|, e.g. s^p for a key nearly
+    perpendicular to the query (inf where the row sum is exactly 0). Builds N×N: a diagnostic.
+    """
+    fq, _ = query_map(q)
+    fk, ck = key_map(k)
+    absolute, signed = fq.abs() @ fk.abs().transpose(-1, -2), fq @ fk.transpose(-1, -2)
+    weights = None
+    if ck is not None:
+        weights = ck.unsqueeze(-2).expand(signed.shape)
+    mask = causal_mask(*signed.shape[-2:], signed.device) if causal else None
+    if weights is not None:
+        if mask is not None:
+            weights = weights.masked_fill(~mask, float("-inf"))
+        weights = torch.exp(weights - weights.amax(-1, keepdim=True))
+        absolute, signed = absolute * weights, signed * weights
+    if mask is not None:
+        absolute, signed = absolute.masked_fill(~mask, 0.0), signed.masked_fill(~mask, 0.0)
+    return absolute.sum(-1) / signed.sum(-1).abs()
+
+
 # ----------------------------------------------------------------------------------------------
 # efficient form
 # ----------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def feature_sign(phi) -> str:
 
 def _exact(expr):
     """Replace float coefficients (e.g. 1/r! stored as floats) by the rationals they round."""
-    return expr.xreplace({f: sp.nsimplify(f) for f in expr.atoms(sp.Float)})
+    return expr.xreplace({f: sp.nsimplify(f, rational=True) for f in expr.atoms(sp.Float)})
 
 
 def _param_text(params: dict) -> str:
@@ -183,7 +183,7 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
         return KernelExpression(variant, params, estimate, sp.exp(s), (), (s,), True, features=features,
                                 feature_sign="positive" if kernel.kind == "positive" else "sign-changing",
                                 note="E[κ̂] = exp(s); the estimate is random")
-    if variant in ("taylor", "polynomial"):
+    if variant in ("taylor", "polynomial", "minimax"):
         coeffs = kernel.coefficients
         features = sp.factor(sp.expand_func(sum(sp.binomial(D + r - 1, r) for r, a in enumerate(coeffs) if a != 0)))
         return KernelExpression(variant, params, features=features,
@@ -242,24 +242,56 @@ def explain(variant: str, **params) -> str:
             f"κ_1/Σ_l κ_l is rational of degree {deg} (sympy cancel + Poly.total_degree)")
 
 
+def polynomial_sign(poly: sp.Poly) -> str:
+    """Sign of a real polynomial over the reals, exactly: 'positive', 'non-negative', 'sign-changing',
+    'non-positive', 'negative' or 'zero'.
+
+    Real roots are counted by Sturm sequences (``Poly.count_roots``); the polynomial changes sign iff a
+    square-free factor of odd multiplicity (``sqf_list``) has a real root; otherwise its sign is that at
+    any point that is not a root.
+    """
+    if poly.is_zero:
+        return "zero"
+    x = poly.gens[0]
+    point = next(t for t in range(poly.degree() + 2) if poly.eval(t) != 0)
+    sign = "positive" if poly.eval(point) > 0 else "negative"
+    if poly.count_roots() == 0:
+        return sign
+    if any(mult % 2 and sp.Poly(factor, x).count_roots() for factor, mult in poly.sqf_list()[1]):
+        return "sign-changing"
+    return "non-negative" if sign == "positive" else "non-positive"
+
+
+def _sign_over_reals(expr: sp.Expr) -> str:
+    """Sign of κ(s) (or its slope) over the reals: exact for polynomials, solveset otherwise."""
+    if expr.is_polynomial(s):
+        return polynomial_sign(sp.Poly(expr, s))
+    nonpositive, negative = sp.solveset(expr <= 0, s, sp.Reals), sp.solveset(expr < 0, s, sp.Reals)
+    if isinstance(nonpositive, sp.ConditionSet) or isinstance(negative, sp.ConditionSet):
+        raise NotImplementedError(f"sympy cannot decide the sign of {expr} over the reals")
+    if nonpositive.is_empty:
+        return "positive"
+    return "non-negative" if negative.is_empty else "sign-changing"
+
+
 def positivity(expr: KernelExpression) -> str:
-    """Sign of κ: for κ(s), by solveset over the reals; for feature kernels, from the sign of φ."""
+    """Sign of κ: for κ(s), exactly over the reals (:func:`polynomial_sign` for polynomials); for feature
+    kernels, from the sign of φ."""
     if not expr.of_similarity or expr.variant == "performer":
         return expr.feature_sign
-    if sp.solveset(expr.kappa <= 0, s, sp.Reals).is_empty:
-        return "positive"
-    return "non-negative" if sp.solveset(expr.kappa < 0, s, sp.Reals).is_empty else "sign-changing"
+    return _sign_over_reals(expr.kappa)
 
 
 def monotonicity(expr: KernelExpression) -> str:
-    """'increasing' if κ'(s) ≥ 0 on the reals (solveset), else 'not monotone'; feature kernels: on the orthant."""
+    """'increasing' if κ'(s) ≥ 0 on the reals (exactly, as :func:`positivity`), else 'not monotone';
+    feature kernels: on the orthant."""
     if expr.variant == "performer":
         return "random (mean exp(s))"
     if expr.of_similarity:
         slope = sp.diff(expr.kappa, s)
         if slope == 0:
             return "constant"
-        return "increasing" if sp.solveset(slope < 0, s, sp.Reals).is_empty else "not monotone"
+        return "increasing" if _sign_over_reals(slope) in ("positive", "non-negative") else "not monotone"
     slopes = [sp.diff(expr.concrete, k) for k in expr.key]
     return "increasing (orthant)" if all(sl.is_positive for sl in slopes) else "not monotone"
 

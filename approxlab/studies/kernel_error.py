@@ -37,12 +37,9 @@ def compute(profile: str = "quick") -> pd.DataFrame:
     grid = [(R, p) for R in cfg["radii"] for p in cfg["degrees"]]
     for R, p in tqdm(grid, desc="kernel_error"):
         rows.append(_row("taylor", p, R, approx.log_uniform_error(Taylor(p).similarity_function, R)))
+        # root of multiplicity p at s = −p, found exactly (a grid can step over an even-order zero)
         hla = HLA(head_dim=1, factors=p, feature_map="affine")
-        if R >= p:  # root of multiplicity p at s = −p: a grid can step over an even-order zero
-            err = approx.LogUniformError(math.inf, math.nan, False, np.array([-float(p)]))
-        else:
-            err = approx.log_uniform_error(hla.similarity_function, R)
-        rows.append(_row("(1+s/p)^p", p, R, err))
+        rows.append(_row("(1+s/p)^p", p, R, approx.log_uniform_error(hla.similarity_function, R)))
         best = approx.best_exp(p, R)
         rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(Minimax(p, R).similarity_function, R),
                          delta_lower=math.atanh(best.lower), method=best.method))

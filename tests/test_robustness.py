@@ -219,6 +219,14 @@ def test_overflowing_similarities_raise(variant):
     assert torch.isfinite(attention(q.double() * 1e20, k.double() * 1e20, v.double(), "softmax")).all()
 
 
+def test_sdpa_hides_an_overflowing_similarity():
+    """Why the range is checked before computing: torch's SDPA returns finite values for overflowing q·k."""
+    q, k, v = (randn(1, 2, 8, 64, seed=s, dtype=torch.float32) for s in range(3))
+    hidden = torch.nn.functional.scaled_dot_product_attention(q * 1e20, k * 1e20, v)
+    exact = torch.nn.functional.scaled_dot_product_attention(q.double() * 1e20, k.double() * 1e20, v.double())
+    assert torch.isfinite(hidden).all() and (hidden.double() - exact).abs().max() > 1.0
+
+
 # ----------------------------------------------------------------------------------------------
 # 7-9. sizes are checked before allocation; wide maps run in blocks that fit; the cache is bounded
 # ----------------------------------------------------------------------------------------------

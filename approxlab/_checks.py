@@ -15,9 +15,9 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = True,
-                 layout: str = "(B, H, N, D)") -> None:
+                 layout: str = "(B, H, N, D)") -> float | None:
     """Raise unless ``x`` is a floating tensor of the given rank (``layout`` names its axes in the message)
-    with finite entries, on a device that holds data."""
+    with finite entries, on a device that holds data. Returns max |x| (found by the finiteness check)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != ndim:
@@ -26,15 +26,23 @@ def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = Tr
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
     if x.is_meta:
         raise ValueError(f"{name} is on the meta device (shapes only, no data); pass a tensor on cpu or cuda")
-    # a finite sum implies finite entries (any inf or NaN makes the sum inf or NaN); exact check only if not
-    if finite and x.numel() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+    magnitude = largest_magnitude(x) if finite and x.numel() else None
+    if magnitude is not None and not math.isfinite(magnitude):
         raise ValueError(f"{name} contains NaN or inf")
+    return magnitude
 
 
-def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causal: bool) -> None:
-    """Check q (B,H,Nq,D), k (B,H,Nk,D), v (B,H,Nk,Dv): dtypes, devices and shapes agree."""
-    check_tensor(q, "q")
-    check_tensor(k, "k")
+def largest_magnitude(x: torch.Tensor) -> float:
+    """max |x| in one pass (``aminmax``; NaN if x holds a NaN, inf if it holds an inf), as a Python float."""
+    lo, hi = torch.aminmax(x.detach())
+    lo, hi = float(lo), float(hi)
+    return math.nan if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
+
+
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causal: bool) -> tuple:
+    """Check q (B,H,Nq,D), k (B,H,Nk,D), v (B,H,Nk,Dv): dtypes, devices and shapes agree.
+    Returns (max |q|, max |k|), which bound the similarities (:func:`check_similarity_range`)."""
+    magnitudes = check_tensor(q, "q"), check_tensor(k, "k")
     tensors = {"q": q, "k": k}
     if v is not None:
         check_tensor(v, "v")
@@ -54,6 +62,7 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causa
         raise ValueError(f"v has {v.shape[-2]} positions but k has {k.shape[-2]}")
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(f"causal=True needs as many queries as keys, got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
+    return magnitudes
 
 
 def resolve_scale(scale: float | None, head_dim: int) -> float:
@@ -91,18 +100,15 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def check_similarity_range(q: torch.Tensor, k: torch.Tensor, scale: float, work: torch.dtype, variant: str) -> None:
+def check_similarity_range(magnitudes: tuple, head_dim: int, scale: float, work: torch.dtype, variant: str) -> None:
     """Refuse inputs whose similarities may overflow the working dtype: |s| ≤ D · max|q| · max|k| · scale.
 
     Checked before computing, because an overflowing q·k is not always visible afterwards: SDPA on CPU turns
     the inf − inf of an overflowing dot product into a finite, wrong output. The bound is at most D times
     |s|'s true maximum, so only inputs within a factor D of overflowing are refused.
     """
-    def largest(x):
-        lo, hi = torch.aminmax(x.detach())
-        return max(abs(float(lo)), abs(float(hi)))
-
-    bound = q.shape[-1] * largest(q) * largest(k) * scale
+    q_max, k_max = magnitudes  # max |q|, max |k| from check_qkv
+    bound = head_dim * q_max * k_max * scale
     limit = torch.finfo(work).max
     if not bound <= limit:
         raise OverflowError(f"{variant} attention would overflow in {work}: the similarities s = q·k·scale may reach "

@@ -25,9 +25,9 @@ def _prepare(q, k, v, variant, causal, scale):
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {causal!r}")
-    check_qkv(q, k, v, causal=causal)
+    magnitudes = check_qkv(q, k, v, causal=causal)
     scale = resolve_scale(scale, q.shape[-1])
-    check_similarity_range(q, k, scale, engine.compute_dtype(q.dtype), variant)
+    check_similarity_range(magnitudes, q.shape[-1], scale, engine.compute_dtype(q.dtype), variant)
     return scale
 
 

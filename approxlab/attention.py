@@ -57,9 +57,12 @@ def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size:
     :func:`attention` runs after checking; what the benchmarks compile)."""
     work = engine.compute_dtype(q.dtype)
     root = math.sqrt(scale)
+
+    def scaled(feature_map):  # x = q·√scale (in the working dtype) per block, while the block is in cache
+        return lambda x: feature_map(x.to(work) * root)
+
     out = engine.efficient_attention(
-        kernel.query_features, kernel.key_features,
-        q.to(work) * root, k.to(work) * root, v.to(work),
+        scaled(kernel.query_features), scaled(kernel.key_features), q, k, v.to(work),
         causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )

@@ -50,12 +50,17 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """num / den, with 0 where den == 0 (a row with no kernel mass)."""
+def safe_divide(num: torch.Tensor, den: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """num / den, with 0 where den == 0 (a row with no kernel mass); written into ``out`` when given
+    (a slice of the output, so blocks need no concatenation) and autograd is not recording."""
     zero = den == 0
     if not (torch.is_grad_enabled() and (num.requires_grad or den.requires_grad)):
-        return (num / den).masked_fill_(zero, 0.0)  # no autograd: one division, zeroed in place
-    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+        result = torch.div(num, den, out=out) if out is not None else num / den  # no autograd: one division
+        return result.masked_fill_(zero, 0.0) if bool(zero.any()) else result  # den is small: cheap to test
+    result = torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+    if out is not None:
+        out.copy_(result)
+    return result
 
 
 def causal_mask(nq: int, nk: int, device, offset: int = 0) -> torch.Tensor:
@@ -155,7 +160,7 @@ def efficient_attention(
         num_features = key_map(k[..., :1, :])[0].shape[-1]
     if causal and backend == "triton":
         return _causal_fused(query_map, key_map, q, k, v, chunk_size)
-    batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], q.element_size()
+    batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], v.element_size()
     if causal:
         preferred = chunk_size or DEFAULT_CHUNK
         chunk = block_rows(q.shape[-2], num_features, batch_heads, dv, itemsize, preferred=preferred, label=label)
@@ -222,9 +227,16 @@ def _project(f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...nf,...f->...n", f, z)
 
 
-def _divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """Row outputs num_i / den_i with num (…, n, Dv) and den (…, n)."""
-    return safe_divide(num, den.unsqueeze(-1))
+def _divide(num: torch.Tensor, den: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Row outputs num_i / den_i with num (…, n, Dv) and den (…, n), into ``out`` when given."""
+    return safe_divide(num, den.unsqueeze(-1), out)
+
+
+def _output(q: torch.Tensor, v: torch.Tensor) -> Optional[torch.Tensor]:
+    """The (…, Nq, Dv) output that blocks write into, or None under autograd (blocks are concatenated)."""
+    if torch.is_grad_enabled() and (q.requires_grad or v.requires_grad):
+        return None
+    return torch.empty(*q.shape[:-1], v.shape[-1], dtype=v.dtype, device=v.device)
 
 
 def _noncausal(query_map, key_map, q, k, v, step):
@@ -249,11 +261,12 @@ def _noncausal(query_map, key_map, q, k, v, step):
             running_max = new_max
         state, normaliser = _accumulate(state, fk.transpose(-1, -2) @ vb), _accumulate(normaliser, kz)
         del fk
-    outputs = []
+    out, outputs = _output(q, v), []
     for start in range(0, nq, step):
         fq, _ = query_map(q[..., start : start + step, :])
-        outputs.append(_divide(fq @ state, _project(fq, normaliser)))
-    return torch.cat(outputs, dim=-2)
+        block = None if out is None else out[..., start : start + step, :]
+        outputs.append(_divide(fq @ state, _project(fq, normaliser), block))
+    return out if out is not None else torch.cat(outputs, dim=-2)
 
 
 def _causal(query_map, key_map, q, k, v, chunk_size, num_features):
@@ -284,7 +297,7 @@ def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
     n = v.shape[-2]
     rows = chunk_size * _chunks_per_pass(v, chunk_size, num_features)
     state = normaliser = None  # S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) over the previous passes
-    outputs = []
+    out, outputs = _output(q, v), []
     for start in range(0, n, rows):
         sl = slice(start, start + rows)
         length = min(rows, n - start)
@@ -292,21 +305,29 @@ def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
                                                         v[..., sl, :]))  # (…, chunks, C, ·)
         prefix, prefix_z, total, total_z = chunk_prefix_states(fk, vb)
         if state is not None:
-            prefix, prefix_z = prefix + state.unsqueeze(-3), prefix_z + normaliser.unsqueeze(-2)
-            total, total_z = total + state, total_z + normaliser
+            prefix, prefix_z = _accumulate(prefix, state.unsqueeze(-3)), _accumulate(prefix_z, normaliser.unsqueeze(-2))
+            total, total_z = _accumulate(total, state), _accumulate(total_z, normaliser)
         block = (fq @ fk.transpose(-1, -2)).tril_()  # (…, chunks, C, C), j <= i
-        num = block @ vb + fq @ prefix
-        den = block.sum(-1) + _project(fq, prefix_z)
-        outputs.append(_divide(num, den).flatten(-3, -2)[..., :length, :])
+        num = _accumulate(block @ vb, fq @ prefix)
+        den = _accumulate(block.sum(-1), _project(fq, prefix_z))
+        if out is None:
+            outputs.append(_divide(num, den).flatten(-3, -2)[..., :length, :])
+        elif length == num.shape[-3] * chunk_size:  # no padding: divide straight into the output
+            _divide(num, den, out[..., sl, :].unflatten(-2, num.shape[-3:-1]))
+        else:
+            out[..., sl, :].copy_(_divide(num, den).flatten(-3, -2)[..., :length, :])
         state, normaliser = total, total_z
-    return torch.cat(outputs, dim=-2)
+    return out if out is not None else torch.cat(outputs, dim=-2)
 
 
 def chunked(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """(…, N, d) -> (…, ⌈N/C⌉, C, d), zero-padded at the end (zero features and values add nothing)."""
+    """(…, N, d) -> (…, ⌈N/C⌉, C, d), zero-padded at the end (zero features and values add nothing);
+    a view when C divides N."""
     chunks = -(-x.shape[-2] // chunk_size)
     pad = chunks * chunk_size - x.shape[-2]
-    return torch.nn.functional.pad(x, (0, 0, 0, pad)).unflatten(-2, (chunks, chunk_size))
+    if pad:
+        x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+    return x.unflatten(-2, (chunks, chunk_size))
 
 
 def chunk_prefix_states(fk: torch.Tensor, v: torch.Tensor):
@@ -326,7 +347,7 @@ def _causal_sequential(query_map, key_map, q, k, v, chunk_size):
     # prefix state S = Σ_{j < chunk} φ(k_j) v_jᵀ and z = Σ_{j < chunk} φ(k_j), scaled by exp(−prev_max)
     # when keys carry a scale
     state = normaliser = prev_max = None
-    outputs = []
+    out, outputs = _output(q, v), []
     for start in range(0, n, chunk_size):
         sl = slice(start, start + chunk_size)
         fq, _ = query_map(q[..., sl, :])
@@ -336,8 +357,8 @@ def _causal_sequential(query_map, key_map, q, k, v, chunk_size):
         if ck is None:
             num, den = block @ vc, block.sum(-1)
             if state is not None:
-                num = num + fq @ state
-                den = den + _project(fq, normaliser)
+                num = _accumulate(num, fq @ state)
+                den = _accumulate(den, _project(fq, normaliser))
             state = _accumulate(state, fk.transpose(-1, -2) @ vc)
             normaliser = _accumulate(normaliser, fk.sum(-2))
         else:
@@ -366,5 +387,5 @@ def _causal_sequential(query_map, key_map, q, k, v, chunk_size):
                 state = state * rescale[..., None, None] + kv
                 normaliser = normaliser * rescale[..., None] + kz
             prev_max = end_max
-        outputs.append(_divide(num, den))
-    return torch.cat(outputs, dim=-2)
+        outputs.append(_divide(num, den, None if out is None else out[..., sl, :]))
+    return out if out is not None else torch.cat(outputs, dim=-2)

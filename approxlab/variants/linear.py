@@ -14,8 +14,9 @@ from .base import KernelVariant
 
 
 def elu_feature(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = elu(x) + 1."""
-    return F.elu(x) + 1.0
+    """φ(x) = elu(x) + 1 (the + 1 in place outside autograd: one buffer)."""
+    f = F.elu(x)
+    return f.add_(1.0) if not f.requires_grad else f + 1.0
 
 
 class Linear(KernelVariant):

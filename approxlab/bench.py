@@ -15,9 +15,13 @@ Methods (``METHODS``):
 Every row records: median forward time and IQR (torch.utils.benchmark after a warm-up; the Timer
 synchronises CUDA), the number of timed runs, peak memory allocated during one call (CPU: the
 allocator events seen by ``torch.profiler``; CUDA: ``max_memory_allocated``), the device, library
-versions and the SDPA backend chosen. Against the device's limits:
+versions, threads, the SDPA backend chosen, and the CPUs other processes kept busy just before the
+case (``other_cpu_load``; a warning when they compete, since contended timings are silently slow).
+Against the device's limits:
     exact attention: TFLOP/s = 4·B·H·N²·D (halved when causal) / time
-    every method:    achieved bandwidth = bytes(q, k, v, o) / time  and, on a known GPU, % of HBM peak.
+    every method:    GFLOP/s of its arithmetic (:func:`method_flops`) and its fraction of the GEMM rate
+                     measured in the same run (``matmul_gflops``);
+                     achieved bandwidth = bytes(q, k, v, o) / time  and, on a known GPU, % of HBM peak.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ import torch
 import torch.nn.functional as F
 
 from . import attention
-from ._checks import resolve_scale
+from . import engine
+from ._checks import check_int, resolve_scale
 from .attention import kernel_attention
 from .environment import describe
 from .inputs import gaussian_qkv
-from .timing import allocator_state, time_call
+from .timing import allocator_state, matmul_rate, other_cpu_load, time_call
 from .variants import KERNELS, build_kernel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -226,6 +231,33 @@ def naive_bytes(case: Case) -> int:
     return 2 * case.batch * case.heads * case.n * case.n * torch.finfo(DTYPES[case.dtype]).bits // 8
 
 
+def method_flops(case: Case) -> float:
+    """Floating-point operations of one forward pass of ``case.method``, counting multiply-adds as 2:
+
+        exact attention (sdpa, naive):   4·B·H·N²·D, halved when causal
+        kernel variant with F features:  4·B·H·N·F·Dv (φ(K)ᵀV and φ(Q)S); causal adds the C×C block of each
+                                         chunk, computed whole: 2·B·H·N·C·(F + Dv)
+        identity:                        0
+    Feature maps themselves (elu, exp, monomials) are not counted: the GEMMs are the work the rate is
+    compared with.
+    """
+    base = split_method(case.method)[0]
+    bh, n, d = case.batch * case.heads, case.n, case.head_dim
+    if base in ("sdpa", "naive_softmax"):
+        return 4.0 * bh * n * n * d * (0.5 if case.causal else 1.0)
+    if base == "identity":
+        return 0.0
+    if base == "fla_linear":
+        features = d
+    else:
+        kernel = build_kernel("performer" if base == "performer_pytorch" else base, d, **case.params)
+        features = kernel.num_features(d)
+    flops = 4.0 * bh * n * features * d
+    if case.causal:
+        flops += 2.0 * bh * n * min(engine.DEFAULT_CHUNK, n) * (features + d)
+    return flops
+
+
 def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
             keep_freed: bool = True) -> dict:
     """Time and peak memory of one case, with the roofline columns."""
@@ -243,6 +275,7 @@ def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: in
         time_ms=1e3 * median, iqr_ms=1e3 * iqr, runs=runs, peak_mem_mb=peak / 2**20, io_bytes=io_bytes,
         achieved_gbps=gbps, hbm_fraction=(gbps * 1e9 / roof) if roof else float("nan"),
         tflops=(flops / median / 1e12) if exact else float("nan"),
+        gflops=method_flops(case) / median / 1e9,
     )
 
 
@@ -283,17 +316,26 @@ def blog_cases(lengths=(128, 256, 512, 1024, 2048, 4096, 6000), methods=("naive_
 
 def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
         memory_budget: float = 4 * 2**30, max_call_s: float = 10.0, progress: bool = True,
-        keep_freed: bool = True) -> pd.DataFrame:
+        keep_freed: bool = True, threads: Optional[int] = None, load_limit: float = 0.25) -> pd.DataFrame:
     """Measure ``cases`` in order; one row each. A case is skipped (``status`` says why) when naive
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
     ``keep_freed``: time inside :func:`approxlab.timing.freed_memory_kept` (glibc reuses freed memory
-    during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force."""
+    during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force.
+    ``threads``: torch's intra-op threads for the run (None: as set). Before each case the CPUs kept busy by
+    other processes are sampled (``other_cpu_load``); above ``load_limit`` a warning says the timing is
+    contended. ``matmul_gflops``: the GEMM rate of the same run, per dtype; ``matmul_fraction`` =
+    gflops / matmul_gflops."""
+    import warnings
+
     from tqdm.auto import tqdm
 
     device = check_device(device)
+    if threads is not None:
+        torch.set_num_threads(check_int(threads, "threads", minimum=1))
     env = describe(device)
     backend = {dt: sdpa_backend(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
+    rate = {dt: matmul_rate(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
     too_slow: dict = {}
     rows = []
     for case in tqdm(cases, desc=f"bench ({device.type})", disable=not progress):
@@ -306,9 +348,15 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
         elif key in too_slow and case.n > too_slow[key]:
             status = f"skipped: over {max_call_s:g} s at N={too_slow[key]}"
         if status == "ok":
+            row["other_cpu_load"] = load = other_cpu_load()
+            if load > load_limit:
+                warnings.warn(f"{case.method} N={case.n}: other processes keep {load:.1f} CPUs busy; this timing "
+                              "is contended (see the other_cpu_load column)", stacklevel=2)
             try:
                 row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
                                    keep_freed=keep_freed))
+                row["matmul_gflops"] = rate[case.dtype]
+                row["matmul_fraction"] = row["gflops"] / rate[case.dtype]
                 if row["time_ms"] > 1e3 * max_call_s:
                     too_slow[key] = case.n
             except (ImportError, NotImplementedError, RuntimeError) as err:
@@ -408,5 +456,5 @@ def banner(device="cpu") -> str:
     return " | ".join(f"{k}={v}" for k, v in env.items())
 
 
-__all__ = ["Case", "METHODS", "run", "measure", "peak_memory", "scaling_cases", "blog_cases",
+__all__ = ["Case", "METHODS", "run", "measure", "method_flops", "peak_memory", "scaling_cases", "blog_cases",
            "crossover", "speedup", "peer_agreement", "naive_softmax", "banner", "batch_heads", "check_device"]

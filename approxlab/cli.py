@@ -41,12 +41,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of timed runs per case")
     parser.add_argument("--max-call-s", type=float, default=10.0, help="skip larger N once a call takes longer")
     parser.add_argument("--memory-budget-gib", type=float, default=4.0, help="skip naive softmax above this")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--csv", default="bench.csv", help="output CSV (default bench.csv)")
 
 
 def run_bench(args) -> None:
-    from . import bench
+    import torch
 
+    from . import bench
+    from ._checks import check_int
+
+    if args.threads is not None:  # before the banner, which reports the threads in force
+        torch.set_num_threads(check_int(args.threads, "--threads", minimum=1))
     print(bench.banner(bench.check_device(args.device)))
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
     cases = []
@@ -57,9 +63,10 @@ def run_bench(args) -> None:
     if args.protocol in ("blog", "both"):
         cases += bench.blog_cases()
     df = bench.run(cases, args.device, min_run_time=args.min_run_time, max_call_s=args.max_call_s,
-                   memory_budget=args.memory_budget_gib * 2**30)
+                   memory_budget=args.memory_budget_gib * 2**30, threads=args.threads)
     df.to_csv(args.csv, index=False)
-    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "time_ms", "iqr_ms", "peak_mem_mb", "status"]
+    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "time_ms", "iqr_ms", "gflops", "matmul_fraction",
+            "peak_mem_mb", "other_cpu_load", "status"]
     print(df[[c for c in cols if c in df]].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     if "sdpa" in args.methods:
         print("\ncrossover vs sdpa (first grid N faster; log-log interpolated N):")

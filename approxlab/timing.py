@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
+import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,3 +92,37 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
             times.append(timer.timeit(1).median)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
     return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times))
+
+
+# ----------------------------------------------------------------------------------------------
+# the machine's state beside a timing: its matmul rate, and whether other processes compete
+# ----------------------------------------------------------------------------------------------
+def matmul_rate(device="cpu", dtype=torch.float32, size: int = 2048) -> float:
+    """GFLOP/s of one size × size GEMM (2·size³ flops), timed like everything else: the machine's
+    reference rate, measured in the same run as the timings it is compared with."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    return 2 * size**3 / time_call(lambda: a @ b, min_run_time=0.3).median_s / 1e9
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy jiffies of the whole machine, jiffies of this process) from /proc (Linux)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return sum(fields) - idle, int(own[11]) + int(own[12])  # utime + stime
+
+
+def other_cpu_load(interval: float = 0.2) -> float:
+    """CPUs kept busy by *other* processes over ``interval`` seconds (e.g. 1.0: one core taken away);
+    NaN where /proc is not available. Timings taken while this is well above 0 are inflated."""
+    try:
+        busy0, own0 = _busy_jiffies()
+        time.sleep(interval)
+        busy1, own1 = _busy_jiffies()
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    hz = os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / interval)

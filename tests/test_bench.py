@@ -130,6 +130,49 @@ def test_run_records_environment_and_skips_with_a_reason():
     assert ok["tflops"].notna().eq(ok["method"].isin(["sdpa", "naive_softmax"])).all()
 
 
+def test_run_records_arithmetic_rate_and_competing_load():
+    """gflops = method_flops / time; matmul_fraction against the same run's GEMM rate; other_cpu_load sampled
+    per case, with a warning above the limit; threads set for the run."""
+    before = torch.get_num_threads()
+    try:
+        with pytest.warns(UserWarning, match="other processes keep"):
+            df = bench.run([bench.Case("linear", 256, 1, 2, 16), bench.Case("sdpa", 256, 1, 2, 16)],
+                           min_run_time=0.01, progress=False, threads=1, load_limit=-1.0)
+        assert (df["threads"] == 1).all()
+    finally:
+        torch.set_num_threads(before)
+    assert (df["matmul_gflops"] > 0).all() and (df["other_cpu_load"] >= 0).all()
+    for _, row in df.iterrows():
+        flops = bench.method_flops(bench.Case(row["method"], 256, 1, 2, 16))
+        assert row["gflops"] == pytest.approx(flops / (row["time_ms"] / 1e3) / 1e9, rel=1e-9)
+        assert row["matmul_fraction"] == pytest.approx(row["gflops"] / row["matmul_gflops"], rel=1e-12)
+
+
+def test_method_flops_count_the_gemms():
+    bh, n, d = 8, 1024, 64
+    assert bench.method_flops(bench.Case("linear", n, 1, bh, d)) == 4 * bh * n * d * d
+    causal = bench.method_flops(bench.Case("linear", n, 1, bh, d, causal=True))
+    assert causal == 4 * bh * n * d * d + 2 * bh * n * 128 * (d + d)
+    assert bench.method_flops(bench.Case("taylor", n, 1, bh, d, params={"order": 2})) == 4 * bh * n * 2145 * d
+    assert bench.method_flops(bench.Case("sdpa", n, 1, bh, d, causal=True)) == 2 * bh * n * n * d
+    assert bench.method_flops(bench.Case("identity", n, 1, bh, d)) == 0
+
+
+def test_other_cpu_load_sees_a_busy_process():
+    import subprocess
+    import sys
+
+    from approxlab import timing
+
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.3)
+        assert timing.other_cpu_load(0.5) > 0.3
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_run_stops_a_method_after_a_slow_call():
     cases = [bench.Case("sdpa", n, 1, 1, 16) for n in (32, 64)]
     df = bench.run(cases, min_run_time=0.001, max_call_s=0.0, progress=False)

@@ -122,16 +122,26 @@ class Performer(KernelVariant):
         The logits come out of the GEMM already in base 2 (W · log₂e), so f = 2^(u₂ − max u₂): exp2
         is cheaper than exp on CPU and the GEMM's rounding is unchanged.
         """
-        half_sq = 0.5 * (x * x).sum(-1)
+        return self._features(x, with_scale=True)
+
+    def query_features(self, x):
+        """φ(q) up to its per-query factor, which cancels in each row's normalisation: f alone (no ‖x‖²)."""
+        return self._features(x, with_scale=False)
+
+    def key_features(self, x):
+        return self._features(x, with_scale=True)
+
+    def _features(self, x, *, with_scale: bool):
         log_m = 0.5 * math.log(self.num_random)
         if self.kind == "positive":
             u2 = x @ self._projection(x, LOG2_E).T
             top2 = u2.amax(-1)
             shifted = u2.sub_(top2[..., None]) if not u2.requires_grad else u2 - top2[..., None]
             f = shifted.exp2_() if not shifted.requires_grad else torch.exp2(shifted)
-            return f, top2 * math.log(2.0) - half_sq - log_m
+            return f, (top2 * math.log(2.0) - 0.5 * torch.linalg.vecdot(x, x) - log_m) if with_scale else None
         u = x @ self._projection(x).T
-        return torch.cat([torch.sin(u), torch.cos(u)], dim=-1), half_sq - log_m
+        f = torch.cat([torch.sin(u), torch.cos(u)], dim=-1)
+        return f, (0.5 * torch.linalg.vecdot(x, x) - log_m) if with_scale else None
 
     def kernel_estimate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unnormalised estimate φ(x)·φ(y) (…, Nx, Ny), in the input dtype (may overflow for huge norms)."""

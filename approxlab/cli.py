@@ -56,7 +56,7 @@ def main(argv=None) -> None:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    from .report_card import PROFILES
+    from .report_card import PARTS, PROFILES
 
     parser.add_argument("name", help="a variant name: built-in, or registered by a module given with --import")
     parser.add_argument("--import", dest="report_imports", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -66,6 +66,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=list(PROFILES), default="quick", help="small, quick (default) or full")
     parser.add_argument("--real", choices=["auto", "yes", "no"], default="auto",
                         help="the all-MiniLM-L6 heads part (auto: when the 'real' extra is installed)")
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), metavar="PART",
+                        help=f"parts to compute (default: all of {', '.join(PARTS)})")
     parser.add_argument("--degree", type=int, default=None, help="degree to compare δ with when none is derived")
     parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
 
@@ -89,7 +91,8 @@ def run_report(args) -> None:
     from .report_card import report
 
     real = {"auto": None, "yes": True, "no": False}[args.real]
-    card = report(args.name, profile=args.profile, real=real, degree=args.degree, **_parse_params(args.param))
+    card = report(args.name, profile=args.profile, real=real, degree=args.degree, parts=args.parts,
+                  **_parse_params(args.param))
     print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     for path in card.save(args.out):
         print(f"wrote {path}")

@@ -41,13 +41,10 @@ def _check_call(variant, params, chunk_size, backend):
     check_params(variant, params)
     if backend not in engine.BACKENDS:
         raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
-    if is_softmax(variant):
-        if chunk_size is not None:
-            raise TypeError(f"chunk_size applies to kernel variants; softmax runs SDPA (got chunk_size={chunk_size!r})")
-        if backend != "torch":
-            raise ValueError(f"backend={backend!r} applies to kernel variants; softmax runs SDPA")
-    elif chunk_size is not None:
+    if chunk_size is not None:  # checked for softmax too (one calling convention), where SDPA does not chunk
         chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if is_softmax(variant) and backend != "torch":
+        raise ValueError(f"backend={backend!r} applies to kernel variants; softmax runs SDPA")
     return variant, chunk_size
 
 
@@ -64,8 +61,9 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
 
     ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.kernels`).
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
-    ``chunk_size``: positions per causal chunk (None: the backend's default). softmax takes none of
-    ``chunk_size``, ``backend`` or kernel parameters (TypeError). Per-variant parameters (``**params``):
+    ``chunk_size``: positions per causal chunk (None: the backend's default; checked, and unused, for
+    softmax). softmax takes no kernel parameters (TypeError) and only ``backend="torch"``.
+    Per-variant parameters (``**params``):
 
 {parameters}
     """

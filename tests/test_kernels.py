@@ -158,7 +158,7 @@ def test_softmax_rejects_kernel_parameters():
     q, k, v = qkv(n=8)
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*num_features"):
         approxlab.attention(q, k, v, "softmax", num_features=8, chunk_size=-3)
-    with pytest.raises(TypeError, match="chunk_size"):
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         approxlab.attention(q, k, v, "softmax", chunk_size=-3)
     with pytest.raises(ValueError, match="backend"):
         approxlab.attention(q, k, v, "softmax", backend="triton")

@@ -293,11 +293,22 @@ def report(variant, *, profile: str = "quick", real: bool | None = None, degree:
 # ----------------------------------------------------------------------------------------------
 # the figure
 # ----------------------------------------------------------------------------------------------
+def _plain_log_ticks(ax, values) -> None:
+    """Log x axis with ticks at ``values``, labelled as plain numbers."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xscale("log")
+    if len(values):
+        ax.set_xticks(values, labels=[f"{v:g}" for v in values])
+        ax.xaxis.set_minor_locator(NullLocator())
+
+
 def draw(data: pd.DataFrame, axes=None):
     """Six panels (summary text, δ vs R, bridge on Gaussian inputs, real heads, speed vs N). ``axes``:
     six matplotlib Axes to draw into; by default a new Figure (not registered with pyplot, so a
     notebook shows it once, when it is displayed). Returns the Figure."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     from .style import color, use_style
 
@@ -322,6 +333,9 @@ def draw(data: pd.DataFrame, axes=None):
     for _, r in data[data["part"] == "symbolic"].iterrows():
         text = str(r["text"])
         lines.append(f"{r['series']}: {text[:60] + '…' if len(text) > 60 else text}")
+    summary = summarise(data, name)
+    for _, r in summary[~summary["quantity"].str.startswith(("explicit", "symbolic"))].iterrows():
+        lines.append(f"{r['quantity']}: {r['value']:.3g}")
     ax_text.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8.5,
                  transform=ax_text.transAxes)
 
@@ -329,12 +343,15 @@ def draw(data: pd.DataFrame, axes=None):
     delta = data[data["part"] == "delta"]
     for series, part in delta.groupby("series", sort=False):
         finite = part[np.isfinite(part["delta"])]
-        style = dict(color=kc, marker="o", lw=2) if series == "kernel" else dict(marker="s", lw=1.2, ls="--")
+        style = (dict(color=kc, marker="o", lw=2) if series == "kernel" else
+                 dict(marker="s" if series.startswith("best polynomial") else "D", lw=1.2, ls="--",
+                      color="0.5" if series.startswith("best polynomial") else "black"))
         if series == "kernel" and not len(finite) and "delta_positive" in part:
             ax_delta.plot(part["R"], part["delta_positive"], label=f"{name}: δ on keys with κ > 0", **style)
         else:
             ax_delta.plot(finite["R"], finite["delta"], label=name if series == "kernel" else series, **style)
-    ax_delta.set(xscale="log", yscale="log", xlabel="similarity range R (s ∈ [−R, R])",
+    _plain_log_ticks(ax_delta, sorted(delta["R"].dropna().unique()))
+    ax_delta.set(yscale="log", xlabel="similarity range R (s ∈ [−R, R])",
                  ylabel="log-uniform error δ", title="δ vs range, against the best of the same degree")
     if len(delta):
         ax_delta.legend(fontsize=7.5)
@@ -367,6 +384,8 @@ def draw(data: pd.DataFrame, axes=None):
         ax.set(xscale="log", yscale="log", xlim=(floor, 1.5), ylim=(floor, 1.5), xlabel="bound of the row",
                ylabel="measured row TV from softmax",
                title=f"{title}: {len(b):,} rows, {int((~mass).sum())} without mass")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_minor_formatter(NullFormatter())
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7, loc="upper left", markerscale=3)
 
@@ -389,7 +408,8 @@ def draw(data: pd.DataFrame, axes=None):
         c = kc if series == "kernel" else color("sdpa")
         ax_speed.errorbar(part["n"], part["time_ms"], yerr=part["iqr_ms"] / 2, marker="o", color=c,
                           label=name if series == "kernel" else "SDPA", capsize=2)
-    ax_speed.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel="forward time (ms, median)",
+    _plain_log_ticks(ax_speed, sorted(ok["n"].unique()) if len(ok) else [])
+    ax_speed.set(yscale="log", xlabel="sequence length N", ylabel="forward time (ms, median)",
                  title=(f"speed vs N, float32, D = {int(ok['head_dim'].iloc[0])}, {ok['device'].iloc[0]}"
                         if len(ok) else "speed: not computed"))
     if len(ok):

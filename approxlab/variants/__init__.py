@@ -4,6 +4,7 @@ parameters into a kernel; ``register_kernel`` adds a name every entry point acce
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 from .base import KernelVariant
 from .hla import HLA
@@ -205,8 +206,12 @@ def parameters_doc() -> str:
         shown = ([str(p.replace(annotation=p.empty)) for p in signature.parameters.values() if p.name != "head_dim"]
                  if signature else ["…"])
         own = cls.__dict__.get("__doc__") if isinstance(cls, type) else None
-        doc = " ".join(inspect.cleandoc(own or inspect.getmodule(cls).__doc__ or "").split("\n\n")[0].split())
-        lines.append(f"{name}({', '.join(shown)})" + (f"\n    {doc}" if doc else ""))
+        module = inspect.getmodule(cls)
+        summary = " ".join(inspect.cleandoc(module.__doc__ or "").split("\n\n")[0].split()) if module else ""
+        lines.append(f"{name}({', '.join(shown)})")
+        for text in (summary, " ".join((own or "").split())):
+            if text:
+                lines.append(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines)
 
 

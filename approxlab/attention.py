@@ -135,6 +135,10 @@ def _given_head_dim(params: dict):
     return None
 
 
+def _rebuild_after_load(module, _incompatible_keys) -> None:
+    module._rebuild()
+
+
 class Attention(nn.Module):
     """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
 
@@ -169,7 +173,7 @@ class Attention(nn.Module):
             if isinstance(params.get(key), torch.Tensor):
                 self.register_buffer(key, params[key])
         self._kernels: dict = {}
-        self.register_load_state_dict_post_hook(lambda module, _keys: module._rebuild())
+        self.register_load_state_dict_post_hook(_rebuild_after_load)
         if not is_softmax(variant):
             if self.head_dim is not None or not needs_head_dim(variant):
                 self._kernels[self.head_dim] = self._build(self.head_dim or 1)

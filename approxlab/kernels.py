@@ -27,10 +27,17 @@ variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``expl
 ``register_kernel(name, cls)`` makes ``name`` work everywhere, the command line included
 (``approxlab report NAME --import mymodule`` imports the module that registers it).
 
-    class NormalisedExp(approxlab.KernelVariant):        # φ(x) = exp(x − ‖x‖²/2)... see examples/
-        name = "normexp"
+    class SoftmaxFeatures(approxlab.KernelVariant):     # φ(x) = exp(x − max_d x_d): f ≤ 1, and
+        name = "softmax_features"                      # the max goes into the log scale
         def features(self, x):
-            return torch.exp(x - x.amax(-1, keepdim=True)), None
+            top = x.amax(-1)
+            return torch.exp(x - top[..., None]), top
+
+    approxlab.register_kernel("softmax_features", SoftmaxFeatures)
+    approxlab.attention(q, k, v, "softmax_features", causal=True)
+    approxlab.report(SoftmaxFeatures())
+
+More: ``examples/kernels.py`` (DPFP) and ``examples/bring_your_own_kernel.ipynb``.
 
 Inputs are (B, H, N, D); a kernel sees the head dim D of q. Kernels that can be exactly 0 (relu,
 DPFP) are allowed: a row with no kernel mass gets zero weights and output.

@@ -307,3 +307,31 @@ def test_bench_prints_no_profiler_lines(capfd):
 def test_module_is_importable_beside_the_function():
     module = importlib.import_module("approxlab.attention")
     assert callable(approxlab.attention) and module.kernel_attention is approxlab.kernel_attention
+
+
+def test_attention_module_hla_projections_buffer_and_pickle(tmp_path):
+    projections = torch.linalg.qr(torch.randn(2, 6, 6, dtype=torch.float64,
+                                              generator=torch.Generator().manual_seed(2)))[0]
+    layer = approxlab.Attention("hla", factors=2, projections=projections)
+    assert "projections" in layer.state_dict()
+    q, k, v = qkv(n=10)
+    assert torch.equal(layer(q, k, v), approxlab.attention(q, k, v, "hla", factors=2, projections=projections))
+    torch.save(layer, tmp_path / "layer.pt")
+    again = torch.load(tmp_path / "layer.pt", weights_only=False)
+    assert torch.equal(again(q, k, v), layer(q, k, v))
+
+
+def test_lesson_exercise_figure_takes_custom_kernels_and_axes():
+    import matplotlib.figure
+
+    from approxlab import figures
+
+    df = figures.compute("lesson_exercise", variants=["softmax", "linear", ShiftedQuadratic()], lengths=[32],
+                         min_run_time=0.001)
+    assert list(df["variant"]) == ["softmax", "linear", "shifted_quadratic"]
+    assert df.loc[df["variant"] == "shifted_quadratic", "mean_row_tv"].item() > 0
+    fig = matplotlib.figure.Figure()
+    axes = fig.subplots(1, 3)
+    assert figures.draw("lesson_exercise", df, ax=axes) is fig
+    with pytest.raises(TypeError, match="lays out its own panels"):
+        figures.draw("kernel_error", df, ax=axes[0])

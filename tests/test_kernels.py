@@ -335,3 +335,17 @@ def test_lesson_exercise_figure_takes_custom_kernels_and_axes():
     assert figures.draw("lesson_exercise", df, ax=axes) is fig
     with pytest.raises(TypeError, match="lays out its own panels"):
         figures.draw("kernel_error", df, ax=axes[0])
+
+
+@pytest.mark.real
+def test_report_card_on_the_real_heads():
+    from approxlab.report_card import real_available
+
+    if not real_available():
+        pytest.skip("needs the optional real extra")
+    card = report(HalfRelu(), profile="small", real=True, parts=("real",), progress=False)
+    real = card.data[card.data["part"] == "real"]
+    assert len(real) == 2 * 12 * 64 and set(real["layer"]) == {0, 1}  # 2 layers × 12 heads × 64 rows
+    mass = real["has_mass"].astype(bool)
+    assert (real.loc[mass, "tv"] <= real.loc[mass, "bound_positive"] + 1e-12).all()
+    assert card.summary["quantity"].str.contains("all-MiniLM-L6").any()

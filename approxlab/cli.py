@@ -68,7 +68,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the all-MiniLM-L6 heads part (auto: when the 'real' extra is installed)")
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), metavar="PART",
                         help=f"parts to compute (default: all of {', '.join(PARTS)})")
-    parser.add_argument("--degree", type=int, default=None, help="degree to compare δ with when none is derived")
+    parser.add_argument("--compare-degree", type=int, default=None,
+                        help="degree of the best polynomial / rational to compare δ with when none is derived")
     parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
 
 
@@ -91,7 +92,7 @@ def run_report(args) -> None:
     from .report_card import report
 
     real = {"auto": None, "yes": True, "no": False}[args.real]
-    card = report(args.name, profile=args.profile, real=real, degree=args.degree, parts=args.parts,
+    card = report(args.name, profile=args.profile, real=real, compare_degree=args.compare_degree, parts=args.parts,
                   **_parse_params(args.param))
     print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     for path in card.save(args.out):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sympy as sp
 import torch
 
 from . import approx, bench
@@ -113,7 +114,13 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
     except ValueError as err:
         return [_row("symbolic", "kappa", text="no sympy form of s (κ depends on more than s)",
                      note=str(err))], None
-    degree = symbolic.rational_degree(variant, **params)
+    except (AttributeError, NotImplementedError, TypeError) as err:  # a gap of approxlab.symbolic: say so
+        return [_row("symbolic", "kappa", text=f"symbolic form unavailable: {type(err).__name__}: {err}")], None
+    try:
+        degree = symbolic.rational_degree(variant, **params)
+    except (AttributeError, NotImplementedError, TypeError, sp.PolynomialError) as err:
+        return [_row("symbolic", "kappa", text=str(expr.kappa)),
+                _row("symbolic", "degree", text=f"not derived: {type(err).__name__}: {err}")], None
     rows = [_row("symbolic", "kappa", text=str(expr.kappa)),
             _row("symbolic", "degree", value=float(degree[0]) if degree else math.nan,
                  text=str(degree) if degree else "none (not rational in s)"),
@@ -247,11 +254,12 @@ def summarise(data: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantity", "value", "note"]).assign(kernel=name)
 
 
-def report(variant, *, profile: str = "quick", real: bool | None = None, degree: int | None = None,
+def report(variant, *, profile: str = "quick", real: bool | None = None, compare_degree: int | None = None,
            parts=PARTS, device="cpu", progress: bool = True, **params) -> ReportCard:
     """The report card of ``variant`` (a name, a kernel object or a KernelVariant subclass, with its
     ``params``); see the module docstring. ``real``: None runs the real-head part when the ``real``
-    extra is installed; ``degree``: the degree to compare δ with when sympy cannot derive one;
+    extra is installed; ``compare_degree``: the degree to compare δ with when sympy cannot derive one
+    (not named ``degree``, which is a kernel parameter of polynomial and minimax);
     ``parts``: a subset of :data:`PARTS`."""
     from tqdm.auto import tqdm
 
@@ -277,7 +285,7 @@ def report(variant, *, profile: str = "quick", real: bool | None = None, degree:
             rows, derived = symbolic_part(variant, params)
             frames.append(pd.DataFrame(rows))
         elif part == "delta":
-            frames.append(pd.DataFrame(delta_part(variant, params, cfg, derived or degree)))
+            frames.append(pd.DataFrame(delta_part(variant, params, cfg, derived or compare_degree)))
         elif part == "bridge":
             frames.append(bridge_part(variant, params, cfg))
         elif part == "real":

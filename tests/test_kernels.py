@@ -349,3 +349,10 @@ def test_report_card_on_the_real_heads():
     mass = real["has_mass"].astype(bool)
     assert (real.loc[mass, "tv"] <= real.loc[mass, "bound_positive"] + 1e-12).all()
     assert card.summary["quantity"].str.contains("all-MiniLM-L6").any()
+
+
+def test_report_passes_kernel_parameters_named_like_its_options():
+    """``degree`` is polynomial's parameter, not the report's comparison degree."""
+    card = report("polynomial", degree=3, c=3.0, profile="small", real=False, parts=("symbolic",), progress=False)
+    symbolic_rows = card.data.set_index("series")["text"]
+    assert symbolic_rows["degree"] == "(3, 3)"

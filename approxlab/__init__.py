@@ -15,8 +15,14 @@ __version__ = "0.1.0"
 
 
 def report(kernel, **options):
-    """The report card of a kernel (name, kernel object or KernelVariant subclass): see
-    :func:`approxlab.report_card.report`."""
+    """The report card of ``kernel`` (a name, a kernel object, or a KernelVariant subclass with its
+    parameters as keyword arguments): a :class:`approxlab.report_card.ReportCard` with ``summary``
+    (headline numbers), ``data`` (tidy DataFrame of every part), ``figure`` and ``save(outdir)``.
+
+    Options: ``profile`` ("small": seconds, "quick", "full"), ``real`` (None: the all-MiniLM-L6 part
+    when the ``real`` extra is installed), ``compare_degree`` (degree for the best polynomial /
+    rational when sympy derives none), ``parts`` (subset of agreement, symbolic, delta, bridge, real,
+    speed), ``device``, ``progress``. Full description: :mod:`approxlab.report_card`."""
     from .report_card import report as _report
 
     return _report(kernel, **options)

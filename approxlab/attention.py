@@ -3,8 +3,15 @@
     attention(q, k, v, variant, causal=False, scale=None, **params)   -> (B, H, Nq, Dv)   efficient form
     attention_weights(q, k, variant, causal=False, scale=None, **params) -> (B, H, Nq, Nk) explicit form
 
-The similarity is s = q·k · scale (scale = 1/√D by default); kernel variants see x = q·√scale and
-y = k·√scale, so x·y = s. Half-precision inputs are computed in float32 and returned in their dtype.
+``variant`` is a name (``approxlab.variant_names()``: the built-in ones and those added with
+``approxlab.register_kernel``), a kernel object or a ``KernelVariant`` subclass (the kernel protocol:
+:mod:`approxlab.kernels`). The similarity is s = q·k · scale (scale = 1/√D by default); kernel
+variants see x = q·√scale and y = k·√scale, so x·y = s. Half-precision inputs are computed in
+float32 and returned in their dtype.
+
+Note: ``approxlab.attention`` is the function; this module stays importable as
+``import approxlab.attention`` / ``from approxlab.attention import kernel_attention`` (also exported
+as ``approxlab.kernel_attention``).
 """
 
 from __future__ import annotations
@@ -16,45 +23,66 @@ from torch import nn
 
 from . import budget, engine
 from ._checks import check_finite_result, check_int, check_qkv, check_similarity_range, resolve_scale
-from .variants import VARIANTS, build_kernel
+from .variants import (
+    build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim, parameters_doc,
+)
 from .variants.softmax import softmax_attention
 
 
-def _prepare(q, k, v, variant, causal, scale):
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+def _check_causal(causal):
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {causal!r}")
+    return causal
+
+
+def _check_call(variant, params, chunk_size, backend):
+    """Validate what does not depend on the tensors: the variant, its parameters, chunk_size, backend."""
+    variant = check_variant(variant)
+    check_params(variant, params)
+    if backend not in engine.BACKENDS:
+        raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
+    if chunk_size is not None:  # checked for softmax too (one calling convention), where SDPA does not chunk
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if is_softmax(variant) and backend != "torch":
+        raise ValueError(f"backend={backend!r} applies to kernel variants; softmax runs SDPA")
+    return variant, chunk_size
+
+
+def _prepare(q, k, v, variant, causal, scale):
+    variant = check_variant(variant)
+    _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
     scale = resolve_scale(scale, q.shape[-1])
-    check_similarity_range(magnitudes, q.shape[-1], scale, engine.compute_dtype(q.dtype), variant)
+    check_similarity_range(magnitudes, q.shape[-1], scale, engine.compute_dtype(q.dtype), kernel_name(variant))
     return scale
 
 
-def attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
               chunk_size: int | None = None, backend: str = "torch", **params) -> torch.Tensor:
     """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
 
+    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.kernels`).
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
-    ``chunk_size``: positions per causal chunk (None: the backend's default).
+    ``chunk_size``: positions per causal chunk (None: the backend's default; checked, and unused, for
+    softmax). softmax takes no kernel parameters (TypeError) and only ``backend="torch"``.
+    Per-variant parameters (``**params``):
+
+{parameters}
     """
+    variant, chunk_size = _check_call(variant, params, chunk_size, backend)
     scale = _prepare(q, k, v, variant, causal, scale)
-    if backend not in engine.BACKENDS:
-        raise ValueError(f"backend must be one of {list(engine.BACKENDS)}, got {backend!r}")
-    if variant == "softmax":
+    if is_softmax(variant):
         out = softmax_attention(q, k, v, causal=causal, scale=scale)
     else:
-        if chunk_size is not None:
-            chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
         kernel = build_kernel(variant, q.shape[-1], **params)
         out = kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size, backend=backend)
-    return check_finite_result(out, q, k, scale, variant, engine.compute_dtype(q.dtype))
+    return check_finite_result(out, q, k, scale, kernel_name(variant), engine.compute_dtype(q.dtype))
 
 
 def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size: int | None = None,
                      backend: str = "torch") -> torch.Tensor:
-    """The efficient form for an already-built kernel variant, without input checks (what
-    :func:`attention` runs after checking; what the benchmarks compile)."""
+    """The efficient form for an already-built kernel, without input checks (what :func:`attention`
+    and :class:`Attention` run after checking; what the benchmarks compile)."""
     work = engine.compute_dtype(q.dtype)
     root = math.sqrt(scale)
 
@@ -69,13 +97,15 @@ def kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size:
     return out.to(q.dtype)
 
 
-def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: float | None = None,
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``rows=slice(a, b)`` returns only query rows a..b−1 (all keys, causal mask kept), so row metrics
-    can be computed block by block without N×N memory.
+    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
+    query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
+    without N×N memory.
     """
+    variant, _ = _check_call(variant, params, None, "torch")
     scale = _prepare(q, k, None, variant, causal, scale)
     offset = 0
     if rows is not None:
@@ -88,40 +118,127 @@ def attention_weights(q, k, variant: str = "softmax", *, causal: bool = False, s
                    f"the explicit form's weights (B·H·Nq·Nk = {q.shape[:-1].numel() * k.shape[-2]:,} entries, "
                    "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
     root = math.sqrt(scale)
-    if variant == "softmax":
+    if is_softmax(variant):
         matrix, col_log_scale = (q.to(work) @ k.to(work).transpose(-1, -2)) * scale, None
         weights = engine.normalise_logits(matrix, causal=causal, offset=offset)
     else:
         kernel = build_kernel(variant, q.shape[-1], **params)
         matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
         weights = engine.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
-    return check_finite_result(weights, q, k, scale, variant, work).to(q.dtype)
+    return check_finite_result(weights, q, k, scale, kernel_name(variant), work).to(q.dtype)
 
 
-def explicit_attention(q, k, v, variant: str = "softmax", *, causal: bool = False, scale: float | None = None,
+def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
                        **params) -> torch.Tensor:
-    """Reference output a @ v from the explicit weights (N×N memory)."""
+    """Reference output a @ v from the explicit weights (N×N memory); arguments as for :func:`attention`."""
     check_qkv(q, k, v, causal=causal)
     weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
     work = engine.compute_dtype(q.dtype)
     return (weights.to(work) @ v.to(work)).to(q.dtype)
 
 
+def _given_head_dim(params: dict):
+    """The head dim fixed by a given projection tensor (performer ``projection``, hla ``projections``)."""
+    if isinstance(params.get("projection"), torch.Tensor) and params["projection"].ndim == 2:
+        return int(params["projection"].shape[1])
+    if isinstance(params.get("projections"), torch.Tensor) and params["projections"].ndim == 3:
+        return int(params["projections"].shape[1])
+    return None
+
+
+def _rebuild_after_load(module, _incompatible_keys) -> None:
+    module._rebuild()
+
+
 class Attention(nn.Module):
     """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
 
-    Kernel parameters are fixed at construction, so repeated calls use the same kernel.
+    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.kernels`).
+    Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
+    ``backend``, parameter names and values) and the kernel is built once: at construction when it
+    does not depend on the head dim, or when ``head_dim`` is given (or fixed by a ``projection``);
+    otherwise (performer, hla) once per head dim at the first call, after a check build at
+    construction. A tensor ``projection`` (performer) or ``projections`` (hla) is a registered
+    buffer: it is in ``state_dict`` and follows ``.to(device)``. Per-variant parameters:
+
+{parameters}
     """
 
-    def __init__(self, variant: str = "softmax", *, causal: bool = False, scale: float | None = None, **params):
+    _BUFFERS = ("projection", "projections")
+
+    def __init__(self, variant="softmax", *, causal: bool = False, scale: float | None = None,
+                 head_dim: int | None = None, chunk_size: int | None = None, backend: str = "torch", **params):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
-        self.variant, self.causal, self.scale, self.params = variant, causal, scale, params
+        variant, chunk_size = _check_call(variant, params, chunk_size, backend)
+        self.variant, self.causal, self.chunk_size, self.backend = variant, _check_causal(causal), chunk_size, backend
+        self.scale = None if scale is None else resolve_scale(scale, 1)
+        self.head_dim = None if head_dim is None else check_int(head_dim, "head_dim", minimum=1)
+        given = _given_head_dim(params)
+        if given is not None:
+            if self.head_dim is not None and self.head_dim != given:
+                raise ValueError(f"head_dim={self.head_dim} disagrees with the projection's head dim {given}")
+            self.head_dim = given
+        self.params = {key: value for key, value in params.items()
+                       if not (key in self._BUFFERS and isinstance(value, torch.Tensor))}
+        for key in self._BUFFERS:
+            if isinstance(params.get(key), torch.Tensor):
+                self.register_buffer(key, params[key])
+        self._kernels: dict = {}
+        self.register_load_state_dict_post_hook(_rebuild_after_load)
+        if not is_softmax(variant):
+            if self.head_dim is not None or not needs_head_dim(variant):
+                self._kernels[self.head_dim] = self._build(self.head_dim or 1)
+            else:
+                self._build(2)  # checks the parameter values; the kernel for the real head dim comes at the first call
+
+    @property
+    def name(self) -> str:
+        return kernel_name(self.variant)
+
+    def _build(self, head_dim: int):
+        tensors = {key: getattr(self, key) for key in self._BUFFERS if key in self._buffers}
+        return build_kernel(self.variant, head_dim, **self.params, **tensors)
+
+    def kernel(self, head_dim: int):
+        """The kernel used for inputs of head dim ``head_dim`` (built once; None for softmax)."""
+        if is_softmax(self.variant):
+            return None
+        if self.head_dim is not None and head_dim != self.head_dim:
+            raise ValueError(f"this Attention was built for head dim {self.head_dim}, got inputs of head dim {head_dim}")
+        key = self.head_dim if self.head_dim is not None or not needs_head_dim(self.variant) else head_dim
+        if key not in self._kernels:
+            self._kernels[key] = self._build(head_dim)
+        return self._kernels[key]
+
+    def _rebuild(self) -> None:
+        """Rebuild the kernels from the buffers (after ``.to()`` or ``load_state_dict`` changed them)."""
+        if any(key in self._buffers for key in self._BUFFERS):
+            self._kernels = {key: self._build(key or 1) for key in self._kernels}
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self._rebuild()
+        return out
 
     def forward(self, q, k, v):
-        return attention(q, k, v, self.variant, causal=self.causal, scale=self.scale, **self.params)
+        _check_causal(self.causal)
+        check_qkv(q, k, v, causal=self.causal)
+        scale = resolve_scale(self.scale, q.shape[-1])
+        if is_softmax(self.variant):
+            return softmax_attention(q, k, v, causal=self.causal, scale=scale)
+        return kernel_attention(self.kernel(q.shape[-1]), q, k, v, causal=self.causal, scale=scale,
+                                chunk_size=self.chunk_size, backend=self.backend)
 
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
-        return f"{self.variant!r}, causal={self.causal}{extra}"
+        return f"{self.name!r}, causal={self.causal}{extra}"
+
+
+def _document_parameters() -> None:
+    """Fill the per-variant parameter list into the docstrings (from the variants' own signatures)."""
+    text = "\n".join("        " + line for line in parameters_doc().splitlines())
+    for obj in (attention, Attention):
+        obj.__doc__ = obj.__doc__.replace("{parameters}", text)
+
+
+_document_parameters()

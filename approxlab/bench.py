@@ -6,7 +6,8 @@ Methods (``METHODS``):
     identity        returns a copy of V: the floor no attention can beat (reads V, writes O)
     sdpa            torch.nn.functional.scaled_dot_product_attention, best backend available
     naive_softmax   softmax(Q Kᵀ · scale) V with the N×N matrix in memory (what the blog timed)
-    <variant>       approxlab.attention(q, k, v, variant): each kernel variant's efficient form
+    <variant>       approxlab.attention(q, k, v, variant): each kernel variant's efficient form (a
+                    registered name or a kernel object works too; see approxlab.kernels)
     <variant>_compiled  the same under torch.compile
     <variant>_triton    the causal form as one fused Triton kernel (``backend="triton"``; CUDA)
     performer_pytorch   performer-pytorch's FastAttention at the same number of features m
@@ -26,8 +27,9 @@ Against the device's limits:
 
 from __future__ import annotations
 
+import os
 from functools import partial
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -42,7 +44,7 @@ from .attention import kernel_attention
 from .environment import describe
 from .inputs import gaussian_qkv
 from .timing import allocator_state, matmul_rate, other_cpu_load, time_call
-from .variants import KERNELS, build_kernel
+from .variants import KERNELS, build_kernel, check_variant, is_kernel, kernel_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 BASELINES = ("identity", "sdpa", "naive_softmax")
@@ -58,7 +60,7 @@ HBM_PEAK = {"H100 PCIe": 2.0e12, "H100": 3.35e12, "H200": 4.8e12, "A100-SXM4-80G
 class Case:
     """One timed configuration; q, k, v are (batch, heads, n, head_dim) iid N(0, 1) in ``dtype``."""
 
-    method: str
+    method: object  # a method name, or a kernel object (see approxlab.kernels)
     n: int
     batch: int = 1
     heads: int = 8
@@ -69,17 +71,25 @@ class Case:
     params: dict = field(default_factory=dict, hash=False, compare=False)
 
 
-def check_method(method: str) -> str:
+def check_method(method):
+    """A method name (built-in or registered kernel names, with suffixes) or a kernel object."""
+    if not isinstance(method, str):
+        if not is_kernel(method):
+            raise ValueError(f"method must be one of {list(METHODS)} (or <variant>_compiled, <variant>_triton), a "
+                             f"registered kernel name or a kernel object, got {method!r}")
+        return check_variant(method)
     base, suffix = split_method(method)
-    allowed = {"": METHODS, "_compiled": tuple(KERNELS) + ("sdpa",), "_triton": tuple(KERNELS)}[suffix]
+    allowed = {"": METHODS + tuple(KERNELS), "_compiled": tuple(KERNELS) + ("sdpa",), "_triton": tuple(KERNELS)}[suffix]
     if base not in allowed:
         raise ValueError(f"method must be one of {list(METHODS)} (or <variant>_compiled, <variant>_triton), "
                          f"got {method!r}")
     return method
 
 
-def split_method(method: str) -> tuple[str, str]:
-    """"linear_compiled" -> ("linear", "_compiled"); "linear" -> ("linear", "")."""
+def split_method(method) -> tuple:
+    """"linear_compiled" -> ("linear", "_compiled"); "linear" -> ("linear", ""); a kernel object -> (it, "")."""
+    if not isinstance(method, str):
+        return method, ""
     for suffix in SUFFIXES:
         if method.endswith(suffix):
             return method[: -len(suffix)], suffix
@@ -153,7 +163,7 @@ def build(case: Case, device) -> Callable:
         fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
     elif base == "naive_softmax":
         fn = lambda q, k, v: naive_softmax(q, k, v, causal=causal)  # noqa: E731
-    elif base in KERNELS:
+    elif not isinstance(base, str) or base in KERNELS:
         params = dict(case.params)
         backend = "triton" if suffix == "_triton" else "torch"
         if backend == "triton" and not causal:
@@ -185,6 +195,9 @@ def build(case: Case, device) -> Callable:
 def peak_memory(fn: Callable, device) -> float:
     """Bytes allocated at the peak of one call, above what was allocated before it."""
     device = torch.device(device)
+    # kineto logs "USDT … profiler_start/stop" per profile at its default level; above USDT (5) it is
+    # quiet. Read when the profiler first starts in a process, so a level set by the user is kept.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
@@ -340,7 +353,8 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     rows = []
     for case in tqdm(cases, desc=f"bench ({device.type})", disable=not progress):
         key = (case.protocol, case.method, case.causal, case.dtype)
-        row = {k: v for k, v in asdict(case).items() if k != "params"}
+        row = {f.name: getattr(case, f.name) for f in fields(case) if f.name != "params"}
+        row["method"] = kernel_name(case.method)
         row["params"] = ",".join(f"{k}={v}" for k, v in sorted(case.params.items()))
         status = "ok"
         if case.method == "naive_softmax" and naive_bytes(case) > memory_budget:

@@ -1,14 +1,40 @@
-"""Command line: ``approxlab figures`` regenerates the figures."""
+"""Command line: ``approxlab figures`` regenerates the figures, ``approxlab bench`` times the variants,
+``approxlab report NAME`` writes a kernel's report card. ``--import MODULE_OR_FILE`` (before the
+command, repeatable) imports a module that calls ``approxlab.register_kernel``, so its names work."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 from . import figures
 
 
+def import_plugin(spec: str):
+    """Import a module by name (``mypkg.kernels``) or by file path (``examples/kernels.py``)."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"--import: no such file {spec!r}")
+        name = f"_approxlab_plugin_{path.stem}"
+        loader = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[name] = module
+        loader.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
 def main(argv=None) -> None:
+    from .style import use_file_backend
+
+    use_file_backend()
     parser = argparse.ArgumentParser(prog="approxlab", description=__doc__)
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module (or .py file) that registers kernels with approxlab.register_kernel")
     sub = parser.add_subparsers(dest="command", required=True)
     fig = sub.add_parser("figures", help="regenerate figures/*.png, *.pdf and *.csv")
     figures.add_arguments(fig)
@@ -16,11 +42,61 @@ def main(argv=None) -> None:
                      help=f"only these figures ({', '.join(figures.FIGURES)})")
     bench_parser = sub.add_parser("bench", help="time every variant vs SDPA / naive softmax; print a banner, write a CSV")
     add_bench_arguments(bench_parser)
+    report_parser = sub.add_parser("report", help="a kernel's report card: figures/report_NAME.png/.pdf/.csv")
+    add_report_arguments(report_parser)
     args = parser.parse_args(argv)
+    for spec in args.imports + getattr(args, "report_imports", []):  # before any name is looked up
+        import_plugin(spec)
     if args.command == "figures":
         figures.make_many(args.only, args.profile, args.out)
     elif args.command == "bench":
         run_bench(args)
+    elif args.command == "report":
+        run_report(args)
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from .report_card import PARTS, PROFILES
+
+    parser.add_argument("name", help="a variant name: built-in, or registered by a module given with --import")
+    parser.add_argument("--import", dest="report_imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module (or .py file) that registers the kernel first")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a kernel parameter (value read as a Python literal), repeatable")
+    parser.add_argument("--profile", choices=list(PROFILES), default="quick", help="small, quick (default) or full")
+    parser.add_argument("--real", choices=["auto", "yes", "no"], default="auto",
+                        help="the all-MiniLM-L6 heads part (auto: when the 'real' extra is installed)")
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), metavar="PART",
+                        help=f"parts to compute (default: all of {', '.join(PARTS)})")
+    parser.add_argument("--compare-degree", type=int, default=None,
+                        help="degree of the best polynomial / rational to compare δ with when none is derived")
+    parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
+
+
+def _parse_params(items) -> dict:
+    import ast
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--param must be KEY=VALUE, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def run_report(args) -> None:
+    from .report_card import report
+
+    real = {"auto": None, "yes": True, "no": False}[args.real]
+    card = report(args.name, profile=args.profile, real=real, compare_degree=args.compare_degree, parts=args.parts,
+                  **_parse_params(args.param))
+    print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for path in card.save(args.out):
+        print(f"wrote {path}")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,16 +38,29 @@ def study(name: str):
     return importlib.import_module(FIGURES[name])
 
 
-def compute(name: str, profile: str = "quick") -> pd.DataFrame:
-    """The figure's data as a tidy DataFrame."""
+def compute(name: str, profile: str = "quick", **options) -> pd.DataFrame:
+    """The figure's data as a tidy DataFrame, computed in this process (nothing is written; :func:`make`
+    also draws and writes the PNG, PDF and CSV). ``options`` go to the study's ``compute`` (e.g.
+    ``variants=[...]`` for lesson_exercise, registered kernel names and kernel objects included)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    return study(name).compute(profile=profile)
+    return study(name).compute(profile=profile, **options)
 
 
-def draw(name: str, df: pd.DataFrame):
+def draw(name: str, df: pd.DataFrame, ax=None):
+    """The figure drawn from ``df``; returns a matplotlib Figure (displays inline in a notebook).
+
+    ``ax``: draw into these Axes instead of a new figure, for the studies whose ``draw`` takes them
+    (TypeError for those that lay out their own panels)."""
+    import inspect
+
     use_style()
-    return study(name).draw(df)
+    draw_fn = study(name).draw
+    if ax is None:
+        return draw_fn(df)
+    if "ax" not in inspect.signature(draw_fn).parameters:
+        raise TypeError(f"figure {name!r} lays out its own panels; call draw({name!r}, df) without ax")
+    return draw_fn(df, ax=ax)
 
 
 def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR):
@@ -83,4 +96,7 @@ def script_main(name: str, argv=None) -> None:
     parser = argparse.ArgumentParser(description=f"Regenerate figures/{name}.png/.pdf/.csv")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from .style import use_file_backend
+
+    use_file_backend()
     make_many([name], args.profile, args.out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .attention import attention_weights
+from .variants import kernel_name
 
 
 def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,8 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
                    reference_params=None, params=None, max_rows=None):
     """Per-row TV, KL and entropy of each variant against ``reference`` (explicit weights), in query blocks.
 
-    ``variants``: a name or a list of names; ``params``: {name: kwargs}. Returns {name: dict} of
+    ``variants``: a variant (name, kernel object or KernelVariant subclass) or a list of them;
+    ``params``: {name: kwargs}. Returns {name: dict} (kernel objects keyed by their name) of
     (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant), ``entropy`` (of the reference
     rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk); the default
     block keeps block · Nk · B · H ≤ 2²³ (64 MiB per float64 matrix): each block recomputes the key
@@ -59,7 +61,11 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     ``max_rows``: evaluate only that many query rows (evenly spaced runs, :func:`sample_rows`), an
     unbiased sample of the row means at long N; the result then also holds ``rows`` (their indices).
     """
-    names = [variants] if isinstance(variants, str) else list(variants)
+    single = isinstance(variants, str) or not isinstance(variants, (list, tuple))
+    chosen = [variants] if single else list(variants)
+    names = [kernel_name(v) for v in chosen]
+    if len(set(names)) != len(names):
+        raise ValueError(f"variants must have distinct names, got {names}")
     params = params or {}
     parts = {name: {"tv": [], "kl": []} for name in names}
     entropy = []
@@ -73,8 +79,9 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
         ref = attention_weights(q, k, reference, causal=causal, scale=scale, rows=rows, **(reference_params or {})).double()
         ref_entropy = row_entropy(ref)
         entropy.append(ref_entropy)
-        for name in names:
-            approx = attention_weights(q, k, name, causal=causal, scale=scale, rows=rows, **params.get(name, {})).double()
+        for name, variant in zip(names, chosen):
+            approx = attention_weights(q, k, variant, causal=causal, scale=scale, rows=rows,
+                                       **params.get(name, {})).double()
             parts[name]["tv"].append(row_tv(ref, approx))
             parts[name]["kl"].append(-ref_entropy - torch.xlogy(ref, approx).sum(-1))
     entropy = torch.cat(entropy, dim=-1)
@@ -82,4 +89,4 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     log_n = torch.log(n_keys).expand_as(entropy)
     result = {name: {"tv": torch.cat(d["tv"], -1), "kl": torch.cat(d["kl"], -1), "entropy": entropy, "log_n": log_n,
                      "rows": row_index} for name, d in parts.items()}
-    return result[names[0]] if isinstance(variants, str) else result
+    return result[names[0]] if single else result

@@ -1,20 +1,31 @@
-"""One paper style for every figure, one colour per variant, and saving a figure with its data."""
+"""One paper style for every figure, one colour per variant, and saving a figure with its data.
+
+Importing approxlab leaves matplotlib's backend alone (a notebook keeps its inline backend); the
+command line and ``analyses/`` scripts pick a non-interactive one with :func:`use_file_backend`.
+"""
 
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import seaborn as sns
 
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
           "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton"]
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
 VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
+
+
+def use_file_backend() -> None:
+    """Select the Agg backend for scripts that only write files, unless ``MPLBACKEND`` chooses one."""
+    import os
+
+    import matplotlib
+
+    if not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
 
 
 def use_style() -> None:

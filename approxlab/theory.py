@@ -7,6 +7,17 @@ For one attention row with similarities s_j and a positive kernel κ_j, let g_j 
                                           the first; see :func:`tight_row`)
     ‖o − o_softmax‖ ≤ TV · diam{v_j}    (a − b = TV(μ − ν) with μ, ν probability vectors).
 
+Kernels with exact zeros (relu, DPFP): where κ_ij = 0 for some allowed key, δ = ∞ and the bound says
+nothing. Split the row into the keys with κ > 0 (P) and κ = 0 (Z); let B_Z be the softmax mass on Z
+and δ_P the log-uniform error on P. Then (:func:`positive_part`)
+
+    B_Z ≤ TV(a, softmax) ≤ B_Z + (1 − B_Z) · tanh(δ_P/2)
+
+(a puts no mass on Z; TV = 1 − Σ_j min(a_j, b_j) and on P, b_j = (1 − B_Z) b'_j with b' softmax
+renormalised on P, so TV ≤ 1 − (1 − B_Z)(1 − TV(a, b')) and TV(a, b') ≤ tanh(δ_P/2) by the bound
+above). With no zeros it is the bound above; with δ_P = 0 it is an equality. A row whose kernel mass
+is 0 everywhere (P empty) gets zero weights and has no bound; its share is reported.
+
 Proof of the first: a_j/b_j = e^{g_j} Z_b/Z_a lies in [ρ e^{−δ}, ρ e^{δ}] for one ρ; TV = Σ_j (a_j − b_j)_+
 is largest when the ratio takes only its two extreme values, on softmax masses B and 1 − B, which
 gives TV(B) = B(u − 1)/(1 + B(u − 1)) − … maximised at B = 1/(e^δ + 1): TV = tanh(δ/2).
@@ -22,7 +33,7 @@ from . import engine
 from ._checks import check_int, check_qkv, resolve_scale
 from .attention import attention_weights
 from .metrics import row_tv
-from .variants import build_kernel
+from .variants import build_kernel, check_variant
 
 
 def tv_bound(delta):
@@ -76,9 +87,9 @@ def row_log_error(log_kernel: torch.Tensor, logits: torch.Tensor, mask: torch.Te
     return torch.where(torch.isfinite(hi) & torch.isfinite(lo), delta, torch.full_like(delta, math.inf))
 
 
-def row_deltas(q, k, variant: str, *, causal: bool = False, scale: float | None = None, **params) -> torch.Tensor:
-    """Per-row δ (B, H, Nq) of ``variant``'s kernel against exp(s), from its explicit kernel matrix
-    (any positive kernel, not only functions of s: log κ_ij = log K_ij + c_j)."""
+def _log_kernel(q, k, variant, causal, scale, params):
+    """log κ_ij (−inf where κ ≤ 0), the logits s_ij and the causal mask (or None)."""
+    check_variant(variant)
     check_qkv(q, k, None, causal=causal)
     scale = resolve_scale(scale, q.shape[-1])
     work = engine.compute_dtype(q.dtype)
@@ -92,12 +103,38 @@ def row_deltas(q, k, variant: str, *, causal: bool = False, scale: float | None 
     if col_log_scale is not None:
         log_kernel = log_kernel + col_log_scale.unsqueeze(-2)
     mask = engine.causal_mask(q.shape[-2], k.shape[-2], q.device) if causal else None
-    return row_log_error(log_kernel, logits, mask)
+    return log_kernel, logits, mask
 
 
-def bridge_rows(q, k, v, variant: str, *, causal: bool = False, scale: float | None = None, **params) -> dict:
+def row_deltas(q, k, variant, *, causal: bool = False, scale: float | None = None, **params) -> torch.Tensor:
+    """Per-row δ (B, H, Nq) of ``variant``'s kernel against exp(s), from its explicit kernel matrix
+    (any positive kernel, not only functions of s: log κ_ij = log K_ij + c_j). ``variant``: a name, a
+    kernel object or a KernelVariant subclass."""
+    return row_log_error(*_log_kernel(q, k, variant, causal, scale, params))
+
+
+def positive_part(q, k, variant, *, causal: bool = False, scale: float | None = None, **params) -> dict:
+    """The bound for kernels with exact zeros (module docstring), per row (B, H, Nq):
+    ``delta_positive`` δ_P over the keys with κ > 0, ``zero_mass`` B_Z (softmax mass on the keys with
+    κ = 0), ``has_mass`` (some κ > 0 in the row) and ``bound_positive`` = B_Z + (1 − B_Z) tanh(δ_P/2)
+    (NaN for rows without mass)."""
+    log_kernel, logits, mask = _log_kernel(q, k, variant, causal, scale, params)
+    allowed = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.expand_as(logits)
+    positive = allowed & torch.isfinite(log_kernel)
+    delta = row_log_error(log_kernel, logits, positive).double()
+    softmax = engine.normalise_logits(logits.double(), causal=causal)
+    zero_mass = (softmax * (allowed & ~positive)).sum(-1)
+    has_mass = positive.any(-1)
+    bound = torch.where(has_mass, zero_mass + (1 - zero_mass) * torch.tanh(delta / 2),
+                        torch.full_like(zero_mass, math.nan))
+    return dict(delta_positive=torch.where(has_mass, delta, torch.full_like(delta, math.nan)), zero_mass=zero_mass,
+                has_mass=has_mass, bound_positive=bound)
+
+
+def bridge_rows(q, k, v, variant, *, causal: bool = False, scale: float | None = None, **params) -> dict:
     """Per-row (B, H, Nq) δ, tanh(δ/2), measured TV of the explicit weights against softmax, the
-    output error ‖o − o_softmax‖ and its bound TV · diam{v}."""
+    output error ‖o − o_softmax‖ and its bound TV · diam{v}; with the zero-aware bound of
+    :func:`positive_part` (``delta_positive``, ``zero_mass``, ``has_mass``, ``bound_positive``)."""
     ref = attention_weights(q, k, "softmax", causal=causal, scale=scale).double()
     approx = attention_weights(q, k, variant, causal=causal, scale=scale, **params).double()
     tv = row_tv(ref, approx)
@@ -105,7 +142,8 @@ def bridge_rows(q, k, v, variant: str, *, causal: bool = False, scale: float | N
     vd = v.double()
     out_err = ((approx - ref) @ vd).norm(dim=-1)
     return dict(delta=delta, bound=tv_bound(delta), tv=tv, output_error=out_err,
-                output_bound=output_bound(tv, vd, causal=causal))
+                output_bound=output_bound(tv, vd, causal=causal),
+                **positive_part(q, k, variant, causal=causal, scale=scale, **params))
 
 
 def tight_row(delta: float):

@@ -8,6 +8,7 @@ evenly spaced rows) and output error relative to ‖v‖ (all rows).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -16,7 +17,7 @@ from ..environment import describe
 from ..inputs import gaussian_qkv
 from ..metrics import output_error, row_divergence
 from ..timing import allocator_state, time_call
-from ..variants import VARIANTS
+from ..variants import VARIANTS, kernel_name
 
 PROFILES = {
     "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], min_run_time=0.2, tv_rows=8192),
@@ -26,8 +27,11 @@ PROFILES = {
 SHAPE = dict(batch=1, heads=8, head_dim=64)
 
 
-def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.DataFrame:
-    """``device``: where to run; ``overrides`` replace profile entries (lengths, causal, min_run_time)."""
+def compute(profile: str = "quick", device: str = "cpu", variants=None, **overrides) -> pd.DataFrame:
+    """``device``: where to run; ``variants``: names (registered ones too) or kernel objects, softmax
+    first (default: the built-in ``VARIANTS``); ``overrides`` replace profile entries (lengths, causal,
+    min_run_time)."""
+    variants = list(VARIANTS if variants is None else variants)
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
     if unknown:
         raise TypeError(f"unknown override(s) {unknown}; choose from {sorted(PROFILES[profile])}")
@@ -38,13 +42,13 @@ def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.Data
     for n, causal in tqdm(grid, desc="lesson_exercise"):
         q, k, v = gaussian_qkv(SHAPE["batch"], SHAPE["heads"], n, SHAPE["head_dim"], device=device)
         exact = attention(q, k, v, "softmax", causal=causal)
-        divergences = row_divergence(q, k, VARIANTS, causal=causal, max_rows=cfg["tv_rows"])
-        for variant in VARIANTS:
+        divergences = row_divergence(q, k, variants, causal=causal, max_rows=cfg["tv_rows"])
+        for variant in variants:
             timing = time_call(lambda: attention(q, k, v, variant, causal=causal), min_run_time=cfg["min_run_time"])
             out = attention(q, k, v, variant, causal=causal)
-            div = divergences[variant]
+            div = divergences[kernel_name(variant)]
             rows.append(dict(
-                variant=variant, n=n, causal=causal, dtype="float32", **SHAPE,
+                variant=kernel_name(variant), n=n, causal=causal, dtype="float32", **SHAPE,
                 time_ms=1e3 * timing.median_s, time_iqr_ms=1e3 * timing.iqr_s,
                 mean_row_tv=div["tv"].mean().item(), mean_row_kl=div["kl"].mean().item(), tv_rows=len(div["rows"]),
                 output_error=output_error(out, exact, v).mean().item(), cpu_allocator=allocator_state(), **env,
@@ -52,20 +56,27 @@ def compute(profile: str = "quick", device: str = "cpu", **overrides) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def draw(df: pd.DataFrame):
+def draw(df: pd.DataFrame, ax=None):
+    """Three panels (time, mean row TV, output error vs N); ``ax``: three Axes to draw into."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ..style import VARIANT_COLORS
+    from ..style import color
 
     panels = [("time_ms", "forward time (ms, median)"), ("mean_row_tv", "mean row TV vs softmax"),
               ("output_error", "output error / rms‖v‖")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    if ax is None:
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    else:
+        axes = list(np.ravel(ax))
+        if len(axes) != 3:
+            raise ValueError(f"ax must hold 3 Axes, got {len(axes)}")
+        fig = axes[0].figure
     style = "causal" if df["causal"].nunique() > 1 else None
     for ax, (col, label) in zip(axes, panels):
         data = df if col == "time_ms" else df[df["variant"] != "softmax"]
         sns.lineplot(data=data, x="n", y=col, hue="variant", style=style, marker="o", ax=ax,
-                     palette=VARIANT_COLORS, legend=ax is axes[0])
+                     palette={name: color(name) for name in df["variant"].unique()}, legend=ax is axes[0])
         ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
         ax.set_xticks(sorted(df["n"].unique()), labels=[str(n) for n in sorted(df["n"].unique())])
         ax.xaxis.set_minor_locator(plt.NullLocator())

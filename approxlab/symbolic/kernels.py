@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 import sympy as sp
 
 from .._checks import check_int
-from ..variants import VARIANTS, build_kernel
+from ..variants import VARIANTS, build_kernel, kernel_name
 
 #: symbols shared by every expression
 s = sp.Symbol("s", real=True)
@@ -158,10 +158,12 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
     """κ of ``variant`` (parameters as for ``approxlab.attention``) as sympy; ``dim`` sizes the symbolic vectors.
 
     softmax gives exp(s); performer gives its expectation exp(s) (the estimate itself is random).
+    Any other kernel (a registered name, a kernel object or class, see :mod:`approxlab.kernels`) is
+    read from its ``sympy_kernel(s)``; a sympy expression in one symbol named ``s`` is κ(s) itself.
     """
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     dim = check_int(dim, "dim", minimum=1)
+    if not (isinstance(variant, str) and variant in VARIANTS):
+        return _custom_expression(variant, dim, params)
     if variant == "softmax":
         if params:
             raise TypeError(f"softmax takes no parameters, got {sorted(params)}")
@@ -211,15 +213,53 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
                             note="distinct factor vectors a_r = xW_r, b_r = yW_r; positive orthant")
 
 
+def _custom_expression(variant, dim: int, params: dict) -> KernelExpression:
+    """κ(s) of a kernel outside the built-in variants: a sympy expression of s, or a kernel's sympy form."""
+    if isinstance(variant, sp.Basic):
+        if params:
+            raise TypeError(f"a sympy expression takes no parameters, got {sorted(params)}")
+        label, kappa = "custom", variant
+    else:
+        kernel = build_kernel(variant, dim, **params)  # validates the name / object and the parameters
+        label, kappa = kernel_name(variant), kernel.sympy_kernel(s)
+        if kappa is None:
+            raise ValueError(f"kernel {label!r} has no sympy form of the similarity: give it similarity_function(s) "
+                             "written with plain arithmetic, or sympy_kernel(s) (κ must depend on s alone)")
+    kappa = sp.sympify(kappa)
+    if not isinstance(kappa, sp.Expr):
+        raise TypeError(f"a kernel expression must be a sympy expression of s, got {kappa!r}")
+    others = sorted(str(x) for x in kappa.free_symbols if x.name != "s")
+    if others:
+        raise ValueError(f"a kernel expression must be in the symbol s alone, got free symbols {others}")
+    kappa = sp.expand(_exact(kappa.xreplace({x: s for x in kappa.free_symbols})))
+    if kappa.is_constant():
+        raise ValueError(f"kernel {label!r} is constant in s ({kappa}): its attention weights do not depend on the input")
+    return KernelExpression(label, dict(params), kappa, kappa, (), (s,), True, features=sp.Symbol("F"),
+                            note="κ(s) given by the kernel")
+
+
+def _is_custom(variant) -> bool:
+    return not (isinstance(variant, str) and variant in VARIANTS)
+
+
 # ----------------------------------------------------------------------------------------------
 # derived properties
 # ----------------------------------------------------------------------------------------------
 def rational_degree(variant: str, *, n: int = 2, dim: int = 2, **params) -> Optional[Tuple[int, int]]:
     """(numerator degree, denominator degree) of the row weight a_1 = κ_1/Σ_l κ_l, derived by sympy.
 
-    None for softmax and performer (no finite degree; see :func:`explain`). ``n`` keys per row and
-    head dim ``dim`` for the symbolic vectors (the degree does not depend on them for n ≥ 2).
+    None for softmax and performer (no finite degree; see :func:`explain`), and for any kernel whose
+    κ(s) is not a rational function of s. ``n`` keys per row and head dim ``dim`` for the symbolic
+    vectors (the degree does not depend on them for n ≥ 2). ``variant`` may also be a registered
+    name, a kernel object or class with a sympy form, or a sympy expression of s.
     """
+    if _is_custom(variant):
+        expr = kernel_expression(variant, dim=dim, **params)
+        if not expr.kappa.is_rational_function(s):
+            return None
+        weight, keys = expr.row_weight(n)
+        num, den = sp.fraction(sp.cancel(sp.together(weight)))
+        return sp.Poly(num, *keys).total_degree(), sp.Poly(den, *keys).total_degree()
     if variant in NO_DEGREE:
         kernel_expression(variant, dim=dim, **params)  # validates the parameters
         return None
@@ -231,8 +271,14 @@ def rational_degree(variant: str, *, n: int = 2, dim: int = 2, **params) -> Opti
 
 def explain(variant: str, **params) -> str:
     """One line: why ``variant`` has (or has no) finite rational degree."""
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    if _is_custom(variant):
+        expr = kernel_expression(variant, **params)
+        deg = rational_degree(variant, **params)
+        if deg is None:
+            return (f"{expr.variant}: no finite degree — κ = {sp.sstr(expr.kappa)} is not a rational function of s, "
+                    "so neither is κ_1/Σ_l κ_l")
+        return (f"{expr.variant}: κ = {sp.sstr(expr.kappa)} is rational in s, so the row weight κ_1/Σ_l κ_l is "
+                f"rational of degree {deg} (sympy cancel + Poly.total_degree)")
     if variant in NO_DEGREE:
         return f"{variant}: no finite degree — {NO_DEGREE[variant]}"
     expr = kernel_expression(variant, **params)

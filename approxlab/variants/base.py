@@ -23,7 +23,8 @@ def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
 
 
 class KernelVariant:
-    """Base class: subclasses set ``name`` and implement :meth:`features` (and may override the rest)."""
+    """Base class of the kernel protocol (documented in :mod:`approxlab.kernels`): subclasses set
+    ``name`` and implement :meth:`features` (and may override the rest)."""
 
     name: str = "kernel"
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
@@ -50,6 +51,17 @@ class KernelVariant:
 
     #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
     size_parameter: Optional[str] = None
+
+    def sympy_kernel(self, s):
+        """κ as a sympy expression of the similarity symbol ``s``, or None when κ depends on more
+        than s. The default evaluates :attr:`similarity_function` on the symbol (so it must be
+        written with plain arithmetic); override it when that function uses torch or numpy calls."""
+        if self.similarity_function is None:
+            return None
+        try:
+            return self.similarity_function(s)
+        except (TypeError, ValueError, AttributeError):
+            return None
 
     def num_features(self, head_dim: int) -> int:
         """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form

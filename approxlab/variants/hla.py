@@ -28,6 +28,10 @@ from .base import KernelVariant, haar_orthogonal
 
 
 class HLA(KernelVariant):
+    """factors: p kernel factors (state D^p × Dv); feature_map: "elu", "relu" or "affine" (factor
+    1 + s_r/p); projections: None (identity), "orthogonal" (seeded Haar D × D per factor) or a
+    (p, D, D') tensor; seed: for the orthogonal projections."""
+
     name = "hla"
     size_parameter = "factors"
 

@@ -18,6 +18,8 @@ from .power_series import PowerSeriesKernel
 
 
 class Minimax(PowerSeriesKernel):
+    """degree: p; R: the similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside)."""
+
     name = "minimax"
     size_parameter = "degree"
 

@@ -77,6 +77,10 @@ def draw_projection(num_features: int, dim: int, *, orthogonal: bool, seed: int)
 
 
 class Performer(KernelVariant):
+    """num_features: m random features (default D·log D); kind: "positive" (exp features, > 0) or
+    "trig" (sin/cos, can be negative); orthogonal: orthogonal blocks with chi row norms (True) or iid
+    Gaussian rows; seed: the projection's seed; projection: an explicit (m, D) matrix instead."""
+
     name = "performer"
 
     def __init__(

@@ -13,6 +13,8 @@ from .power_series import PowerSeriesKernel
 
 
 class Polynomial(PowerSeriesKernel):
+    """degree: p; c: None for s^p, or a positive number for (1 + s/c)^p (c = p tends to exp(s))."""
+
     name = "polynomial"
     size_parameter = "degree"
 

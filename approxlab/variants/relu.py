@@ -13,6 +13,8 @@ from .base import KernelVariant
 
 
 class Relu(KernelVariant):
+    """No parameters: φ(x) = relu(x); rows without kernel mass get zero output."""
+
     name = "relu"
 
     def features(self, x):

@@ -13,6 +13,8 @@ from .power_series import PowerSeriesKernel
 
 
 class Taylor(PowerSeriesKernel):
+    """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
+
     name = "taylor"
     size_parameter = "order"
 

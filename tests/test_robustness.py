@@ -326,11 +326,19 @@ BAD_INPUTS = {
     "head_dim=None": ("build_kernel('performer', None)", "TypeError", "head_dim must be an integer"),
     "hla projections ndim": ("attention(q, k, v, 'hla', projections=torch.zeros(2, 64))", "ValueError",
                              "projections must have 3 dimensions (factors, D, D')"),
+    # 10-11: softmax takes no kernel parameters; Attention checks everything when it is built
+    "softmax num_features": ("attention(q, k, v, 'softmax', num_features=8)", "TypeError", "num_features"),
+    "softmax chunk_size=-3": ("attention(q, k, v, 'softmax', chunk_size=-3)", "ValueError", "chunk_size"),
+    "softmax weights order": ("attention_weights(q, k, 'softmax', order=2)", "TypeError", "order"),
+    "Attention softmax order": ("Attention('softmax', order=2)", "TypeError", "order"),
+    "Attention causal='yes'": ("Attention('linear', causal='yes')", "TypeError", "causal must be a bool"),
+    "Attention scale=-1": ("Attention('linear', scale=-1)", "ValueError", "scale must be a positive"),
+    "Attention foo=1": ("Attention('linear', foo=1)", "TypeError", "['foo']"),
 }
 
 BAD_INPUT_SCRIPT = r"""
 import json, resource, sys, time, torch
-from approxlab import attention, attention_weights, build_kernel
+from approxlab import Attention, attention, attention_weights, build_kernel
 gen = torch.Generator().manual_seed(0)
 q, k, v = (torch.randn(1, 2, 8, 64, generator=gen) for _ in range(3))
 attention(q, k, v, 'linear'); attention(q, k, v, 'performer')  # warm-up: first-call costs are not the error's

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
-          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton"]
+          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
+          "hyperbolic", "favorpp", "favorsharp"]
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
 VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
 

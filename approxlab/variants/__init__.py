@@ -11,11 +11,13 @@ from .minimax import Minimax
 from .performer import Performer, gaussian_projection
 from .polynomial import Polynomial
 from .power_series import PowerSeriesKernel
+from .random_features import FavorPP, FavorSharp, Hyperbolic
 from .relu import Relu
 from .taylor import Taylor
 
 #: kernel variants by name; ``softmax`` is the exact reference and has no feature kernel
-KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax)}
+KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax,
+                                     Hyperbolic, FavorPP, FavorSharp)}
 VARIANTS = ("softmax",) + tuple(KERNELS)
 
 
@@ -37,5 +39,5 @@ def build_kernel(variant: str, head_dim: int, **params) -> KernelVariant:
 
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "KernelVariant", "Linear", "Relu", "Performer", "Taylor",
-    "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection",
+    "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
 ]

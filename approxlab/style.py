@@ -13,7 +13,7 @@ import seaborn as sns  # noqa: E402
 
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
           "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
-          "hyperbolic", "favorpp", "favorsharp"]
+          "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer"]
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
 VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from .base import KernelVariant
+from .feature_maps import DPFP, Cosformer, RandomMaclaurin
 from .hla import HLA
 from .linear import Linear
 from .minimax import Minimax
@@ -17,7 +18,7 @@ from .taylor import Taylor
 
 #: kernel variants by name; ``softmax`` is the exact reference and has no feature kernel
 KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax,
-                                     Hyperbolic, FavorPP, FavorSharp)}
+                                     Hyperbolic, FavorPP, FavorSharp, DPFP, RandomMaclaurin, Cosformer)}
 VARIANTS = ("softmax",) + tuple(KERNELS)
 
 
@@ -40,4 +41,5 @@ def build_kernel(variant: str, head_dim: int, **params) -> KernelVariant:
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "KernelVariant", "Linear", "Relu", "Performer", "Taylor",
     "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
+    "DPFP", "RandomMaclaurin", "Cosformer",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -125,3 +126,19 @@ def test_cosformer_with_positions_is_the_papers_reweighting_at_any_scale():
             assert rel_err(out, ref @ v) <= 1e-12
     with pytest.raises(ValueError, match="max_len"):
         with_positions(q, k, max_len=n - 1)
+
+
+def test_symbolic_table_rows_of_the_new_maps():
+    """sympy derives the new rows: random estimators have no finite degree, DPFP's weight is rational of degree
+    (2, 2) and cosFormer's (1, 1) in the key's (position-reweighted) entries, all non-negative but Maclaurin."""
+    from approxlab.symbolic.table import FEATURE_MAP_ROWS, derivation_table
+
+    df = derivation_table(FEATURE_MAP_ROWS).set_index("label")
+    for label in ("hyperbolic", "favorpp", "favorsharp", "maclaurin"):
+        assert df.loc[label, "numerator_degree"] is pd.NA and df.loc[label, "monotonicity"].startswith("random")
+    assert (df.loc["dpfp", "numerator_degree"], df.loc["dpfp", "denominator_degree"]) == (2, 2)
+    assert (df.loc["dpfp (nu=3)", "numerator_degree"], df.loc["dpfp (nu=3)", "features"]) == (2, "6 D")
+    assert (df.loc["cosformer", "numerator_degree"], df.loc["cosformer", "denominator_degree"]) == (1, 1)
+    assert df.loc["maclaurin", "positivity"] == "sign-changing"
+    assert {df.loc[x, "positivity"] for x in ("dpfp", "cosformer")} == {"non-negative"}
+    assert {df.loc[x, "positivity"] for x in ("hyperbolic", "favorpp", "favorsharp")} == {"positive"}

@@ -155,6 +155,8 @@ def _families(cfg):
     q, k, _ = ent.gaussian_family(cfg["gaussian_n"], cfg["gaussian"], n_queries=cfg["n_queries"],
                                   head_dim=HEAD_DIM, seed=0)
     yield "gaussian", cfg["gaussian_n"], [f"T={t:g}" for t in cfg["gaussian"]], cfg["gaussian"], q, k
+    if not cfg.get("real", True):
+        return
     try:
         from .. import real_heads
 
@@ -251,14 +253,15 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             tab.loc[sel, "median_tv_at_max"] = float(g["tv_at_max"].median())
             tab.loc[sel, "median_beta"] = float(g["beta"].median())
             tab.loc[sel, "equivalent_ratio_vs_favor"] = float(equiv.median())
+    tab["ratio_vs_favor"], tab["ratio_is_lower_bound"] = math.nan, False
     for eps, g in tab.groupby("eps"):
         base = g.loc[g["kind"] == BASELINE, "median_m_star"]
         base_val = float(base.iloc[0]) if len(base) else math.nan
         bound = math.isnan(base_val)
         for i in g.index:
             own = tab.at[i, "median_m_star"]
-            tab.at[i, "ratio_vs_favor"] = (m_max if bound else base_val) / own if own == own else math.nan
-            tab.at[i, "ratio_is_lower_bound"] = bound and own == own
+            tab.loc[i, "ratio_vs_favor"] = (m_max if bound else base_val) / own if own == own else math.nan
+            tab.loc[i, "ratio_is_lower_bound"] = bool(bound and own == own)
     return tab
 
 

@@ -197,7 +197,7 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
     if variant in RANDOM_ESTIMATES:
         i = sp.Symbol("i", integer=True, positive=True)
         wx, wy, nx, ny, w2 = (sp.Symbol(name, real=True) for name in
-                              (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|", r"\|y\|", r"\|w_i\|"))
+                              (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|", r"\|y\|", r"\|w\|_i"))
         if variant == "hyperbolic":
             one = sp.exp(-(nx ** 2 + ny ** 2) / 2) * sp.cosh(wx + wy)
             features, sign = 2 * m, "positive"

@@ -7,6 +7,7 @@ import inspect
 from .base import KernelVariant
 from .feature_maps import DPFP, Cosformer, RandomMaclaurin
 from .hla import HLA
+from .learned import T2R, Hedgehog
 from .linear import Linear
 from .minimax import Minimax
 from .performer import Performer, gaussian_projection
@@ -18,7 +19,8 @@ from .taylor import Taylor
 
 #: kernel variants by name; ``softmax`` is the exact reference and has no feature kernel
 KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax,
-                                     Hyperbolic, FavorPP, FavorSharp, DPFP, RandomMaclaurin, Cosformer)}
+                                     Hyperbolic, FavorPP, FavorSharp, DPFP, RandomMaclaurin, Cosformer,
+                                     Hedgehog, T2R)}
 VARIANTS = ("softmax",) + tuple(KERNELS)
 
 
@@ -41,5 +43,5 @@ def build_kernel(variant: str, head_dim: int, **params) -> KernelVariant:
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "KernelVariant", "Linear", "Relu", "Performer", "Taylor",
     "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
-    "DPFP", "RandomMaclaurin", "Cosformer",
+    "DPFP", "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
 ]

@@ -22,9 +22,11 @@ is mean‖x‖² + mean‖y‖² + 2 mean(x)·mean(y), O(N) to compute. A* < 0, 
 FAVOR# (Likhosherstov, Choromanski, Dubey, Liu, Sarlos, Weller, "FAVOR#: Sharp Attention Kernel
 Approximations via New Classes of Positive Random Features", 2023), its simplified asymmetric
 dense-exponential features (SADERF): since (Ψx)·(Ψ⁻¹y) = x·y for any invertible Ψ, queries are mapped
-x → Ψx and keys y → Ψ⁻¹y before the OPRF above. With Ψ diagonal, Σ_ij ‖Ψx_i + Ψ⁻¹y_j‖² (the quantity
-the OPRF variance grows with) is minimised by Ψ_l = (Σ_j y_jl² / Σ_i x_il²)^{1/4} (per coordinate,
-means over the two sets), :func:`saderf_rescale`; A then comes from the rescaled mean ‖x+y‖².
+x → Ψx and keys y → Ψ⁻¹y before the OPRF above. Ψ diagonal is chosen to minimise Σ_ij ‖Ψx_i + Ψ⁻¹y_j‖²
+(the quantity the OPRF variance grows with), whose minimiser is Ψ_l = (mean_j y_jl² / mean_i x_il²)^{1/4}
+(:func:`saderf_rescale`; derived and tested in tests/test_random_features.py); A then comes from the
+rescaled mean ‖x+y‖². The paper's full text was not at hand: this objective and closed form are this
+toolkit's reading of SADERF, not a transcription, and may differ from the paper's exact choice of Ψ.
 
 Directions (``directions=``): "iid" rows N(0, I); "orthogonal" blocks of a Haar-random orthogonal
 matrix with chi row norms (FAVOR+'s default, :func:`approxlab.variants.performer.gaussian_projection`);

@@ -7,6 +7,7 @@ Kinds (each unbiased for exp(x·y); F = the state's feature count, the cost that
   FAVOR+ simplex                     favorpp with A = 0 and SimRF directions
   FAVOR++ (orthogonal / simplex)     favorpp, A = A* from the head's mean ‖x+y‖²
   FAVOR# (orthogonal / simplex)      favorsharp, Ψ and A* from the head's q, k
+  random Maclaurin                   maclaurin (Kar & Karnick), signed, no overlay
 Data-dependent parameters come from ``random_features.calibrate`` on the head's own queries and keys
 (non-causal use, as in the papers: the statistics are O(N) and computed per attention call).
 
@@ -61,6 +62,7 @@ KINDS: Dict[str, tuple] = {
     "FAVOR++ simplex": ("favorpp", "simplex", "calibrated", 1),
     "FAVOR#": ("favorsharp", "orthogonal", "calibrated", 1),
     "FAVOR# simplex": ("favorsharp", "simplex", "calibrated", 1),
+    "random Maclaurin": ("maclaurin", None, None, 1),
 }
 
 
@@ -93,8 +95,13 @@ class KindSearch:
     def tv(self, features: int, head: int) -> float:
         if (features, head) not in self.cache:
             h = slice(head, head + 1)
-            w = self._projection(max(1, features // self.per_direction))
             params = dict(self.params(head))
+            if self.variant == "maclaurin":
+                approx = attention_weights(self.q[:, h], self.k[:, h], "maclaurin", num_features=features,
+                                           seed=self.seed).double()
+                self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
+                return self.cache[(features, head)]
+            w = self._projection(max(1, features // self.per_direction))
             if self.variant == "performer":
                 params["kind"] = self.mode
             if self.mode == "a0":
@@ -126,7 +133,7 @@ def theory_coefficient(label: str, q, k) -> np.ndarray:
     for h in range(q.shape[1]):
         x, y = q[0, h] * root, k[0, h] * root
         a = torch.softmax(x @ y.T, dim=-1).numpy()
-        if variant == "performer" and mode == "trig":
+        if (variant == "performer" and mode == "trig") or variant == "maclaurin":
             out.append(math.nan)
             continue
         if variant == "favorsharp":
@@ -290,7 +297,7 @@ def equivalent_verdict(df: pd.DataFrame) -> dict:
                 beta=float(base["median_beta"]), m_max=float(best["m_max"]))
 
 
-MARKERS = dict(zip(KINDS, "os^vDPX*"))
+MARKERS = dict(zip(KINDS, "os^vDPX*h"))
 
 
 def draw(df: pd.DataFrame):

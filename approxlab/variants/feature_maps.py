@@ -104,18 +104,22 @@ class RandomMaclaurin(KernelVariant):
         return self._cast[key]
 
     def features(self, x):
+        """Degree level by degree level (memory O(rows · m), not O(rows · m · max degree)): log|Z| and sign."""
         omega, log_coef, mask = self._tensors(x)
-        m, top, d = omega.shape
-        dots = (x @ omega.reshape(m * top, d).T).reshape(*x.shape[:-1], m, top)    # ω_k·x
-        dots = torch.where(mask, dots, torch.ones_like(dots))
-        log_abs = torch.log(dots.abs()).sum(-1) + log_coef                         # (…, m)
-        sign = torch.where((dots < 0).sum(-1) % 2 == 1, -1.0, 1.0).to(x.dtype)
-        zero = (dots == 0).any(-1)
-        log_abs = log_abs.masked_fill(zero, -math.inf)
+        m = omega.shape[0]
+        log_abs = log_coef.expand(*x.shape[:-1], m).clone()
+        negative = torch.zeros(log_abs.shape, dtype=torch.bool, device=x.device)
+        for level in range(omega.shape[1]):
+            active = mask[:, level]
+            if not bool(active.any()):
+                break
+            dots = torch.where(active, x @ omega[:, level, :].T, torch.ones((), dtype=x.dtype, device=x.device))
+            log_abs = log_abs + torch.log(dots.abs())   # log 0 = −inf: a zero feature
+            negative = negative ^ (dots < 0)
         top_log = log_abs.amax(-1)
         top_log = torch.where(torch.isfinite(top_log), top_log, torch.zeros_like(top_log))
-        f = sign * torch.exp(log_abs - top_log[..., None])
-        return f, top_log - 0.5 * math.log(m)
+        sign = 1.0 - 2.0 * negative.to(x.dtype)
+        return sign * torch.exp(log_abs - top_log[..., None]), top_log - 0.5 * math.log(m)
 
     def num_features(self, head_dim: int) -> int:
         return self.num_random

@@ -27,6 +27,8 @@ FIGURES = {
     "lesson_exercise": "approxlab.studies.lesson_exercise",
     "speed_vs_length": "approxlab.studies.speed_vs_length",
     "gpu_validation": "approxlab.studies.gpu_validation",
+    "features_by_kind": "approxlab.studies.features_by_kind",
+    "learned_maps": "approxlab.studies.learned_maps",
 }
 PROFILES = ("quick", "full")
 DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"

@@ -13,9 +13,11 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
-          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton"]
+          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
+          "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer",
+          "hedgehog", "t2r"]
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-VARIANT_COLORS = {name: _PALETTE[i] for i, name in enumerate(_ORDER)}
+VARIANT_COLORS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_ORDER)}
 
 
 def use_file_backend() -> None:

@@ -35,7 +35,17 @@ NO_DEGREE = {
     "softmax": "exp(s) is entire and not rational: exp(s_1)/Σ_l exp(s_l) has no finite (numerator, denominator) degree",
     "performer": "κ̂ = (1/m) Σ_i exp(w_i·x − ‖x‖²/2) exp(w_i·y − ‖y‖²/2) is a random sum of m exponentials, "
                  "unbiased for exp(s) (see gaussian_kernel), not a rational function of s",
+    "hyperbolic": "κ̂ = (1/2m) Σ_i e^{−(‖x‖²+‖y‖²)/2} (e^{w_i·x}e^{w_i·y} + e^{−w_i·x}e^{−w_i·y}), a random sum of "
+                  "exponentials unbiased for exp(s)",
+    "favorpp": "κ̂ = (1/m) Σ_i D_A² exp(2A‖w_i‖² + B w_i·(x+y) − (‖x‖²+‖y‖²)/2), random exponentials unbiased for exp(s)",
+    "favorsharp": "κ̂ = FAVOR++ on (Ψx, Ψ⁻¹y): random exponentials unbiased for exp(s)",
+    "maclaurin": "κ̂ = (1/m) Σ_i a_{N_i}/P(N_i) Π_k (ω_ik·x)(ω_ik·y): random polynomial terms of random degree, "
+                 "unbiased for exp(s); its degree is that of the largest sampled N, not a fixed one",
+    "hedgehog": "κ = Σ_f [e^{a_f} e^{b_f} + e^{−a_f} e^{−b_f}] with a = xW + c, b = yW + c: a sum of exponentials "
+                "of the key entries, not a rational function of them",
 }
+#: variants whose κ is a random estimate of exp(s) (their mean), with the form of one draw
+RANDOM_ESTIMATES = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,7 +133,7 @@ class KernelExpression:
     def display_weight(self):
         """a_j = κ_j / Σ_l κ_l with κ written out (indexed symbols, symbolic n)."""
         j, l, n = sp.symbols("j l n", integer=True, positive=True)
-        if self.of_similarity and self.variant != "performer":
+        if self.of_similarity and self.variant not in RANDOM_ESTIMATES:
             sv = sp.IndexedBase("s")
             return self.kappa.subs(s, sv[j]) / sp.Sum(self.kappa.subs(s, sv[l]), (l, 1, n))
         kj = sp.Function(r"\kappa")(sp.Symbol("x"), sp.Indexed("y", j))
@@ -172,6 +182,9 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
         kappa = similarity_function(s)
         return KernelExpression(variant, params, kappa, kappa, (), (s,), True, features=sp.Symbol("N"),
                                 note="exact reference; explicit N×N form")
+    if variant == "cosformer":  # its head dim carries two position coordinates: validate with them
+        build_kernel(variant, dim + 2, **params)
+        return _cosformer_expression(params, dim)
     kernel = build_kernel(variant, dim, **params)
     if variant == "performer":
         i = sp.Symbol("i", integer=True, positive=True)
@@ -185,6 +198,27 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
         return KernelExpression(variant, params, estimate, sp.exp(s), (), (s,), True, features=features,
                                 feature_sign="positive" if kernel.kind == "positive" else "sign-changing",
                                 note="E[κ̂] = exp(s); the estimate is random")
+    if variant in RANDOM_ESTIMATES:
+        i = sp.Symbol("i", integer=True, positive=True)
+        wx, wy, nx, ny, w2 = (sp.Symbol(name, real=True) for name in
+                              (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|", r"\|y\|", r"\|w\|_i"))
+        if variant == "hyperbolic":
+            one = sp.exp(-(nx ** 2 + ny ** 2) / 2) * sp.cosh(wx + wy)
+            features, sign = 2 * m, "positive"
+        elif variant == "maclaurin":
+            one = sp.Function("Z_i")(sp.Symbol("x")) * sp.Function("Z_i")(sp.Symbol("y"))
+            features, sign = m, "sign-changing"
+        else:  # favorpp, favorsharp (on Ψx, Ψ⁻¹y): D_A² exp(2A‖w‖² + B w·(x+y) − (‖x‖²+‖y‖²)/2), B² = 1 − 4A
+            a_sym = sp.Symbol("A", real=True)
+            one = ((1 - 4 * a_sym) ** (D / 2) * sp.exp(2 * a_sym * w2 ** 2 + sp.sqrt(1 - 4 * a_sym) * (wx + wy)
+                                                       - (nx ** 2 + ny ** 2) / 2))
+            features, sign = m, "positive"
+        return KernelExpression(variant, params, sp.Sum(one, (i, 1, m)) / m, sp.exp(s), (), (s,), True,
+                                features=features, feature_sign=sign, note="E[κ̂] = exp(s); the estimate is random")
+    if variant == "dpfp":
+        return _dpfp_expression(kernel, params, dim)
+    if variant in ("hedgehog", "t2r"):
+        return _learned_expression(variant, params, dim)
     if variant in ("taylor", "polynomial", "minimax"):
         coeffs = kernel.coefficients
         features = sp.factor(sp.expand_func(sum(sp.binomial(D + r - 1, r) for r, a in enumerate(coeffs) if a != 0)))
@@ -240,6 +274,55 @@ def _custom_expression(variant, dim: int, params: dict) -> KernelExpression:
 
 def _is_custom(variant) -> bool:
     return not (isinstance(variant, str) and variant in VARIANTS)
+
+
+def _learned_expression(variant, params, dim):
+    """Learned maps in their pre-activations a = xW + c (query) and b = yW + c (key), affine in the entries, so a
+    degree in b is the same degree in the key entries. t2r: κ = Σ_f relu(a_f) relu(b_f), a polynomial on the
+    orthant where the pre-activations are positive; hedgehog: κ = Σ_f e^{a_f + b_f} + e^{−a_f − b_f}."""
+    a = sp.symbols(f"a_1:{dim + 1}", real=True)
+    b = sp.symbols(f"b_1:{dim + 1}", real=True)
+    ai, bi = sp.IndexedBase("a"), sp.IndexedBase("b")
+    F = sp.Symbol("F", integer=True, positive=True)
+    if variant == "t2r":
+        display, concrete, x, y = _vector_kernel(relu, dim)
+        return KernelExpression(variant, params, display.subs(D, F), concrete, x, y, False, features=F,
+                                feature_sign="non-negative",
+                                note="in the pre-activations xW + c, yW + c (affine in the entries); positive orthant")
+    display = sp.Sum(sp.exp(ai[_d] + bi[_d]) + sp.exp(-ai[_d] - bi[_d]), (_d, 1, F))
+    concrete = sp.Add(*[sp.exp(u + w) + sp.exp(-u - w) for u, w in zip(a, b)])
+    return KernelExpression(variant, params, display, concrete, a, b, False, features=2 * F, feature_sign="positive",
+                            note="in the pre-activations xW + c, yW + c")
+
+
+def _dpfp_expression(kernel, params, dim):
+    """DPFP_ν on the positive orthant: x̃ = (x, 0), κ = Σ_{i≤ν} Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i} (indices mod 2D)."""
+    x = sp.symbols(f"x_1:{dim + 1}", positive=True)
+    y = sp.symbols(f"y_1:{dim + 1}", positive=True)
+    xt, yt = list(x) + [0] * dim, list(y) + [0] * dim
+    nu = min(kernel.nu, 2 * dim - 1)
+    concrete = sp.Add(*[xt[j] * xt[(j - i) % (2 * dim)] * yt[j] * yt[(j - i) % (2 * dim)]
+                        for i in range(1, nu + 1) for j in range(2 * dim)])
+    xi, yi = sp.IndexedBase(r"\tilde{x}"), sp.IndexedBase(r"\tilde{y}")
+    display = sp.Sum(xi[_d] * xi[_d - _r] * yi[_d] * yi[_d - _r], (_d, 1, 2 * D), (_r, 1, sp.Symbol(r"\nu")))
+    return KernelExpression("dpfp", params, display, concrete, x, y, False, features=2 * D * kernel.nu,
+                            feature_sign="non-negative", note="x̃ = [relu(x), relu(−x)]; positive orthant")
+
+
+def _cosformer_expression(params, dim):
+    """cosFormer on the positive orthant: κ = φ(x)·φ(y), φ(x) = [x cos θ_x, x sin θ_x]; in the key's reweighted
+    entries y cos θ_y, y sin θ_y (its 2D features) κ is linear, like relu's."""
+    x = sp.symbols(f"x_1:{dim + 1}", positive=True)
+    yc = sp.symbols(f"yc_1:{dim + 1}", positive=True)   # y_d cos θ_y
+    ys = sp.symbols(f"ys_1:{dim + 1}", positive=True)   # y_d sin θ_y
+    cx, sx = sp.symbols(r"c_x s_x", positive=True)       # cos θ_x, sin θ_x of the query's position
+    concrete = sp.Add(*[a * cx * b for a, b in zip(x, yc)]) + sp.Add(*[a * sx * b for a, b in zip(x, ys)])
+    theta = sp.symbols(r"\theta_x \theta_y", real=True)
+    display = sp.cos(theta[0] - theta[1]) * sp.Sum(sp.Max(0, sp.Indexed("x", _d)) * sp.Max(0, sp.Indexed("y", _d)),
+                                                   (_d, 1, D))
+    return KernelExpression("cosformer", params, display, concrete, x + (cx, sx), yc + ys, False, features=2 * D,
+                            feature_sign="non-negative",
+                            note="positions folded into the features (cos/sin of θ = πi/2M); positive orthant")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,7 +406,7 @@ def _sign_over_reals(expr: sp.Expr) -> str:
 def positivity(expr: KernelExpression) -> str:
     """Sign of κ: for κ(s), exactly over the reals (:func:`polynomial_sign` for polynomials); for feature
     kernels, from the sign of φ."""
-    if not expr.of_similarity or expr.variant == "performer":
+    if not expr.of_similarity or expr.variant in RANDOM_ESTIMATES:
         return expr.feature_sign
     return _sign_over_reals(expr.kappa)
 
@@ -331,7 +414,7 @@ def positivity(expr: KernelExpression) -> str:
 def monotonicity(expr: KernelExpression) -> str:
     """'increasing' if κ'(s) ≥ 0 on the reals (exactly, as :func:`positivity`), else 'not monotone';
     feature kernels: on the orthant."""
-    if expr.variant == "performer":
+    if expr.variant in RANDOM_ESTIMATES:
         return "random (mean exp(s))"
     if expr.of_similarity:
         slope = sp.diff(expr.kappa, s)

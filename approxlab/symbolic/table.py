@@ -27,6 +27,18 @@ DEFAULT_ROWS: Tuple[Tuple[str, dict], ...] = (
     ("hla", {"factors": 3}),
     ("hla", {"factors": 2, "feature_map": "affine"}),
 )
+#: rows of the random-feature kinds and the literature's feature maps (``derivation_table(FEATURE_MAP_ROWS)``)
+FEATURE_MAP_ROWS: Tuple[Tuple[str, dict], ...] = (
+    ("hyperbolic", {}),
+    ("favorpp", {}),
+    ("favorsharp", {}),
+    ("maclaurin", {}),
+    ("dpfp", {}),
+    ("dpfp", {"nu": 3}),
+    ("cosformer", {}),
+    ("hedgehog", {}),
+    ("t2r", {}),
+)
 
 
 def row_label(variant: str, params: dict) -> str:

@@ -9,18 +9,23 @@ import textwrap
 from .._checks import check_int
 
 from .base import KernelVariant
+from .feature_maps import DPFP, Cosformer, RandomMaclaurin
 from .hla import HLA
+from .learned import T2R, Hedgehog
 from .linear import Linear
 from .minimax import Minimax
 from .performer import Performer, gaussian_projection
 from .polynomial import Polynomial
 from .power_series import PowerSeriesKernel
+from .random_features import FavorPP, FavorSharp, Hyperbolic
 from .relu import Relu
 from .taylor import Taylor
 
 #: kernel variants by name (the built-in ones and those added by :func:`register_kernel`);
 #: ``softmax`` is the exact reference and has no feature kernel
-KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax)}
+KERNELS = {cls.name: cls for cls in (Linear, Relu, Performer, Taylor, Polynomial, HLA, Minimax,
+                                     Hyperbolic, FavorPP, FavorSharp, DPFP, RandomMaclaurin, Cosformer,
+                                     Hedgehog, T2R)}
 #: the built-in variants (:func:`variant_names` also lists registered ones)
 VARIANTS = ("softmax",) + tuple(KERNELS)
 _BUILTIN = frozenset(VARIANTS)
@@ -221,5 +226,6 @@ def parameters_doc() -> str:
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
     "check_variant", "check_params", "is_kernel", "as_kernel", "KernelVariant", "Linear", "Relu", "Performer",
-    "Taylor", "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection",
+    "Taylor", "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
+    "DPFP", "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
 ]

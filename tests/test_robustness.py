@@ -28,6 +28,9 @@ EVERY_VARIANT = [
     ("performer", {"num_features": 8, "kind": "trig"}), ("taylor", {"order": 2}), ("taylor", {"order": 3}),
     ("polynomial", {"degree": 2}), ("polynomial", {"degree": 3, "c": 2.0}), ("hla", {"factors": 2}),
     ("hla", {"factors": 2, "feature_map": "affine"}), ("minimax", {"degree": 2}), ("minimax", {"degree": 3, "R": 2.0}),
+    # the field's feature maps, at their defaults
+    ("hyperbolic", {}), ("favorpp", {}), ("favorsharp", {}), ("dpfp", {}), ("maclaurin", {}), ("cosformer", {}),
+    ("hedgehog", {}), ("t2r", {}),
 ]
 IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in EVERY_VARIANT]
 

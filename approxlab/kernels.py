@@ -37,7 +37,8 @@ variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``expl
     approxlab.attention(q, k, v, "softmax_features", causal=True)
     approxlab.report(SoftmaxFeatures())
 
-More: ``examples/kernels.py`` (DPFP) and ``examples/bring_your_own_kernel.ipynb``.
+More: ``examples/kernels.py`` (expmap, the same map with a closed-form ``kernel``) and
+``examples/bring_your_own_kernel.ipynb``.
 
 Inputs are (B, H, N, D); a kernel sees the head dim D of q. Kernels that can be exactly 0 (relu,
 DPFP) are allowed: a row with no kernel mass gets zero weights and output.

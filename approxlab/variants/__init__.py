@@ -41,7 +41,7 @@ def register_kernel(name: str, cls, *, replace: bool = False):
     ``symbolic``, ``theory``, ``metrics``, ``bench``, ``report``, the CLI). ``cls`` is a
     :class:`KernelVariant` subclass (or a callable returning a kernel object), called with the
     parameters the caller gives, plus ``head_dim`` when its signature has one. Returns ``cls``, so it
-    also works as ``@register_kernel("name")``-free decoration: ``register_kernel("dpfp", DPFP)``.
+    also works as ``@register_kernel("name")``-free decoration: ``register_kernel("expmap", ExpMap)``.
     Built-in names cannot be replaced; a registered one only with ``replace=True``."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Python identifier string, got {name!r}")

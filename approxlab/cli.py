@@ -18,7 +18,7 @@ def main(argv=None) -> None:
     add_bench_arguments(bench_parser)
     args = parser.parse_args(argv)
     if args.command == "figures":
-        figures.make_many(args.only, args.profile, args.out)
+        figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
     elif args.command == "bench":
         run_bench(args)
 

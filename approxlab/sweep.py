@@ -24,9 +24,8 @@ everything; deleting the folder clears it.
 **Determinism.** Every cell runs with one torch thread and one BLAS/OpenMP thread (``threadpoolctl``),
 whatever the caller's thread count or the pool's worker count, so its floating point reductions run
 in one fixed order; rows are assembled in the grid's order, never in completion order; and CSVs are
-written by :func:`write_csv` with floats printed to ``FLOAT_FORMAT`` (12 significant digits, far
-below any measured quantity's spread, and the repr of a float32 column no longer leaks its
-float64 widening). With these the same seed gives byte-identical CSVs across runs, thread counts,
+written by :func:`write_csv` with float64 values printed to ``FLOAT_FORMAT`` (12 significant
+digits, far below any measured quantity's spread; float32 columns keep their exact shortest repr). With these the same seed gives byte-identical CSVs across runs, thread counts,
 job counts and schedulers on one machine (tests/test_sweep.py checks serial, ``jobs=2``, a Dask
 LocalCluster and interrupted-then-resumed runs). Across CPU architectures or library builds the
 last bits of a reduction may still differ.
@@ -65,9 +64,16 @@ PACKAGE = "approxlab"
 
 
 def write_csv(df: pd.DataFrame, path) -> Path:
-    """The one CSV writer of figure data: no index, floats as ``FLOAT_FORMAT``, '\\n' line ends."""
+    """The one CSV writer of figure data: no index, '\\n' line ends, float64 values printed as
+    ``FLOAT_FORMAT`` (NaN empty); float32 columns keep their own shortest repr (exact, and short)."""
+    import numpy as np
+
     path = Path(path)
-    df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == np.float64:
+            out[col] = ["" if math.isnan(x) else FLOAT_FORMAT % x for x in out[col].to_numpy().tolist()]
+    out.to_csv(path, index=False, lineterminator="\n")
     return path
 
 

@@ -66,6 +66,9 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR)
         print(f"[{name}] no CUDA here: redrawing from the committed {csv.name}")
         df = pd.read_csv(csv)
     else:
+        cfg = sweep.settings()
+        if getattr(module, "SERIAL", None) and (cfg.jobs != 1 or cfg.scheduler):
+            print(f"[{name}] a {module.SERIAL} study: runs serially in this process (--jobs/--scheduler ignored)")
         df = compute(name, profile)
     fig = draw(name, df)
     return df, fig, save_figure(fig, df, name, outdir)

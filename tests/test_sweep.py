@@ -55,6 +55,12 @@ def test_byte_identical_across_jobs_threads_schedulers_and_resume(tmp_path, tiny
     # a Dask LocalCluster through joblib's dask backend (one in-process worker keeps the test short;
     # jobs > 1 starts that many worker processes)
     assert csv_bytes(tmp_path, "dask", jobs=1, scheduler="local") == serial
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address  # an existing cluster, as `--scheduler tcp://host:port`
+        assert address.startswith("tcp://") or address.startswith("inproc://")
+        assert csv_bytes(tmp_path, "dask_address", scheduler=address) == serial
 
     # interrupted after 5 cells (serially, as a Ctrl-C would), then resumed from the cache
     cache = tmp_path / "cache"

@@ -331,6 +331,8 @@ def run(cells: Iterable[Cell], *, desc: Optional[str] = None, config: Optional[S
     todo = [i for i, r in enumerate(results) if r is None]
     label = desc or (cells[0].study if cells else "cells")
     if cfg.cached_only:
+        if cells and len(todo) == len(cells):
+            raise LookupError(f"[{label}] cached_only: none of the {len(cells)} cells is in the cache {cfg.cache}")
         if todo:
             print(f"[{label}] cached_only: {len(todo)} of {len(cells)} cells not in the cache, left out")
         return results

@@ -100,6 +100,9 @@ def test_failing_cell_is_named_and_the_others_are_kept(tmp_path, tiny, monkeypat
     with sweep.configure(cached_only=True, cache=cache, progress=False):
         partial = fe.compute("tiny")  # the failed cell is the one left out
     assert len(partial[partial["record"] == "mstar"]) == (len(calls) - 1) * 3 * len(fe.EPSILONS) and fixed == []
+    with sweep.configure(cached_only=True, cache=tmp_path / "empty", progress=False):
+        with pytest.raises(LookupError, match="none of the 24 cells"):
+            fe.compute("tiny")
     assert csv_bytes(tmp_path, "fixed", cache=cache) == csv_bytes(tmp_path, "fresh")
     assert len(fixed) == 1 + len(calls)  # the failed cell on the cached run, then all for "fresh"
 

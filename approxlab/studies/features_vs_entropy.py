@@ -241,7 +241,8 @@ def draw(df: pd.DataFrame):
     base = summ[(summ["kind"] == "positive") & (summ["orthogonal"] == True) & (summ["metric"] == "tv")]  # noqa: E712
     families = [("gaussian", "Gaussian q, k (temperature)"),
                 ("fixed-norm", "fixed norms, clustered keys"),
-                ("MiniLM", "real heads: all-MiniLM-L6 (72 heads)")]
+                ("MiniLM", "real heads: all-MiniLM-L6 (72 heads"
+                 + (f" × {n_real // 72} text chunks)" if (n_real := base.loc[base["family"].str.startswith("MiniLM"), "level"].nunique()) > 72 else ")"))]
     lengths = sorted(base["n"].unique())
     palette = dict(zip(lengths, sns.color_palette("viridis", len(lengths))))
     fig, axes = plt.subplots(4, 3, figsize=(13, 15), constrained_layout=True)

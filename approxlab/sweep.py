@@ -363,4 +363,10 @@ def _indexed(i, fn, params):
 def concat(results: list, **kwargs) -> pd.DataFrame:
     """The cells' rows stacked in grid order (cells left out by ``cached_only`` skipped)."""
     frames = [r for r in results if r is not None and len(r)]
-    return pd.concat(frames, ignore_index=True, **kwargs) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True, **kwargs)
+    for col in out.columns:  # a bool column absent from some cells' rows stays boolean (missing: <NA>)
+        if out[col].dtype == object and {f[col].dtype.kind for f in frames if col in f.columns} == {"b"}:
+            out[col] = out[col].astype("boolean")
+    return out

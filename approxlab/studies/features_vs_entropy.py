@@ -301,6 +301,7 @@ def draw(df: pd.DataFrame):
         dd = dd[dd["n"] == dd["n"].min() if dd["n"].nunique() == 1 else dd["n"] == 1024].sort_values("entropy_norm")
         ax.plot(dd["entropy_norm"], dd["m_star_median"], marker="o", label=f"{kind}, {'orthogonal' if orth else 'iid'}")
     ax.set(yscale="log", xlabel="H / log N", ylabel="m*", title="Gaussian, N = 1024, TV ≤ 0.1: feature kinds\n(m random directions; trig state is 2m)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(4))
     ax.legend(fontsize=7)
     # Lemma 2
     ax = axes[3, 2]
@@ -314,7 +315,7 @@ def draw(df: pd.DataFrame):
     hs = [plt.Line2D([], [], color=colors[u], label=f"‖x+y‖² = {u:g}") for u in colors]
     hs += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
            (("-", "positive iid"), ("--", "positive orthogonal"), (":", "trig iid (trig lemma)"))]
-    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="lower left")
+    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="upper left")
     ax.set(xscale="log", yscale="log", xlabel="m", ylabel="measured / Lemma 2 MSE",
            title="Lemma 2 check (band: ±10%)")
     fig.suptitle("Performer (FAVOR+) features needed for mean row TV ≤ ε vs attention entropy — head dim 32, float64")

@@ -1,3 +1,4 @@
 from .cli import main
 
-main()
+if __name__ == "__main__":  # spawned workers (loky, a Dask LocalCluster) import this module too
+    main()

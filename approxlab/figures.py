@@ -1,10 +1,13 @@
 """The figure pipeline: each figure is a study module with ``compute(profile)`` → tidy DataFrame
 and ``draw(df)`` → matplotlib Figure, so a notebook can show, re-plot or extend any of them.
 
-    approxlab figures [--profile quick|full] [--only NAME ...]     (or python analyses/NAME.py)
+    approxlab figures [--profile quick|full] [--only NAME ...] [--jobs N | --scheduler ADDR] [--cache DIR]
+    (or python analyses/NAME.py with the same options)
 
 A study that needs hardware this machine lacks (``REQUIRES = "cuda"``) is redrawn from its committed
-CSV instead of recomputed.
+CSV instead of recomputed. Studies built from cells (``approxlab.sweep``) run them on ``--jobs``
+joblib workers or a Dask ``--scheduler`` and keep each finished cell in ``--cache`` (default
+~/.cache/approxlab/cells), so an interrupted run resumes; timing studies always run serially.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import sweep
 from .style import save_figure, use_style
 
 #: figure name → study module under ``approxlab.studies``, in the order ``approxlab figures`` runs them
@@ -77,20 +81,44 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR)
         print(f"[{name}] no CUDA here: redrawing from the committed {csv.name}")
         df = pd.read_csv(csv)
     else:
+        cfg = sweep.settings()
+        if getattr(module, "SERIAL", None) and (cfg.jobs != 1 or cfg.scheduler):
+            print(f"[{name}] a {module.SERIAL} study: runs serially in this process (--jobs/--scheduler ignored)")
         df = compute(name, profile)
     fig = draw(name, df)
     return df, fig, save_figure(fig, df, name, outdir)
 
 
-def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR) -> None:
-    for name in names or list(FIGURES):
-        _, _, paths = make(name, profile, outdir)
-        print(f"[{name}] wrote " + ", ".join(str(p) for p in paths))
+def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR, *, jobs: int = 1,
+              scheduler: str | None = None, cache: str | Path | None = sweep.DEFAULT_CACHE,
+              cached_only: bool = False) -> None:
+    """Make each figure; cell-based studies run under ``sweep.configure(jobs, scheduler, cache, cached_only)``."""
+    with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only):
+        for name in names or list(FIGURES):
+            _, _, paths = make(name, profile, outdir)
+            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=PROFILES, default="quick", help="quick (default, minutes) or full")
     parser.add_argument("--out", default=str(DEFAULT_OUTDIR), help="output folder (default: figures/)")
+    run = parser.add_argument_group("cells (approxlab.sweep; timing studies ignore these and run serially)")
+    run.add_argument("--jobs", type=int, default=1, help="joblib workers on this machine (default 1; -1: all cores)")
+    run.add_argument("--scheduler", default=None, metavar="ADDR",
+                     help="run cells on Dask: 'tcp://host:8786' (an existing cluster) or 'local' (a distributed "
+                          "LocalCluster of --jobs workers); needs the dask extra")
+    run.add_argument("--cache", default=str(sweep.DEFAULT_CACHE), help="folder of finished cells (default %(default)s)")
+    run.add_argument("--no-cache", action="store_true", help="recompute every cell, keep nothing")
+    run.add_argument("--cached-only", action="store_true",
+                     help="draw from the cached cells only, leaving out (and counting) the missing ones")
+
+
+def run_arguments(args) -> dict:
+    """make_many keywords from the parsed --jobs/--scheduler/--cache/--no-cache/--cached-only."""
+    if args.no_cache and args.cached_only:
+        raise SystemExit("--no-cache and --cached-only exclude each other")
+    return dict(jobs=args.jobs, scheduler=args.scheduler, cache=None if args.no_cache else args.cache,
+                cached_only=args.cached_only)
 
 
 def script_main(name: str, argv=None) -> None:
@@ -101,4 +129,4 @@ def script_main(name: str, argv=None) -> None:
     from .style import use_file_backend
 
     use_file_backend()
-    make_many([name], args.profile, args.out)
+    make_many([name], args.profile, args.out, **run_arguments(args))

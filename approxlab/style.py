@@ -47,7 +47,9 @@ def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = [outdir / f"{name}.csv", outdir / f"{name}.png", outdir / f"{name}.pdf"]
-    df.to_csv(paths[0], index=False)
+    from .sweep import write_csv  # floats to a fixed number of digits: byte-identical CSVs
+
+    write_csv(df, paths[0])
     fig.savefig(paths[1])
     fig.savefig(paths[2])
     plt.close(fig)

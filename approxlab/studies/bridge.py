@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
-
+from .. import sweep
 from ..inputs import gaussian_qkv
+from ..sweep import Cell
 from ..theory import bridge_rows
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
@@ -67,23 +67,32 @@ def _range_inputs(R, n, seed, d=4, heads=4):
     return q / q.norm(dim=-1, keepdim=True) * rho, k / k.norm(dim=-1, keepdim=True) * rho, v
 
 
-def compute(profile: str = "quick") -> pd.DataFrame:
-    cfg = PROFILES[profile]
-    frames = []
-    grid = [(t, c, s, var, p) for t in cfg["temperatures"] for c in cfg["causal"] for s in range(cfg["seeds"])
-            for var, p in CONFIGS]
-    for temperature, causal, seed, variant, params in tqdm(grid, desc="bridge (bound)"):
-        q, k, v = _gaussian(cfg["n"], temperature, seed)
-        frames.append(_frame(bridge_rows(q, k, v, variant, causal=causal, **params), experiment="bound",
+def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFrame:
+    """Cell: every variant of ``CONFIGS`` on one Gaussian problem (experiment "bound")."""
+    q, k, v = _gaussian(n, temperature, seed)
+    return pd.concat([_frame(bridge_rows(q, k, v, variant, causal=causal, **params), experiment="bound",
                              variant=variant, config=label(variant, params), temperature=temperature,
-                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan))))
-    grid = [(R, p, s) for R in cfg["radii"] for p in range(1, 7) for s in range(cfg["seeds"])]
-    for R, p, seed in tqdm(grid, desc="bridge (range)"):
-        q, k, v = _range_inputs(R, cfg["n"], seed)
-        for variant, params in (("taylor", dict(order=p)), ("minimax", dict(degree=p, R=R))):
-            frames.append(_frame(bridge_rows(q, k, v, variant, **params), experiment="range", variant=variant,
-                                 config=label(variant, params), temperature=np.nan, causal=False, R=R, degree=p))
-    return pd.concat(frames, ignore_index=True)
+                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan)))
+                      for variant, params in CONFIGS], ignore_index=True)
+
+
+def range_cell(R: float, p: int, seed: int, n: int) -> pd.DataFrame:
+    """Cell: taylor and minimax of degree p on similarities filling [−R, R] (experiment "range")."""
+    q, k, v = _range_inputs(R, n, seed)
+    return pd.concat([_frame(bridge_rows(q, k, v, variant, **params), experiment="range", variant=variant,
+                             config=label(variant, params), temperature=np.nan, causal=False, R=R, degree=p)
+                      for variant, params in (("taylor", dict(order=p)), ("minimax", dict(degree=p, R=R)))],
+                     ignore_index=True)
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    """Cells per (temperature, causal, seed) and per (R, p, seed), run and cached by ``approxlab.sweep``."""
+    cfg = PROFILES[profile]
+    cells = [Cell("bridge", bound_cell, dict(temperature=t, causal=c, seed=s, n=cfg["n"]))
+             for t in cfg["temperatures"] for c in cfg["causal"] for s in range(cfg["seeds"])]
+    cells += [Cell("bridge", range_cell, dict(R=R, p=p, seed=s, n=cfg["n"]))
+              for R in cfg["radii"] for p in range(1, 7) for s in range(cfg["seeds"])]
+    return sweep.concat(sweep.run(cells))
 
 
 def draw(df: pd.DataFrame):

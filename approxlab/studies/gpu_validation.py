@@ -35,6 +35,8 @@ from . import lesson_exercise
 NAME = "gpu_validation"
 #: ``approxlab figures`` recomputes only where CUDA exists, else redraws the committed CSV
 REQUIRES = "cuda"
+#: serial and uncached (``approxlab.sweep`` is not used): one device, and its rows carry timings
+SERIAL = "timing"
 PROFILES = {
     "quick": dict(lengths=[128, 512, 2048], batch=1, heads=1, head_dim=64, block_elements=2**22,
                   lesson=dict(lengths=[1024], causal=[False], min_run_time=0.2)),

@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
-
-from .. import approx
+from .. import approx, sweep
+from ..sweep import Cell
 from ..variants import HLA, Minimax, Taylor
 
 PROFILES = {"quick": dict(radii=[1.0, 2.0, 4.0, 8.0], degrees=list(range(1, 9))),
@@ -31,29 +30,33 @@ def _row(family, p, R, err, **extra):
                 **{"resolved": True, "delta_lower": math.nan, "method": "", "kind": "kernel", **extra})
 
 
-def compute(profile: str = "quick") -> pd.DataFrame:
-    cfg = PROFILES[profile]
-    rows = []
-    grid = [(R, p) for R in cfg["radii"] for p in cfg["degrees"]]
-    for R, p in tqdm(grid, desc="kernel_error"):
-        rows.append(_row("taylor", p, R, approx.log_uniform_error(Taylor(p).similarity_function, R)))
-        # root of multiplicity p at s = −p, found exactly (a grid can step over an even-order zero)
-        hla = HLA(head_dim=1, factors=p, feature_map="affine")
-        rows.append(_row("(1+s/p)^p", p, R, approx.log_uniform_error(hla.similarity_function, R)))
-        best = approx.best_exp(p, R)
-        rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(Minimax(p, R).similarity_function, R),
-                         delta_lower=math.atanh(best.lower), method=best.method))
-        rows.append(_row("padé [p/p]", p, R, approx.log_uniform_error_mp(*approx.pade_exp_coefficients(p), R=R),
-                         method="exact coefficients, mpmath 50 digits"))
-        rat = approx.best_exp(p, R, rational=True)
-        resolved = bool(np.isfinite(rat.lower) and rat.lower >= 0.99 * rat.error)
-        rows.append(_row("best rational", p, R, approx.log_uniform_error(rat, R), resolved=resolved,
-                         delta_lower=math.atanh(rat.lower) if np.isfinite(rat.lower) else math.nan,
-                         method=rat.method))
-        for family, rate in RATES.items():
-            rows.append(dict(family=family, p=p, R=R, delta=rate(p, R), kind="asymptotic",
-                             method=rate.__doc__.strip().splitlines()[0]))
+def cell(R: float, p: int) -> pd.DataFrame:
+    """Cell: every family's δ at degree p on [−R, R], and the asymptotic rates there."""
+    rows = [_row("taylor", p, R, approx.log_uniform_error(Taylor(p).similarity_function, R))]
+    hla = HLA(head_dim=1, factors=p, feature_map="affine")
+    # root of multiplicity p at s = −p, found exactly (a grid can step over an even-order zero)
+    rows.append(_row("(1+s/p)^p", p, R, approx.log_uniform_error(hla.similarity_function, R)))
+    best = approx.best_exp(p, R)
+    rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(Minimax(p, R).similarity_function, R),
+                     delta_lower=math.atanh(best.lower), method=best.method))
+    rows.append(_row("padé [p/p]", p, R, approx.log_uniform_error_mp(*approx.pade_exp_coefficients(p), R=R),
+                     method="exact coefficients, mpmath 50 digits"))
+    rat = approx.best_exp(p, R, rational=True)
+    resolved = bool(np.isfinite(rat.lower) and rat.lower >= 0.99 * rat.error)
+    rows.append(_row("best rational", p, R, approx.log_uniform_error(rat, R), resolved=resolved,
+                     delta_lower=math.atanh(rat.lower) if np.isfinite(rat.lower) else math.nan,
+                     method=rat.method))
+    for family, rate in RATES.items():
+        rows.append(dict(family=family, p=p, R=R, delta=rate(p, R), kind="asymptotic",
+                         method=rate.__doc__.strip().splitlines()[0]))
     return pd.DataFrame(rows)
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    """One cell per (R, p), run and cached by ``approxlab.sweep``."""
+    cfg = PROFILES[profile]
+    cells = [Cell("kernel_error", cell, dict(R=R, p=p)) for R in cfg["radii"] for p in cfg["degrees"]]
+    return sweep.concat(sweep.run(cells))
 
 
 def draw(df: pd.DataFrame):

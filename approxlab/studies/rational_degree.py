@@ -20,6 +20,8 @@ import pandas as pd
 import sympy as sp
 import torch
 
+from .. import sweep
+from ..sweep import Cell
 from ..symbolic import DEFAULT_ROWS, derivation_table, kernel_expression
 from ..symbolic.kernels import s as s_symbol
 from ..variants import build_kernel
@@ -95,13 +97,24 @@ def curves(table: pd.DataFrame, pairs: int, dim: int, num_features: int) -> pd.D
     return pd.DataFrame(records)
 
 
-def compute(profile: str = "quick") -> pd.DataFrame:
-    cfg = PROFILES[profile]
-    table = derivation_table(DEFAULT_ROWS).assign(part="table")
-    curve = curves(table, cfg["pairs"], cfg["dim"], cfg["num_features"])
-    curve["dim"] = cfg["dim"]
-    curve["num_features"] = cfg["num_features"]
+def cell(variant: str, params: dict, pairs: int, dim: int, num_features: int) -> pd.DataFrame:
+    """Cell: one variant's table row (sympy) and its curve."""
+    table = derivation_table([(variant, params)]).assign(part="table")
+    curve = curves(table, pairs, dim, num_features)
+    curve["dim"] = dim
+    curve["num_features"] = num_features
     return pd.concat([table, curve], ignore_index=True)
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    """One cell per row of the table, run and cached by ``approxlab.sweep``; table rows first, then curves."""
+    cfg = PROFILES[profile]
+    cells = [Cell("rational_degree", cell, dict(variant=variant, params=dict(params), **cfg))
+             for variant, params in DEFAULT_ROWS]
+    parts = sweep.concat(sweep.run(cells))
+    curve_only = ["s", "value", "low", "high", "mean", "normalised_at", "sampled", "dim", "num_features"]
+    table = parts[parts["part"] == "table"].drop(columns=curve_only)
+    return pd.concat([table, parts[parts["part"] == "curve"]], ignore_index=True)
 
 
 def draw(df: pd.DataFrame):

@@ -4,6 +4,9 @@ performer-pytorch at the same m as a peer; and the blog's protocol (batch 32, d_
 N 128…6000, float32) re-measured with an efficient form that is tested equal to its explicit form.
 
 Rows carry ``protocol`` ("scaling" or "blog"); B·H shrinks at long N so that B·H·N ≤ max_tokens.
+
+A timing study: it runs serially in one process whatever ``--jobs``/``--scheduler`` say (timings
+taken beside other workers are not fair timings), and is not cached (``approxlab.sweep``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from .. import bench
 
 METHODS = ["identity", "sdpa", "naive_softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla",
            "performer_pytorch", "linear_triton", "fla_linear"]  # the last two run on CUDA only (skipped rows on CPU)
+#: ``approxlab figures`` runs this study serially and uncached: it measures time
+SERIAL = "timing"
 PROFILES = {
     "quick": dict(lengths=[256, 1024, 4096], dtypes=("float32", "bfloat16"), max_tokens=2**15,
                   blog=[128, 512, 2048], min_run_time=0.05, max_call_s=2.0, memory_budget=2 * 2**30),

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_int, check_seed, check_tensor
 from .base import KernelVariant, haar_orthogonal
+from .linear import elu_feature
 
 
 class HLA(KernelVariant):
@@ -65,7 +65,7 @@ class HLA(KernelVariant):
         if self.projections is not None:
             x = x @ self.projections[r].to(device=x.device, dtype=x.dtype)
         if self.feature_map == "elu":
-            return F.elu(x) + 1.0
+            return elu_feature(x)
         if self.feature_map == "relu":
             return torch.relu(x)
         ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)

@@ -7,16 +7,28 @@ x = q·√scale (``scale=1`` gives the paper's form).
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 
 from .base import KernelVariant
 
 
+LOG2_E = 1.0 / math.log(2.0)
+
+
 def elu_feature(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = elu(x) + 1 (the + 1 in place outside autograd: one buffer)."""
-    f = F.elu(x)
-    return f.add_(1.0) if not f.requires_grad else f + 1.0
+    """φ(x) = elu(x) + 1 = e^{min(x, 0)} + max(x, 0), computed as 2^{min(x, 0)·log₂e} + max(x, 0).
+
+    exp2 is 3-5× cheaper than the expm1 inside ``F.elu`` on CPU, and elu was a third of linear attention's
+    time; the base change costs a relative |x|·ε (ε of the dtype) where x < 0, where elu(x) + 1 itself
+    cancels (−1 + e^x + 1: relative error ε/e^x, 6e-4 at x = −30 in float64). One formula with and without
+    autograd (in place outside it), so a forward value never depends on ``requires_grad``.
+    """
+    negative, positive = torch.clamp(x, max=0.0), torch.clamp(x, min=0.0)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return torch.exp2(negative * LOG2_E) + positive
+    return negative.mul_(LOG2_E).exp2_().add_(positive)
 
 
 class Linear(KernelVariant):

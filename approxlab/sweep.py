@@ -273,8 +273,9 @@ class Store:
 # ----------------------------------------------------------------------------------------------
 # running
 # ----------------------------------------------------------------------------------------------
-def call_cell(fn: Callable, params: dict, threads: int = 1):
-    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message)."""
+@contextlib.contextmanager
+def limited_threads(threads: int = 1):
+    """Inside the block torch and the BLAS libraries (threadpoolctl) use ``threads`` threads; restored after."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -282,14 +283,21 @@ def call_cell(fn: Callable, params: dict, threads: int = 1):
     torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def call_cell(fn: Callable, params: dict, threads: int = 1):
+    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message)."""
+    try:
+        with limited_threads(threads):
             rows = fn(**params)
         if not isinstance(rows, pd.DataFrame):
             rows = pd.DataFrame(rows)
         return "ok", rows
     except Exception as exc:  # reported with the cell's name by the caller
         return "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

@@ -3,8 +3,6 @@ bad input is refused by name, half precision stays finite."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +11,8 @@ from hypothesis import strategies as st
 
 import approxlab
 from approxlab import Attention, attention, attention_weights, explicit_attention
+
+from _helpers import randn, rel_err
 
 # one parameter set per kernel family, small enough for hypothesis
 CASES = [
@@ -31,15 +31,6 @@ CASES = [
     ("hla", {"factors": 2, "feature_map": "relu", "projections": "orthogonal", "seed": 1}),
 ]
 CASE_IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in CASES]
-
-
-def randn(*shape, seed=0, dtype=torch.float64, scale=1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype)
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300)).item()
 
 
 def test_variants_listed():

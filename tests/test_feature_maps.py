@@ -16,6 +16,8 @@ from approxlab.engine import safe_divide
 from approxlab.variants import build_kernel
 from approxlab.variants.feature_maps import with_positions
 
+from _helpers import randn, rel_err
+
 CASES = [
     ("dpfp", {}),
     ("dpfp", {"nu": 3}),
@@ -24,15 +26,6 @@ CASES = [
     ("cosformer", {}),
 ]
 CASE_IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in CASES]
-
-
-def randn(*shape, seed=0, dtype=torch.float64, scale=1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype)
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300)).item()
 
 
 @settings(max_examples=8, deadline=None)

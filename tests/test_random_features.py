@@ -17,6 +17,8 @@ from approxlab.variants.random_features import (
     simplex_block,
 )
 
+from _helpers import randn, rel_err
+
 CASES = [
     ("hyperbolic", {"num_features": 12}),
     ("hyperbolic", {"num_features": 9, "directions": "simplex", "seed": 2}),
@@ -26,15 +28,6 @@ CASES = [
     ("favorsharp", {"num_features": 16, "rescale": torch.tensor([0.5, 2.0, 1.0, 1.5, 0.8, 1.2])}),
 ]
 CASE_IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items() if k != 'rescale')}" for v, p in CASES]
-
-
-def randn(*shape, seed=0, dtype=torch.float64, scale=1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype)
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300)).item()
 
 
 def _params(params, d):

@@ -22,6 +22,8 @@ from approxlab import approx, attention, attention_weights, budget, build_kernel
 from approxlab.budget import MemoryBudgetError
 from approxlab.variants import performer as performer_module
 
+from _helpers import randn
+
 # one parameter set per variant (minimax with a0 != 1, which exposed the in-place scaling)
 EVERY_VARIANT = [
     ("softmax", {}), ("linear", {}), ("relu", {}), ("performer", {"num_features": 16}),
@@ -33,11 +35,6 @@ EVERY_VARIANT = [
     ("hedgehog", {}), ("t2r", {}),
 ]
 IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in EVERY_VARIANT]
-
-
-def randn(*shape, seed=0, scale=1.0, dtype=torch.float64):
-    gen = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype)
 
 
 # ----------------------------------------------------------------------------------------------

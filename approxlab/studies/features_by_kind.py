@@ -42,6 +42,7 @@ from ..environment import describe
 from ..metrics import row_tv
 from ..variants.performer import gaussian_projection
 from ..variants.random_features import calibrate, gerf_relative_second_moment, random_directions
+from .. import sweep
 
 PROFILES = {
     "quick": dict(gaussian=[1.0, 2.0, 4.0, 8.0], gaussian_n=512, n_queries=16, real_n=128, real_queries=32,
@@ -182,12 +183,8 @@ def _families(cfg):
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small GEMMs and QRs: one thread is faster than contending ones
-    try:
+    with sweep.limited_threads(1):  # many small GEMMs and QRs: one thread is faster than contending ones
         return _compute(profile)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _compute(profile: str) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from .. import entropy as ent
 from ..environment import describe
 from ..learned import distill, mean_row_tv
 from ..variants.random_features import calibrate
+from .. import sweep
 
 PROFILES = {
     "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
@@ -40,12 +41,8 @@ def _heads(n):
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with sweep.limited_threads(1):  # many small GEMMs and QRs: one thread is faster than contending ones
         return _compute(profile)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _compute(profile: str) -> pd.DataFrame:

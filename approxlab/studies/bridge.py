@@ -15,16 +15,24 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from .. import sweep
+from .. import style, sweep
 from ..inputs import gaussian_qkv
 from ..sweep import Cell
 from ..theory import bridge_rows
+from ..variants.random_features import calibrate
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            + [("polynomial", dict(degree=p, c=float(p))) for p in (2, 4, 6)]
            + [("minimax", dict(degree=p, R=6.0)) for p in (2, 4, 6)]
            + [("performer", dict(num_features=m, seed=0)) for m in (16, 64, 256)]
-           + [("linear", {}), ("hla", dict(factors=2))])
+           + [("linear", {}), ("hla", dict(factors=2))]
+           # the field's random features (FAVOR++/FAVOR#: parameters calibrated per problem, see bound_cell),
+           # and maps with exact zeros (DPFP) or signed weights (random Maclaurin), kept with positive = False
+           + [("hyperbolic", dict(num_features=64, seed=0)), ("favorpp", dict(num_features=64, seed=0)),
+              ("favorsharp", dict(num_features=64, seed=0)), ("maclaurin", dict(num_features=64, seed=0)),
+              ("dpfp", {})])
+#: variants whose data-dependent parameters come from ``random_features.calibrate`` on a held-out draw
+CALIBRATED = ("favorpp", "favorsharp")
 PROFILES = {
     "quick": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5], causal=[False, True], seeds=1, n=128, radii=[1.0, 2.0, 4.0, 8.0]),
     "full": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5, 2.0], causal=[False, True], seeds=4, n=256, radii=[1.0, 2.0, 4.0, 8.0]),
@@ -68,12 +76,21 @@ def _range_inputs(R, n, seed, d=4, heads=4):
 
 
 def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFrame:
-    """Cell: every variant of ``CONFIGS`` on one Gaussian problem (experiment "bound")."""
+    """Cell: every variant of ``CONFIGS`` on one Gaussian problem (experiment "bound"). FAVOR++ and FAVOR#
+    take their parameters from an independent draw at the same temperature (never from the keys they see)."""
     q, k, v = _gaussian(n, temperature, seed)
-    return pd.concat([_frame(bridge_rows(q, k, v, variant, causal=causal, **params), experiment="bound",
+    q_cal, k_cal, _ = _gaussian(n, temperature, seed + CALIBRATION_SEED)
+    frames = []
+    for variant, params in CONFIGS:
+        fitted = calibrate(q_cal, k_cal, variant) if variant in CALIBRATED else {}
+        frames.append(_frame(bridge_rows(q, k, v, variant, causal=causal, **params, **fitted), experiment="bound",
                              variant=variant, config=label(variant, params), temperature=temperature,
-                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan)))
-                      for variant, params in CONFIGS], ignore_index=True)
+                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan))))
+    return pd.concat(frames, ignore_index=True)
+
+
+#: seed offset of the calibration draws
+CALIBRATION_SEED = 10_000
 
 
 def range_cell(R: float, p: int, seed: int, n: int) -> pd.DataFrame:
@@ -103,8 +120,9 @@ def draw(df: pd.DataFrame):
                                   gridspec_kw=dict(width_ratios=[1.25, 1]))
     bound = df[(df["experiment"] == "bound") & df["positive"].astype(bool)]
     floor = 1e-9
-    order = ["taylor", "polynomial", "hla", "linear", "performer", "minimax"]  # minimax drawn last, on top
-    colors = dict(zip(order, sns.color_palette("colorblind", len(order))))
+    order = ["taylor", "polynomial", "hla", "linear", "performer", "hyperbolic", "favorpp", "favorsharp",
+             "minimax"]  # minimax drawn last, on top
+    colors = {v: style.color(v) for v in order}
     for variant in [v for v in order if v in set(bound["variant"])]:
         part = bound[bound["variant"] == variant]
         ax.scatter(part["bound"].clip(lower=floor), part["tv"].clip(lower=floor), s=1.5, alpha=0.25,

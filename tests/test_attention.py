@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import approxlab
 from approxlab import Attention, attention, attention_weights, explicit_attention
 
-from _helpers import randn, rel_err
+from _helpers import assert_efficient_equals_explicit, randn, rel_err
 
 # one parameter set per kernel family, small enough for hypothesis
 CASES = [
@@ -49,10 +49,7 @@ def test_variants_listed():
 def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed, chunk):
     """float64: efficient form == explicit weights @ v to 1e-10 relative (N = 1, non-multiples of the chunk, D ≠ Dv)."""
     q, k, v = randn(b, h, n, d, seed=seed), randn(b, h, n, d, seed=seed + 1), randn(b, h, n, dv, seed=seed + 2)
-    fast = attention(q, k, v, variant, causal=causal, chunk_size=chunk, **params)
-    weights = attention_weights(q, k, variant, causal=causal, **params)
-    assert fast.shape == (b, h, n, dv)
-    assert rel_err(fast, weights @ v) <= 1e-10
+    assert_efficient_equals_explicit(q, k, v, variant, causal=causal, chunk=chunk, params=params)
 
 
 @pytest.mark.parametrize("pass_elements", [1, 3 * 2 * 16 * (2 * 8 + 8 * 5 // 16 + 16 + 5)])

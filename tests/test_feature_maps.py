@@ -11,12 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from approxlab import attention, attention_weights
+from approxlab import attention
 from approxlab.engine import safe_divide
 from approxlab.variants import build_kernel
 from approxlab.variants.feature_maps import with_positions
 
-from _helpers import randn, rel_err
+from _helpers import assert_efficient_equals_explicit, randn, rel_err
 
 CASES = [
     ("dpfp", {}),
@@ -34,10 +34,7 @@ CASE_IDS = [f"{v}-{'-'.join(f'{k}={x}' for k, x in p.items())}" for v, p in CASE
 @pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)
 def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed, chunk):
     q, k, v = randn(b, h, n, d, seed=seed), randn(b, h, n, d, seed=seed + 1), randn(b, h, n, dv, seed=seed + 2)
-    fast = attention(q, k, v, variant, causal=causal, chunk_size=chunk, **params)
-    weights = attention_weights(q, k, variant, causal=causal, **params)
-    assert fast.shape == (b, h, n, dv)
-    assert rel_err(fast, weights @ v) <= 1e-10
+    assert_efficient_equals_explicit(q, k, v, variant, causal=causal, chunk=chunk, params=params)
 
 
 @pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)

@@ -17,7 +17,7 @@ from approxlab.variants.random_features import (
     simplex_block,
 )
 
-from _helpers import randn, rel_err
+from _helpers import assert_efficient_equals_explicit, randn
 
 CASES = [
     ("hyperbolic", {"num_features": 12}),
@@ -48,10 +48,7 @@ def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed
     params = _params(params, d)
     q, k = randn(b, h, n, d, seed=seed, scale=scale), randn(b, h, n, d, seed=seed + 1, scale=scale)
     v = randn(b, h, n, dv, seed=seed + 2)
-    fast = attention(q, k, v, variant, causal=causal, chunk_size=chunk, **params)
-    weights = attention_weights(q, k, variant, causal=causal, **params)
-    assert fast.shape == (b, h, n, dv)
-    assert rel_err(fast, weights @ v) <= 1e-10
+    assert_efficient_equals_explicit(q, k, v, variant, causal=causal, chunk=chunk, params=params)
 
 
 @pytest.mark.parametrize("variant,params", CASES, ids=CASE_IDS)

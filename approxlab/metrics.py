@@ -41,7 +41,8 @@ def low_rank_bound(p: torch.Tensor, features) -> dict[str, torch.Tensor]:
     F columns and D diagonal (the row normalisation, whatever its ε or zero rows), so rank A ≤ F. With
     R = A − P and r_i its rows, R = Σ_i e_i r_iᵀ is a sum of rank-one terms of nuclear norm ‖r_i‖₂, so
     ‖R‖_* ≤ Σ_i ‖r_i‖₂ (triangle inequality); and ½‖r_i‖₁ ≥ ½‖r_i‖₂. Hence
-        mean_i TV(a_i, p_i) = (1/2N) Σ_i ‖r_i‖₁ ≥ ‖R‖_* / 2N ≥ Σ_{i>F} σ_i / 2N ≥ sqrt(Σ_{i>F} σ_i²) / 2N.
+        mean_i TV(a_i, p_i) = (1/2N) Σ_i ‖r_i‖₁ ≥ ‖R‖_* / 2N ≥ Σ_{i>F} σ_i / 2N
+                            ≥ sqrt(Σ_{i>F} σ_i²) / 2N.
     The norm bounds are attained by the truncated SVD, which need not be an attention matrix (rows
     summing to 1, entries ≥ 0), so ``frobenius`` is the exact best of a larger class, and ``tv`` is a
     lower bound, loose by up to the ℓ1/ℓ2 factors. A map's Frobenius ratio ‖A − P‖_F / ``frobenius``
@@ -51,7 +52,8 @@ def low_rank_bound(p: torch.Tensor, features) -> dict[str, torch.Tensor]:
     ndim = p.ndim if isinstance(p, torch.Tensor) and p.ndim >= 2 else 2  # any batch dims, then (N, N)
     check_tensor(p, "p", ndim=ndim, layout="(..., N, N)")
     if p.shape[-1] != p.shape[-2] or p.shape[-1] == 0:
-        raise ValueError(f"p must be square self-attention weights (..., N, N) with N ≥ 1, got shape {tuple(p.shape)}")
+        raise ValueError("p must be square self-attention weights (..., N, N) with N ≥ 1, "
+                         f"got shape {tuple(p.shape)}")
     single = isinstance(features, Integral) or not isinstance(features, Iterable)
     fs = [check_int(f, "features", minimum=1) for f in ([features] if single else list(features))]
     if not fs:

@@ -64,7 +64,8 @@ def test_the_tails_are_the_singular_value_tails():
 
 def _blocks(n, f, eta):
     """B = Σ_b 1_b 1_bᵀ / n_b (F equal blocks: an orthogonal projection of rank F) and the F-feature
-    attention B' = (1 − η) B + η 11ᵀ/N = D⁻¹ Φ_q Φ_kᵀ with Φ_q = block indicators, Φ_k = (1 − η) Φ_q / n_b + η/N."""
+    attention B' = (1 − η) B + η 11ᵀ/N = D⁻¹ Φ_q Φ_kᵀ with Φ_q = block indicators,
+    Φ_k = (1 − η) Φ_q / n_b + η/N."""
     block = torch.arange(n) // (n // f)
     phi_q = torch.nn.functional.one_hot(block, f).double()
     phi_k = (1 - eta) * phi_q / (n // f) + eta / n

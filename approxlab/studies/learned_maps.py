@@ -99,7 +99,8 @@ def _compute(profile: str) -> pd.DataFrame:
         for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
             fit = distill(q0, k0, variant, feature_dim=cols, steps=cfg["steps"], seed=cfg["seed"])
             params = {"weight": fit["weight"], "bias": fit["bias"]}
-            init = _errors(q1, k1, windows["test"][2], variant, weight=torch.eye(q0.shape[-1], cols, dtype=torch.float64))
+            identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
+            init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
             rows.append(dict(record="head", head=label, method=variant, features=2 * f,
                              **_windows(variant, 2 * f, windows, bounds, **params),
                              init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
@@ -189,7 +190,8 @@ def draw(df: pd.DataFrame):
     ax = axes[1, 1]
     finite = d[d["features"] < n]
     ratio = finite.melt(id_vars=["method"], value_vars=["train_fro_ratio", "test_fro_ratio"], var_name="window",
-                        value_name="ratio").replace({"window": {"train_fro_ratio": "fit", "test_fro_ratio": "held-out"}})
+                        value_name="ratio")
+    ratio["window"] = ratio["window"].map({"train_fro_ratio": "fit", "test_fro_ratio": "held-out"})
     order = [m for m in methods if m in set(finite["method"])]
     sns.boxplot(data=ratio, x="method", y="ratio", order=order, hue="window", ax=ax, fliersize=2)
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)

@@ -5,19 +5,71 @@
     H(a_i)        = −Σ_j a_ij log a_ij            (H / log N_i is the normalised entropy)
     err_i         = ‖o_i − ô_i‖ / rms_j ‖v_j‖     (relative to ‖v‖, not ‖o‖: ‖o_softmax‖ shrinks
                                                   like 1/√N for high-entropy rows, ‖v‖ does not)
+
+and the best-possible error of any F-feature (rank ≤ F) attention against given weights,
+:func:`low_rank_bound` (Eckart–Young–Mirsky).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from numbers import Integral
 
 import torch
 
+from ._checks import check_int, check_tensor
 from .attention import attention_weights
 from .variants import kernel_name
 
 
 def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 0.5 * (a - b).abs().sum(-1)
+
+
+def low_rank_bound(p: torch.Tensor, features) -> dict[str, torch.Tensor]:
+    """The best-possible error of any attention with ``features`` = F features against weights ``p``.
+
+    ``p``: attention weights (…, N, N) of self-attention, non-causal (e.g. softmax); ``features``: F ≥ 1,
+    an int or a sequence of them. Returns float64 tensors (…) for an int, (…, len(F)) for a sequence:
+
+    - ``frobenius`` = sqrt(Σ_{i>F} σ_i(P)²) = min_{rank A ≤ F} ‖A − P‖_F   (Eckart–Young; exact)
+    - ``nuclear``   = Σ_{i>F} σ_i(P)          = min_{rank A ≤ F} ‖A − P‖_*   (Mirsky 1960; exact)
+    - ``tv``        = nuclear / (2N): a lower bound on the mean row TV of every rank-≤F matrix A
+    - ``tv_frobenius`` = frobenius / (2N) ≤ ``tv``: the same bound through the Frobenius norm
+
+    Why it binds every F-feature linear attention: its weights are A = D⁻¹ Φ_q Φ_kᵀ with Φ_q, Φ_k of
+    F columns and D diagonal (the row normalisation, whatever its ε or zero rows), so rank A ≤ F. With
+    R = A − P and r_i its rows, R = Σ_i e_i r_iᵀ is a sum of rank-one terms of nuclear norm ‖r_i‖₂, so
+    ‖R‖_* ≤ Σ_i ‖r_i‖₂ (triangle inequality); and ½‖r_i‖₁ ≥ ½‖r_i‖₂. Hence
+        mean_i TV(a_i, p_i) = (1/2N) Σ_i ‖r_i‖₁ ≥ ‖R‖_* / 2N ≥ Σ_{i>F} σ_i / 2N
+                            ≥ sqrt(Σ_{i>F} σ_i²) / 2N.
+    The norm bounds are attained by the truncated SVD, which need not be an attention matrix (rows
+    summing to 1, entries ≥ 0), so ``frobenius`` is the exact best of a larger class, and ``tv`` is a
+    lower bound, loose by up to the ℓ1/ℓ2 factors. A map's Frobenius ratio ‖A − P‖_F / ``frobenius``
+    is ≥ 1 for every F-feature map. Causal masking does not keep the rank (the masked A is not low
+    rank), so the bound is for non-causal attention only.
+    """
+    ndim = p.ndim if isinstance(p, torch.Tensor) and p.ndim >= 2 else 2  # any batch dims, then (N, N)
+    check_tensor(p, "p", ndim=ndim, layout="(..., N, N)")
+    if p.shape[-1] != p.shape[-2] or p.shape[-1] == 0:
+        raise ValueError("p must be square self-attention weights (..., N, N) with N ≥ 1, "
+                         f"got shape {tuple(p.shape)}")
+    single = isinstance(features, Integral) or not isinstance(features, Iterable)
+    fs = [check_int(f, "features", minimum=1) for f in ([features] if single else list(features))]
+    if not fs:
+        raise ValueError("features must hold at least one feature count")
+    n = p.shape[-1]
+    sigma = torch.linalg.svdvals(p.detach().double())  # (…, N), descending
+    sq = sigma.pow(2)
+    # tails Σ_{i>F}: suffix sums, with Σ over an empty tail (F ≥ N) = 0
+    zero = torch.zeros_like(sigma[..., :1])
+    tail = torch.cat([sigma.flip(-1).cumsum(-1).flip(-1), zero], -1)
+    tail_sq = torch.cat([sq.flip(-1).cumsum(-1).flip(-1), zero], -1)
+    idx = torch.tensor([min(f, n) for f in fs])
+    nuclear = tail[..., idx].clamp_min(0.0)
+    frobenius = tail_sq[..., idx].clamp_min(0.0).sqrt()
+    out = {"frobenius": frobenius, "nuclear": nuclear, "tv": nuclear / (2 * n), "tv_frobenius": frobenius / (2 * n)}
+    return {key: val[..., 0] for key, val in out.items()} if single else out
 
 
 def row_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

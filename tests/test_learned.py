@@ -79,3 +79,63 @@ def test_bad_arguments_are_refused_by_name():
         distill(randn(1, 1, 4, 2), randn(1, 1, 4, 2), "performer")
     with pytest.raises(ValueError, match="one head"):
         distill(randn(1, 2, 4, 2), randn(1, 2, 4, 2))
+
+
+def _committed():
+    import pandas as pd
+    from pathlib import Path
+
+    return pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "learned_maps.csv")
+
+
+def test_committed_maps_sit_above_the_best_of_their_class():
+    """figures/learned_maps.csv: on both windows every map's mean row TV ≥ the class's lower bound at its F and
+    its Frobenius error ≥ the Eckart–Young best (ratio ≥ 1); the bound rows fall with F to 0 at F = N."""
+    import numpy as np
+
+    df = _committed()
+    heads, bounds = df[df["record"] == "head"], df[df["record"] == "bound"]
+    assert len(heads) == 72 * 6 and set(bounds["window"]) == {"train", "test"}
+    n = int(df["n"].iloc[0])
+    for w in ("train", "test"):
+        assert (heads[f"{w}_tv"] >= heads[f"{w}_tv_bound"]).all()
+        below = heads[heads["features"] < n]
+        assert (below[f"{w}_fro_ratio"] >= 1).all() and (below[f"{w}_tv_bound"] > 0).all()
+        assert np.allclose(below[f"{w}_fro"] / below[f"{w}_ey_fro"], below[f"{w}_fro_ratio"], rtol=1e-9)
+        assert (heads.loc[heads["features"] >= n, f"{w}_tv_bound"] == 0).all()
+        # the bound at the map's F is the bound row of that head, window and F
+        merged = below.merge(bounds[bounds["window"] == w], on=["head", "features"], suffixes=("", "_b"))
+        assert len(merged) == len(below)
+        assert np.allclose(merged[f"{w}_ey_fro"], merged["ey_fro_b"], rtol=1e-9)
+        assert np.allclose(merged[f"{w}_tv_bound"], merged["tv_bound_b"], rtol=1e-9)
+    for _, b in bounds.groupby(["head", "window"]):
+        b = b.sort_values("features")
+        assert (b["tv_bound"].diff().dropna() <= 1e-15).all() and b["tv_bound"].iloc[-1] == 0
+        assert (b["tv_bound"] >= b["tv_bound_fro"]).all()
+
+
+def test_readme_table_is_the_committed_csv():
+    """Every number of the README's learned-maps table comes from figures/learned_maps.csv (readme_table)."""
+    from pathlib import Path
+
+    from approxlab.studies.learned_maps import readme_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme_table(_committed()) in readme
+
+
+def test_readme_claims_on_the_bound():
+    """The README's sentences on the bound: below 0.03 at every F (median over heads, held-out window); at
+    F = 64 more than 300× below the learned maps' median held-out TV; random features at 64 more than 75×
+    the Eckart–Young best in Frobenius; the learned maps' Frobenius ratio lower on the fit window."""
+    from approxlab.studies.learned_maps import summary
+
+    df = _committed()
+    bounds = df[(df["record"] == "bound") & (df["window"] == "test")]
+    assert bounds.groupby("features")["tv_bound"].median().max() < 0.03
+    s = summary(df)
+    for m in ("hedgehog", "t2r"):
+        assert s.loc[m, "median_test_tv"] > 300 * s.loc[m, "median_test_tv_bound"] > 0
+        assert s.loc[m, "median_train_fro_ratio"] < s.loc[m, "median_test_fro_ratio"]
+    for m in ("FAVOR+ (64)", "FAVOR++ (64)"):
+        assert min(s.loc[m, "median_train_fro_ratio"], s.loc[m, "median_test_fro_ratio"]) > 75

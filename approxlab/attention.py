@@ -63,8 +63,8 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
 
     ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.kernels`).
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
-    ``chunk_size``: positions per causal chunk (None: the backend's default; checked, and unused, for
-    softmax). softmax takes no kernel parameters (TypeError) and only ``backend="torch"``.
+    ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
+    engine's measured default; checked, and unused, for softmax). softmax takes no kernel parameters (TypeError) and only ``backend="torch"``.
     Per-variant parameters (``**params``):
 
 {parameters}

@@ -24,7 +24,7 @@ from torch import nn
 from . import budget, engine
 from ._checks import check_finite_result, check_int, check_qkv, check_similarity_range, resolve_scale
 from .variants import (
-    build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim, parameters_doc,
+    KernelVariant, build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim, parameters_doc,
 )
 from .variants.softmax import softmax_attention
 
@@ -64,7 +64,8 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
     ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.kernels`).
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.fused`).
     ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
-    engine's measured default; checked, and unused, for softmax). softmax takes no kernel parameters (TypeError) and only ``backend="torch"``.
+    engine's measured default; checked, and unused, for softmax). softmax takes no kernel parameters
+    (TypeError) and only ``backend="torch"``.
     Per-variant parameters (``**params``):
 
 {parameters}
@@ -103,29 +104,54 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
 
     ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
     query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
-    without N×N memory.
+    without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
+    """
+    return next(attention_weight_blocks(q, k, variant, [slice(None) if rows is None else rows], causal=causal,
+                                        scale=scale, **params))
+
+
+def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool = False, scale: float | None = None,
+                            **params):
+    """Yield :func:`attention_weights` for each query-row slice in ``blocks`` (B, H, rows, Nk), in order.
+
+    The same weights as one call per block, with the checks, the kernel and — for kernels defined by
+    their features (the default ``kernel``: φ(x) φ(y)ᵀ) — the key features φ(y) made once, not per block
+    (kept when they take at most 1/16 of the memory budget; recomputed per block otherwise).
     """
     variant, _ = _check_call(variant, params, None, "torch")
     scale = _prepare(q, k, None, variant, causal, scale)
-    offset = 0
-    if rows is not None:
+    blocks = list(blocks)
+    n = q.shape[-2]
+    for rows in blocks:
         if not isinstance(rows, slice) or rows.step not in (None, 1):
             raise TypeError(f"rows must be a contiguous slice, got {rows!r}")
-        offset = range(q.shape[-2])[rows].start if len(range(q.shape[-2])[rows]) else 0
-        q = q[..., rows, :]
     work = engine.compute_dtype(q.dtype)
-    budget.require(3 * q.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
-                   f"the explicit form's weights (B·H·Nq·Nk = {q.shape[:-1].numel() * k.shape[-2]:,} entries, "
-                   "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
     root = math.sqrt(scale)
-    if is_softmax(variant):
-        matrix, col_log_scale = (q.to(work) @ k.to(work).transpose(-1, -2)) * scale, None
-        weights = engine.normalise_logits(matrix, causal=causal, offset=offset)
-    else:
-        kernel = build_kernel(variant, q.shape[-1], **params)
-        matrix, col_log_scale = kernel.kernel(q.to(work) * root, k.to(work) * root)
-        weights = engine.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
-    return check_finite_result(weights, q, k, scale, kernel_name(variant), work).to(q.dtype)
+    kernel = None if is_softmax(variant) else build_kernel(variant, q.shape[-1], **params)
+    keys = k.to(work) if kernel is None else k.to(work) * root
+    key_features = None
+    if kernel is not None and getattr(type(kernel), "kernel", None) is KernelVariant.kernel:
+        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        if size <= budget.get_memory_budget() // 16:
+            key_features = kernel.key_features(keys)
+    for rows in blocks:
+        span = range(n)[rows]
+        offset = span.start if len(span) else 0
+        qb = q[..., rows, :]
+        budget.require(3 * qb.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
+                       f"the explicit form's weights (B·H·Nq·Nk = {qb.shape[:-1].numel() * k.shape[-2]:,} entries, "
+                       "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
+        if kernel is None:
+            weights = engine.normalise_logits((qb.to(work) @ keys.transpose(-1, -2)) * scale, causal=causal,
+                                              offset=offset)
+        else:
+            if key_features is None:
+                matrix, col_log_scale = kernel.kernel(qb.to(work) * root, keys)
+            else:
+                fq, _ = kernel.query_features(qb.to(work) * root)
+                matrix, col_log_scale = fq @ key_features[0].transpose(-1, -2), key_features[1]
+            weights = engine.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
+        yield check_finite_result(weights, qb, k, scale, kernel_name(variant), work).to(q.dtype)
 
 
 def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,

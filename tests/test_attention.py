@@ -250,3 +250,32 @@ def test_row_divergence_on_sampled_rows_equals_those_rows_of_the_full_pass():
     for name in ("linear", "taylor"):
         for key in ("tv", "kl", "entropy", "log_n"):
             assert torch.allclose(part[name][key], full[name][key][..., rows], atol=1e-14)
+
+
+@pytest.mark.parametrize("variant", ["softmax", "performer", "hyperbolic", "taylor", "dpfp"])
+@pytest.mark.parametrize("budget", [None, 2**18])
+def test_weight_blocks_equal_one_call_per_block(variant, budget):
+    # key features made once (feature kernels), or per block when a 256 KiB budget leaves them no room
+    from approxlab.attention import attention_weight_blocks
+
+    q, k = randn(1, 2, 70, 8, dtype=torch.float64), randn(1, 2, 70, 8, seed=1, dtype=torch.float64)
+    blocks = [slice(0, 16), slice(16, 40), slice(40, 70), slice(5, 5)]
+    with approxlab.memory_budget(budget or approxlab.get_memory_budget()):
+        got = list(attention_weight_blocks(q, k, variant, blocks, causal=True))
+    assert [g.shape[-2] for g in got] == [16, 24, 30, 0]
+    for rows, block in zip(blocks, got):
+        assert torch.allclose(block, attention_weights(q, k, variant, causal=True, rows=rows), rtol=1e-12, atol=1e-15)
+    with pytest.raises(TypeError, match="contiguous slice"):
+        next(attention_weight_blocks(q, k, variant, [slice(0, 10, 2)]))
+
+
+def test_dpfp_closed_form_is_the_sum_over_shifted_coordinate_products():
+    # Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}, summed coordinate by coordinate (Schlag et al. 2021)
+    from approxlab.kernels import build_kernel
+
+    x, y = randn(3, 5, dtype=torch.float64), randn(4, 5, seed=1, dtype=torch.float64)
+    xt, yt = torch.cat([x.relu(), (-x).relu()], -1), torch.cat([y.relu(), (-y).relu()], -1)
+    for nu in (1, 3):
+        expected = sum(xt[:, j, None] * xt[:, (j - i) % 10, None] * yt[None, :, j] * yt[None, :, (j - i) % 10]
+                       for i in range(1, nu + 1) for j in range(10))
+        assert torch.allclose(build_kernel("dpfp", 5, nu=nu).kernel(x, y)[0], expected, rtol=1e-13)

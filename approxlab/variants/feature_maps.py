@@ -53,16 +53,15 @@ class DPFP(KernelVariant):
         return torch.cat([xt * xt.roll(i, dims=-1) for i in range(1, self.nu + 1)], dim=-1), None
 
     def kernel(self, x, y):
-        """Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}, term by term over the 2D coordinates (independent of the feature layout)."""
+        """Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}: for each shift i, the products indexed by (j − i) mod 2D
+        explicitly (no roll, no concatenation: independent of the feature layout), summed over j by a GEMM."""
         xt = torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
         yt = torch.cat([torch.relu(y), torch.relu(-y)], dim=-1)
         two_d = xt.shape[-1]
         total = 0
         for i in range(1, self.nu + 1):
-            for j in range(two_d):
-                a = xt[..., j] * xt[..., (j - i) % two_d]
-                b = yt[..., j] * yt[..., (j - i) % two_d]
-                total = total + a[..., :, None] * b[..., None, :]
+            behind = (torch.arange(two_d, device=x.device) - i) % two_d
+            total = total + (xt * xt[..., behind]) @ (yt * yt[..., behind]).transpose(-1, -2)
         return total, None
 
     def num_features(self, head_dim: int) -> int:

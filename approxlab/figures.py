@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -93,10 +94,13 @@ def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_O
               scheduler: str | None = None, cache: str | Path | None = sweep.DEFAULT_CACHE,
               cached_only: bool = False) -> None:
     """Make each figure; cell-based studies run under ``sweep.configure(jobs, scheduler, cache, cached_only)``."""
+    start = time.perf_counter()
     with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only):
         for name in names or list(FIGURES):
+            began = time.perf_counter()
             _, _, paths = make(name, profile, outdir)
-            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths))
+            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths) + f" ({time.perf_counter() - began:.0f} s)")
+    print(f"{len(names or FIGURES)} figure(s) in {time.perf_counter() - start:.0f} s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import torch
 
 from ._checks import check_int, check_tensor
 from .attention import attention_weight_blocks
-from .variants import kernel_name
+from .variants import inputs_for, kernel_name
 
 
 def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -105,7 +105,8 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     """Per-row TV, KL and entropy of each variant against ``reference`` (explicit weights), in query blocks.
 
     ``variants``: a variant (name, kernel object or KernelVariant subclass) or a list of them;
-    ``params``: {name: kwargs}. Returns {name: dict} (kernel objects keyed by their name) of
+    ``params``: {name: kwargs}; a positional kernel (cosFormer) gets q, k with positions appended
+    (:func:`~approxlab.variants.inputs_for`). Returns {name: dict} (kernel objects keyed by their name) of
     (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant), ``entropy`` (of the reference
     rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk) plus each feature
     kernel's key features (made once, :func:`~approxlab.attention.attention_weight_blocks`); the default
@@ -131,7 +132,7 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     blocks = [slice(b, min(b + block, seg.stop)) for seg in segments for b in range(seg.start, seg.stop, block)]
     references = attention_weight_blocks(q, k, reference, blocks, causal=causal, scale=scale,
                                          **(reference_params or {}))
-    approximations = [attention_weight_blocks(q, k, variant, blocks, causal=causal, scale=scale,
+    approximations = [attention_weight_blocks(*inputs_for(variant, q, k), variant, blocks, causal=causal, scale=scale,
                                               **params.get(name, {})) for name, variant in zip(names, chosen)]
     for ref, *approx_blocks in zip(references, *approximations):
         ref = ref.double()

@@ -279,3 +279,19 @@ def test_dpfp_closed_form_is_the_sum_over_shifted_coordinate_products():
         expected = sum(xt[:, j, None] * xt[:, (j - i) % 10, None] * yt[None, :, j] * yt[None, :, (j - i) % 10]
                        for i in range(1, nu + 1) for j in range(10))
         assert torch.allclose(build_kernel("dpfp", 5, nu=nu).kernel(x, y)[0], expected, rtol=1e-13)
+
+
+def test_row_divergence_gives_cosformer_its_positions():
+    # cosFormer reads θ_i from two appended coordinates: row_divergence appends positions 0..N−1 itself
+    from approxlab.metrics import row_divergence, row_tv
+    from approxlab.variants import inputs_for, with_positions
+
+    q, k = randn(1, 2, 40, 6), randn(1, 2, 40, 6, seed=1)
+    qp, kp = with_positions(q, k)
+    assert inputs_for("cosformer", q, k)[0].shape[-1] == 8 and inputs_for("linear", q, k)[0] is q
+    got = row_divergence(q, k, ["cosformer", "linear"], causal=True)
+    ref = attention_weights(q, k, "softmax", causal=True)
+    expected = row_tv(ref, attention_weights(qp, kp, "cosformer", causal=True))
+    assert torch.allclose(got["cosformer"]["tv"], expected, atol=1e-14)
+    # the same kernel on the raw inputs (two content coordinates read as angles) is a different answer
+    assert not torch.allclose(got["cosformer"]["tv"], row_tv(ref, attention_weights(q, k, "cosformer", causal=True)))

@@ -9,7 +9,7 @@ import textwrap
 from .._checks import check_int
 
 from .base import KernelVariant
-from .feature_maps import DPFP, Cosformer, RandomMaclaurin
+from .feature_maps import DPFP, Cosformer, RandomMaclaurin, with_positions
 from .hla import HLA
 from .learned import T2R, Hedgehog
 from .linear import Linear
@@ -143,6 +143,15 @@ def check_variant(variant):
                      f"subclass (see approxlab.kernels), got {variant!r}")
 
 
+def inputs_for(variant, q, k):
+    """(q, k) as ``variant`` takes them: with positions appended (:func:`with_positions`) for a positional
+    kernel such as cosFormer, unchanged otherwise. Studies that put every variant on the same q, k
+    call this so that cosFormer sees positions 0..N−1, not two content coordinates read as angles."""
+    variant = check_variant(variant)
+    cls = KERNELS.get(variant) if isinstance(variant, str) else variant if isinstance(variant, type) else type(variant)
+    return with_positions(q, k) if getattr(cls, "positional", False) else (q, k)
+
+
 def is_softmax(variant) -> bool:
     return isinstance(variant, str) and variant == "softmax"
 
@@ -227,5 +236,5 @@ __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
     "check_variant", "check_params", "is_kernel", "as_kernel", "KernelVariant", "Linear", "Relu", "Performer",
     "Taylor", "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
-    "DPFP", "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
+    "DPFP", "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "with_positions",
 ]

@@ -29,6 +29,9 @@ class KernelVariant:
     name: str = "kernel"
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
+    #: True when the kernel reads token positions from two coordinates appended to q and k
+    #: (:func:`~approxlab.variants.feature_maps.with_positions`; cosFormer)
+    positional: bool = False
 
     def features(self, x: torch.Tensor) -> Features:
         raise NotImplementedError

@@ -153,6 +153,7 @@ class Cosformer(KernelVariant):
     """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
 
     name = "cosformer"
+    positional = True
 
     def __init__(self, head_dim: int):
         self.head_dim = check_int(head_dim, "head_dim", minimum=3)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -69,6 +69,7 @@ class Case:
     dtype: str = "float32"
     protocol: str = "scaling"
     params: dict = field(default_factory=dict, hash=False, compare=False)
+    chunk_size: Optional[int] = None  # causal chunk / non-causal block rows (None: the engine's default)
 
 
 def check_method(method):
@@ -171,9 +172,11 @@ def build(case: Case, device) -> Callable:
         if compiled:  # compile the math, not the input checks (they would break the graph)
             kernel = build_kernel(base, case.head_dim, **params)
             scale = resolve_scale(None, case.head_dim)
-            fn = lambda q, k, v: kernel_attention(kernel, q, k, v, causal=causal, scale=scale)  # noqa: E731
+            fn = lambda q, k, v: kernel_attention(kernel, q, k, v, causal=causal, scale=scale,  # noqa: E731
+                                                  chunk_size=case.chunk_size)
         else:
-            fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend, **params)  # noqa: E731
+            fn = lambda q, k, v: attention(q, k, v, base, causal=causal, backend=backend,  # noqa: E731
+                                           chunk_size=case.chunk_size, **params)
     elif base == "performer_pytorch":
         peer = _performer_pytorch(case, device, q.dtype)
         fn = lambda q, k, v: peer(q, k, v)  # noqa: E731
@@ -249,7 +252,8 @@ def method_flops(case: Case) -> float:
 
         exact attention (sdpa, naive):   4·B·H·N²·D, halved when causal
         kernel variant with F features:  4·B·H·N·F·Dv (φ(K)ᵀV and φ(Q)S); causal adds the C×C block of each
-                                         chunk, computed whole: 2·B·H·N·C·(F + Dv)
+                                         chunk, computed whole: 2·B·H·N·C·(F + Dv), C = the case's chunk
+                                         length or the engine's (:func:`engine.causal_chunk`)
         identity:                        0
     Feature maps themselves (elu, exp, monomials) are not counted: the GEMMs are the work the rate is
     compared with.
@@ -267,7 +271,7 @@ def method_flops(case: Case) -> float:
         features = kernel.num_features(d)
     flops = 4.0 * bh * n * features * d
     if case.causal:
-        flops += 2.0 * bh * n * min(engine.DEFAULT_CHUNK, n) * (features + d)
+        flops += 2.0 * bh * n * min(case.chunk_size or engine.causal_chunk(features), n) * (features + d)
     return flops
 
 
@@ -319,6 +323,20 @@ def scaling_cases(methods: Iterable[str], lengths: Iterable[int], *, causal=(Fal
                     cases.append(Case(method, int(n), 1, heads, head_dim, bool(c), dtype, "scaling",
                                       dict(params.get(split_method(method)[0], {}))))
     return cases
+
+
+def chunk_cases(cases: Iterable[Case], chunk_sizes: Iterable[int]) -> list[Case]:
+    """Each kernel-variant case once per chunk length in ``chunk_sizes`` (others unchanged): the sweep
+    behind :data:`engine.CAUSAL_CHUNKS` (``approxlab bench --chunk-sizes``)."""
+    sizes = [check_int(c, "chunk size", minimum=1) for c in chunk_sizes]
+    out = []
+    for case in cases:
+        base = split_method(case.method)[0]
+        if not isinstance(base, str) or base in KERNELS:
+            out += [replace(case, chunk_size=c) for c in sizes]
+        else:
+            out.append(case)
+    return out
 
 
 def blog_cases(lengths=(128, 256, 512, 1024, 2048, 4096, 6000), methods=("naive_softmax", "sdpa", "linear", "identity"),

@@ -118,6 +118,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-call-s", type=float, default=10.0, help="skip larger N once a call takes longer")
     parser.add_argument("--memory-budget-gib", type=float, default=4.0, help="skip naive softmax above this")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--chunk-sizes", nargs="+", type=int, default=None, metavar="C",
+                        help="time every kernel variant at each causal chunk length / non-causal block rows C "
+                             "(default: the engine's choice)")
     parser.add_argument("--csv", default="bench.csv", help="output CSV (default bench.csv)")
 
 
@@ -136,12 +139,14 @@ def run_bench(args) -> None:
         cases += bench.scaling_cases(args.methods, args.lengths, causal=causal, dtypes=args.dtypes,
                                      head_dim=args.head_dim, max_batch_heads=args.max_batch_heads,
                                      max_tokens=args.max_tokens)
+    if args.chunk_sizes:
+        cases = bench.chunk_cases(cases, args.chunk_sizes)
     if args.protocol in ("blog", "both"):
         cases += bench.blog_cases()
     df = bench.run(cases, args.device, min_run_time=args.min_run_time, max_call_s=args.max_call_s,
                    memory_budget=args.memory_budget_gib * 2**30, threads=args.threads)
     df.to_csv(args.csv, index=False)
-    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "time_ms", "iqr_ms", "gflops", "matmul_fraction",
+    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "chunk_size", "time_ms", "iqr_ms", "gflops", "matmul_fraction",
             "peak_mem_mb", "other_cpu_load", "status"]
     print(df[[c for c in cols if c in df]].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     if "sdpa" in args.methods:

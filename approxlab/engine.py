@@ -28,9 +28,12 @@ from . import budget
 Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
-# positions per causal chunk of the torch forms: on CPU 128 measured faster than 64 (fewer tensor ops per
-# row) and than 256 (the C×C block grows as C²); the fused kernel keeps its own (approxlab.fused.DEFAULT_CHUNK)
-DEFAULT_CHUNK = 128
+# positions per causal chunk of the torch forms, by feature width F: (largest F, chunk length) pairs in
+# order, the fastest length measured for each width (see causal_chunk). figures/causal_chunk.csv, N = 4096,
+# B·H = 8, D = 64, float32, 2 threads, C = 32 … 512: F = 64 and 128 are fastest at C = 128 (64 within 4 %;
+# 512 costs 1.7-2.1×), F = 266 … 4096 at C = 64 (128 is 5-26 % slower: the C×C block and the per-chunk
+# states grow with C·F). The fused kernel keeps its own (approxlab.fused.DEFAULT_CHUNK).
+CAUSAL_CHUNKS = ((128, 128), (float("inf"), 64))
 BACKENDS = ("torch", "triton")
 # the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
 # batch·heads; 1 MiB in float32, so a block stays in L2 between its GEMMs: at N = 16384, B·H = 8, D = 64
@@ -44,6 +47,13 @@ _PASS_ELEMENTS = 2**22
 # side's block), and the most one block's features may take: half the state, or this floor
 _FEATURE_COPIES = 3
 _FEATURE_FLOOR_BYTES = 256 * 2**20
+
+
+def causal_chunk(num_features: int) -> int:
+    """The causal chunk length C for feature width F: the first entry of :data:`CAUSAL_CHUNKS` whose
+    width bound is ≥ F. The table holds the fastest C per width measured on this project's CPU
+    (``approxlab bench --chunk-sizes``, ``figures/causal_chunk.csv``; a test checks the table against it)."""
+    return next(chunk for width, chunk in CAUSAL_CHUNKS if num_features <= width)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -164,7 +174,7 @@ def efficient_attention(
         return _causal_fused(query_map, key_map, q, k, v, chunk_size)
     batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], v.element_size()
     if causal:
-        preferred = chunk_size or DEFAULT_CHUNK
+        preferred = chunk_size or causal_chunk(num_features)
         chunk = block_rows(q.shape[-2], num_features, batch_heads, dv, itemsize, preferred=preferred, label=label)
         if chunk_size is not None and chunk < chunk_size:  # an explicit chunk length is kept, if the budget allows
             block_rows(chunk_size, num_features, batch_heads, dv, itemsize, preferred=chunk_size, label=label,

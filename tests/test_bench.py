@@ -279,3 +279,37 @@ def test_speed_study_runs_without_the_peer_installed(monkeypatch):
     assert with_peer["peer_rel_diff_eps0"] <= 1e-5 and with_peer["peer_rel_diff_eps1e-4"] > 1e-3
     monkeypatch.setattr(speed_vs_length, "_has_peer", lambda: False)
     assert all(math.isnan(x) for x in speed_vs_length.peer_columns().values())
+
+
+def test_causal_chunk_table_is_the_fastest_measured():
+    """engine.CAUSAL_CHUNKS against its measurement (figures/causal_chunk.csv, `approxlab bench --chunk-sizes`):
+    for every feature width measured, the engine's chunk length is within 10 % of the fastest one."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from approxlab import engine
+    from approxlab.variants import build_kernel
+
+    df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "causal_chunk.csv")
+    assert set(df["chunk_size"]) >= {32, 64, 128, 256, 512} and (df["status"] == "ok").all()
+    for method, rows in df.groupby("method"):
+        width = build_kernel(method, int(rows["head_dim"].iloc[0])).num_features(int(rows["head_dim"].iloc[0]))
+        times = rows.set_index("chunk_size")["time_ms"]
+        assert times[engine.causal_chunk(width)] <= 1.1 * times.min(), (method, width, times.to_dict())
+    assert engine.causal_chunk(64) == 128 and engine.causal_chunk(4096) == 64
+
+
+def test_chunk_cases_repeat_kernel_variants_only_and_set_the_flops():
+    from approxlab import bench
+
+    cases = bench.scaling_cases(["linear", "sdpa"], [256], causal=(True,))
+    swept = bench.chunk_cases(cases, [32, 64])
+    assert [(c.method, c.chunk_size) for c in swept] == [("linear", 32), ("linear", 64), ("sdpa", None)]
+    f32, f64 = (bench.method_flops(c) for c in swept[:2])
+    # the causal C×C blocks: 2·B·H·N·C·(F + Dv), F = Dv = 64, B·H = 8
+    assert f64 - f32 == 2 * 8 * 256 * (64 - 32) * 128
+    with pytest.raises(ValueError, match="chunk size"):
+        bench.chunk_cases(cases, [0])
+    df = bench.run(swept[:2], min_run_time=0.01, progress=False)
+    assert list(df["chunk_size"]) == [32, 64] and (df["status"] == "ok").all()

@@ -296,6 +296,41 @@ def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: in
     )
 
 
+def linear_ceiling(n: int = 16384, batch_heads: int = 8, head_dim: int = 64, *, device="cpu",
+                   min_run_time: float = 1.0) -> pd.DataFrame:
+    """What bounds linear attention's ``matmul_fraction``: its parts timed alone, same run, float32.
+
+    Rows: ``square_gemm`` (the 2048² reference), ``state_gemms`` (φ(K)ᵀV and φ(Q)S as batched matmuls on
+    ready features, 4·B·H·N·D² flops: the whole of what ``method_flops`` counts), ``elu_features``
+    (elu + 1 of q and k, the engine's feature map, no flops counted) and ``linear`` (the full call).
+    ``fraction`` = GFLOP/s over the square GEMM's; for the feature map, ``time_ms`` is what it adds.
+    """
+    from .variants import build_kernel
+
+    device = check_device(device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    q, k, v = (torch.randn(1, batch_heads, n, head_dim, generator=gen).to(device) for _ in range(3))
+    fq, fk = (torch.rand(batch_heads, n, head_dim, generator=gen).to(device) for _ in range(2))
+    vv = v[0]
+    kernel = build_kernel("linear", head_dim)
+    rate = matmul_rate(device)
+    flops = 4.0 * batch_heads * n * head_dim * head_dim
+    parts = {
+        "state_gemms": (lambda: fq @ (fk.transpose(-1, -2) @ vv), flops),
+        "elu_features": (lambda: (kernel.query_features(q), kernel.key_features(k)), 0.0),
+        "linear": (lambda: attention(q, k, v, "linear"), flops),
+    }
+    rows = [dict(part="square_gemm", time_ms=2 * 2048**3 / rate / 1e6, gflops=rate, fraction=1.0)]
+    for part, (fn, f) in parts.items():
+        with torch.no_grad():
+            median = time_call(fn, min_run_time=min_run_time).median_s
+        rows.append(dict(part=part, time_ms=1e3 * median, gflops=f / median / 1e9, fraction=f / median / 1e9 / rate))
+    out = pd.DataFrame(rows)
+    for key, value in dict(n=n, batch_heads=batch_heads, head_dim=head_dim, **describe(device)).items():
+        out[key] = value
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # grids
 # ----------------------------------------------------------------------------------------------

@@ -313,3 +313,14 @@ def test_chunk_cases_repeat_kernel_variants_only_and_set_the_flops():
         bench.chunk_cases(cases, [0])
     df = bench.run(swept[:2], min_run_time=0.01, progress=False)
     assert list(df["chunk_size"]) == [32, 64] and (df["status"] == "ok").all()
+
+
+def test_linear_ceiling_times_the_parts_of_linear_attention():
+    from approxlab.bench import linear_ceiling
+
+    df = linear_ceiling(n=256, batch_heads=2, head_dim=8, min_run_time=0.01).set_index("part")
+    assert list(df.index) == ["square_gemm", "state_gemms", "elu_features", "linear"]
+    assert (df["time_ms"] > 0).all() and df.loc["square_gemm", "fraction"] == 1.0
+    flops = 4 * 2 * 256 * 8 * 8
+    assert df.loc["state_gemms", "gflops"] == pytest.approx(flops / df.loc["state_gemms", "time_ms"] / 1e6)
+    assert df.loc["elu_features", "gflops"] == 0 and (df["n"] == 256).all()

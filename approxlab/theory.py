@@ -33,7 +33,7 @@ from . import engine
 from ._checks import check_int, check_qkv, resolve_scale
 from .attention import attention_weights
 from .metrics import row_tv
-from .variants import build_kernel, check_variant
+from .variants import build_kernel, check_variant, inputs_for
 
 
 def tv_bound(delta):
@@ -96,7 +96,8 @@ def _log_kernel(q, k, variant, causal, scale, params):
     q, k = q.to(work), k.to(work)
     logits = (q @ k.transpose(-1, -2)) * scale
     root = math.sqrt(scale)
-    matrix, col_log_scale = build_kernel(variant, q.shape[-1], **params).kernel(q * root, k * root)
+    xq, xk = inputs_for(variant, q, k)  # cosFormer: positions appended (the logits stay those of q, k)
+    matrix, col_log_scale = build_kernel(variant, xq.shape[-1], **params).kernel(xq * root, xk * root)
     with torch.no_grad():
         log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(work).tiny).log(),
                                  torch.full_like(matrix, -math.inf))
@@ -135,8 +136,9 @@ def bridge_rows(q, k, v, variant, *, causal: bool = False, scale: float | None =
     """Per-row (B, H, Nq) δ, tanh(δ/2), measured TV of the explicit weights against softmax, the
     output error ‖o − o_softmax‖ and its bound TV · diam{v}; with the zero-aware bound of
     :func:`positive_part` (``delta_positive``, ``zero_mass``, ``has_mass``, ``bound_positive``)."""
+    scale = resolve_scale(scale, q.shape[-1])
     ref = attention_weights(q, k, "softmax", causal=causal, scale=scale).double()
-    approx = attention_weights(q, k, variant, causal=causal, scale=scale, **params).double()
+    approx = attention_weights(*inputs_for(variant, q, k), variant, causal=causal, scale=scale, **params).double()
     tv = row_tv(ref, approx)
     delta = row_deltas(q, k, variant, causal=causal, scale=scale, **params).double()
     vd = v.double()

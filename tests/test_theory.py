@@ -71,7 +71,7 @@ def test_bound_attained_by_the_minimax_variant_itself():
 @pytest.mark.parametrize("variant,params", [
     ("taylor", dict(order=2)), ("taylor", dict(order=4)), ("minimax", dict(degree=4, R=8.0)),
     ("polynomial", dict(degree=4, c=4.0)), ("performer", dict(num_features=32, seed=1)),
-    ("linear", {}), ("hla", dict(factors=2)),
+    ("linear", {}), ("hla", dict(factors=2)), ("hedgehog", {}),
 ])
 @pytest.mark.parametrize("causal", [False, True])
 def test_bridge_rows_obey_both_bounds(variant, params, causal):
@@ -101,11 +101,30 @@ def test_committed_bridge_table():
     positive = df["positive"].astype(bool)
     ok = df[positive]
     # κ ≤ 0 somewhere on a row only for kernels that can vanish or change sign: odd taylor, (1+s/c)^p at its
-    # root, DPFP (exact zeros) and random Maclaurin (signed weights); every other kernel is positive on every row
-    assert set(df.loc[~positive, "variant"]) <= {"taylor", "polynomial", "dpfp", "maclaurin"}
-    always_positive = ~df["variant"].isin(["taylor", "polynomial", "dpfp", "maclaurin"])
+    # root, DPFP, cosFormer and T2R (relu: exact zeros) and random Maclaurin (signed weights); every other
+    # kernel is positive on every row
+    can_vanish = ["taylor", "polynomial", "dpfp", "maclaurin", "cosformer", "t2r"]
+    assert set(df.loc[~positive, "variant"]) <= set(can_vanish)
+    always_positive = ~df["variant"].isin(can_vanish)
     assert positive[always_positive].all()
-    others = ~df["variant"].isin(["dpfp", "maclaurin"])
+    assert {"cosformer", "hedgehog", "t2r"} <= set(df["variant"])
+    others = ~df["variant"].isin(["dpfp", "maclaurin", "cosformer", "t2r"])
     assert positive[others].sum() > 0.85 * others.sum()
     assert (ok["slack"] >= -TOL).all()
     assert (df["output_error"] <= df["output_bound"] * (1 + 1e-6) + TOL).all()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_cosformer_bridge_uses_positions_and_obeys_the_zero_aware_bound(causal):
+    """cosFormer's κ = relu(q)·relu(k)·cos(π(i − j)/2N) has exact zeros: its rows obey B_Z + (1 − B_Z)·tanh(δ_P/2)."""
+    from approxlab.variants import with_positions
+
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 40, 6, generator=gen, dtype=torch.float64) for _ in range(3))
+    rows = bridge_rows(q, k, v, "cosformer", causal=causal)
+    ref = attention_weights(q, k, "softmax", causal=causal)
+    with_pos = attention_weights(*with_positions(q, k), "cosformer", causal=causal, scale=1 / math.sqrt(6))
+    assert torch.allclose(rows["tv"], 0.5 * (with_pos - ref).abs().sum(-1), atol=1e-14)
+    mass = rows["has_mass"]
+    assert mass.any() and (rows["tv"][mass] <= rows["bound_positive"][mass] + TOL).all()
+    assert (rows["bound_positive"][mass] < 1).any()

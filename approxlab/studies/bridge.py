@@ -30,7 +30,10 @@ CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            # and maps with exact zeros (DPFP) or signed weights (random Maclaurin), kept with positive = False
            + [("hyperbolic", dict(num_features=64, seed=0)), ("favorpp", dict(num_features=64, seed=0)),
               ("favorsharp", dict(num_features=64, seed=0)), ("maclaurin", dict(num_features=64, seed=0)),
-              ("dpfp", {})])
+              ("dpfp", {})]
+           # cosFormer with positions appended (variants.inputs_for; relu zeros: positive = False rows), and the
+           # learned maps at their initialisation W = I, b = 0 (Hedgehog [exp(x), exp(−x)]; T2R relu)
+           + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})])
 #: variants whose data-dependent parameters come from ``random_features.calibrate`` on a held-out draw
 CALIBRATED = ("favorpp", "favorsharp")
 PROFILES = {
@@ -120,7 +123,7 @@ def draw(df: pd.DataFrame):
                                   gridspec_kw=dict(width_ratios=[1.25, 1]))
     bound = df[(df["experiment"] == "bound") & df["positive"].astype(bool)]
     floor = 1e-9
-    order = ["taylor", "polynomial", "hla", "linear", "performer", "hyperbolic", "favorpp", "favorsharp",
+    order = ["taylor", "polynomial", "hla", "linear", "hedgehog", "performer", "hyperbolic", "favorpp", "favorsharp",
              "minimax"]  # minimax drawn last, on top
     colors = {v: style.color(v) for v in order}
     for variant in [v for v in order if v in set(bound["variant"])]:

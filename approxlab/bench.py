@@ -16,8 +16,8 @@ Methods (``METHODS``):
 Every row records: median forward time and IQR (torch.utils.benchmark after a warm-up; the Timer
 synchronises CUDA), the number of timed runs, peak memory allocated during one call (CPU: the
 allocator events seen by ``torch.profiler``; CUDA: ``max_memory_allocated``), the device, library
-versions, threads, the SDPA backend chosen, and the CPUs other processes kept busy just before the
-case (``other_cpu_load``; a warning when they compete, since contended timings are silently slow).
+versions, threads, the SDPA backend chosen, and the CPUs other processes kept busy while the case was
+measured (``other_cpu_load``; a warning when they compete, since contended timings are silently slow).
 Against the device's limits:
     exact attention: TFLOP/s = 4·B·H·N²·D (halved when causal) / time
     every method:    GFLOP/s of its arithmetic (:func:`method_flops`) and its fraction of the GEMM rate
@@ -43,7 +43,7 @@ from ._checks import check_int, resolve_scale
 from .attention import kernel_attention
 from .environment import describe
 from .inputs import gaussian_qkv
-from .timing import allocator_state, matmul_rate, other_cpu_load, time_call
+from .timing import allocator_state, matmul_rate, others_busy, time_call
 from .variants import KERNELS, build_kernel, check_variant, is_kernel, kernel_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -214,10 +214,27 @@ def peak_memory(fn: Callable, device) -> float:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     current = top = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage
+    for _, nbytes in sorted(cpu_memory_events(prof)):
+        current += nbytes
         top = max(top, current)
     return float(top)
+
+
+def cpu_memory_events(prof, *, raw: bool = True) -> list:
+    """(start, bytes) of every CPU allocation (+) and free (−) a ``torch.profiler`` run saw.
+
+    ``raw``: from kineto's own "[memory]" records, one per allocation and free (about 30× faster than
+    building the FunctionEvent tree for a call with 10⁴ ops, and they see buffers an op allocates and frees
+    inside itself); else, or where that API is missing, from the FunctionEvents (``prof.events()``), whose
+    per-op ``self_cpu_memory_usage`` nets those out, so their peak can only be lower (tested)."""
+    if raw:
+        try:
+            cpu = torch.autograd.DeviceType.CPU
+            return [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and e.device_type() == cpu]
+        except AttributeError:
+            pass
+    return [(e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()]
 
 
 def sdpa_backend(device, dtype=torch.float32, causal: bool = False) -> str:
@@ -388,9 +405,9 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
     ``keep_freed``: time inside :func:`approxlab.timing.freed_memory_kept` (glibc reuses freed memory
     during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force.
-    ``threads``: torch's intra-op threads for the run (None: as set). Before each case the CPUs kept busy by
-    other processes are sampled (``other_cpu_load``); above ``load_limit`` a warning says the timing is
-    contended. ``matmul_gflops``: the GEMM rate of the same run, per dtype; ``matmul_fraction`` =
+    ``threads``: torch's intra-op threads for the run (None: as set). The CPUs kept busy by other processes
+    while each case is measured are recorded (``other_cpu_load``, :func:`~approxlab.timing.others_busy`);
+    above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same run, per dtype; ``matmul_fraction`` =
     gflops / matmul_gflops."""
     import warnings
 
@@ -415,13 +432,14 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
         elif key in too_slow and case.n > too_slow[key]:
             status = f"skipped: over {max_call_s:g} s at N={too_slow[key]}"
         if status == "ok":
-            row["other_cpu_load"] = load = other_cpu_load()
-            if load > load_limit:
-                warnings.warn(f"{case.method} N={case.n}: other processes keep {load:.1f} CPUs busy; this timing "
-                              "is contended (see the other_cpu_load column)", stacklevel=2)
             try:
-                row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
-                                   keep_freed=keep_freed))
+                with others_busy() as load:
+                    row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
+                                       keep_freed=keep_freed))
+                row["other_cpu_load"] = load.value
+                if load.value > load_limit:
+                    warnings.warn(f"{case.method} N={case.n}: other processes kept {load.value:.1f} CPUs busy while it "
+                                  "was timed; this timing is contended (see the other_cpu_load column)", stacklevel=2)
                 row["matmul_gflops"] = rate[case.dtype]
                 row["matmul_fraction"] = row["gflops"] / rate[case.dtype]
                 if row["time_ms"] > 1e3 * max_call_s:

@@ -118,11 +118,32 @@ def _busy_jiffies() -> tuple[int, int]:
 def other_cpu_load(interval: float = 0.2) -> float:
     """CPUs kept busy by *other* processes over ``interval`` seconds (e.g. 1.0: one core taken away);
     NaN where /proc is not available. Timings taken while this is well above 0 are inflated."""
+    with others_busy(min_window=interval) as load:
+        pass
+    return load.value
+
+
+class _Load:
+    value = math.nan
+
+
+@contextmanager
+def others_busy(min_window: float = 0.2):
+    """CPUs kept busy by other processes while the block ran: ``with others_busy() as load: ...``, then
+    ``load.value`` (NaN where /proc is not available). A block shorter than ``min_window`` is topped up
+    by a sleep (jiffies tick at 10 ms, so shorter windows cannot resolve a fraction of a CPU)."""
+    load = _Load()
     try:
         busy0, own0 = _busy_jiffies()
-        time.sleep(interval)
-        busy1, own1 = _busy_jiffies()
     except (OSError, ValueError, IndexError):
-        return math.nan
+        yield load
+        return
+    start = time.perf_counter()
+    yield load
+    elapsed = time.perf_counter() - start
+    if elapsed < min_window:
+        time.sleep(min_window - elapsed)
+        elapsed = min_window
+    busy1, own1 = _busy_jiffies()
     hz = os.sysconf("SC_CLK_TCK")
-    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / interval)
+    load.value = max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / elapsed)

@@ -131,11 +131,11 @@ def test_run_records_environment_and_skips_with_a_reason():
 
 
 def test_run_records_arithmetic_rate_and_competing_load():
-    """gflops = method_flops / time; matmul_fraction against the same run's GEMM rate; other_cpu_load sampled
-    per case, with a warning above the limit; threads set for the run."""
+    """gflops = method_flops / time; matmul_fraction against the same run's GEMM rate; other_cpu_load measured
+    while each case runs, with a warning above the limit; threads set for the run."""
     before = torch.get_num_threads()
     try:
-        with pytest.warns(UserWarning, match="other processes keep"):
+        with pytest.warns(UserWarning, match="other processes kept"):
             df = bench.run([bench.Case("linear", 256, 1, 2, 16), bench.Case("sdpa", 256, 1, 2, 16)],
                            min_run_time=0.01, progress=False, threads=1, load_limit=-1.0)
         assert (df["threads"] == 1).all()
@@ -168,6 +168,11 @@ def test_other_cpu_load_sees_a_busy_process():
     try:
         time.sleep(0.3)
         assert timing.other_cpu_load(0.5) > 0.3
+        with timing.others_busy() as load:  # a block of this process's own work: the other process still shows
+            end = time.perf_counter() + 0.4
+            while time.perf_counter() < end:
+                pass
+        assert load.value > 0.3
     finally:
         busy.kill()
         busy.wait()
@@ -324,3 +329,37 @@ def test_linear_ceiling_times_the_parts_of_linear_attention():
     flops = 4 * 2 * 256 * 8 * 8
     assert df.loc["state_gemms", "gflops"] == pytest.approx(flops / df.loc["state_gemms", "time_ms"] / 1e6)
     assert df.loc["elu_features", "gflops"] == 0 and (df["n"] == 256).all()
+
+
+@pytest.mark.parametrize("method,causal", [("linear", True), ("performer", False), ("sdpa", False)])
+def test_peak_memory_from_raw_profiler_records_bounds_the_function_events(method, causal):
+    from torch.profiler import ProfilerActivity, profile
+
+    from approxlab import bench
+
+    fn = bench.build(bench.Case(method, 256, 1, 2, 16, causal), "cpu")
+    fn()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+
+    def peak(events):
+        current = top = 0
+        for _, nbytes in sorted(events):
+            current += nbytes
+            top = max(top, current)
+        return top
+
+    raw, tree = bench.cpu_memory_events(prof), bench.cpu_memory_events(prof, raw=False)
+    # one record per allocation/free: the running sum peaks at or above the per-op net sums, and below the
+    # total allocated
+    assert peak(raw) >= peak(tree) > 0
+    assert peak(raw) <= sum(b for _, b in raw if b > 0)
+    assert all(isinstance(b, int) and b != 0 for _, b in raw)
+
+
+def test_others_busy_does_not_count_this_process():
+    from approxlab import timing
+
+    with timing.others_busy() as load:
+        torch.randn(2000, 2000) @ torch.randn(2000, 2000)
+    assert 0 <= load.value < 0.5 or load.value != load.value  # NaN without /proc

@@ -87,34 +87,33 @@ class RandomMaclaurin(KernelVariant):
         self.p = float(p)
         top = int(degrees.max()) if len(degrees) else 0
         signs = torch.randint(0, 2, (self.num_random, max(top, 1), head_dim), generator=gen).double() * 2 - 1
-        # rows beyond a feature's degree never enter its product (masked below)
-        self.omega = signs
         n = degrees.double()
         # log √(a_N / P(N)) with a_N = 1/N!, P(N) = (1 − 1/p) p^{−N}
         self.log_coef = 0.5 * (-torch.lgamma(n + 1) + n * math.log(p) - math.log(1 - 1 / p))
-        self.mask = torch.arange(max(top, 1))[None, :] < degrees[:, None]            # (m, top)
+        # the factors ω_1..ω_N of every feature, stacked (Σ N_i rows, about m for p = 2), and the feature
+        # each row belongs to: one GEMM gives every factor ω·x (rows beyond a feature's degree are never drawn on)
+        active = torch.arange(max(top, 1))[None, :] < degrees[:, None]             # (m, top)
+        self.omega = signs[active]                                                  # (Σ N_i, D)
+        self.owner = torch.arange(self.num_random).repeat_interleave(degrees)       # (Σ N_i,)
         self._cast: dict = {}
 
     def _tensors(self, like):
         key = (like.device, like.dtype)
         if key not in self._cast:
-            self._cast[key] = tuple(t.to(device=like.device, dtype=like.dtype) if t.is_floating_point()
-                                    else t.to(like.device) for t in (self.omega, self.log_coef, self.mask))
+            self._cast[key] = (self.omega.to(device=like.device, dtype=like.dtype),
+                               self.log_coef.to(device=like.device, dtype=like.dtype), self.owner.to(like.device))
         return self._cast[key]
 
     def features(self, x):
-        """Degree level by degree level (memory O(rows · m), not O(rows · m · max degree)): log|Z| and sign."""
-        omega, log_coef, mask = self._tensors(x)
-        m = omega.shape[0]
+        """All factors ω·x in one GEMM, then per feature Σ log|ω_k·x| and the parity of the negative
+        factors (``index_add`` over the factor rows; memory O(rows · Σ N_i)): log|Z| and sign."""
+        omega, log_coef, owner = self._tensors(x)
+        m = log_coef.shape[0]
+        dots = x @ omega.T                                                          # (…, Σ N_i)
         log_abs = log_coef.expand(*x.shape[:-1], m).clone()
-        negative = torch.zeros(log_abs.shape, dtype=torch.bool, device=x.device)
-        for level in range(omega.shape[1]):
-            active = mask[:, level]
-            if not bool(active.any()):
-                break
-            dots = torch.where(active, x @ omega[:, level, :].T, torch.ones((), dtype=x.dtype, device=x.device))
-            log_abs = log_abs + torch.log(dots.abs())   # log 0 = −inf: a zero feature
-            negative = negative ^ (dots < 0)
+        log_abs.index_add_(-1, owner, torch.log(dots.abs()))   # log 0 = −inf: a zero feature
+        negatives = torch.zeros_like(log_abs).index_add_(-1, owner, (dots < 0).to(x.dtype))
+        negative = negatives.remainder(2) == 1
         top_log = log_abs.amax(-1)
         top_log = torch.where(torch.isfinite(top_log), top_log, torch.zeros_like(top_log))
         sign = 1.0 - 2.0 * negative.to(x.dtype)

@@ -36,10 +36,11 @@ FeatureMap = Callable[[torch.Tensor], Features]
 CAUSAL_CHUNKS = ((128, 128), (float("inf"), 64))
 BACKENDS = ("torch", "triton")
 # the non-causal pass takes keys in blocks of about this many feature elements (rows × features ×
-# batch·heads; 1 MiB in float32, so a block stays in L2 between its GEMMs: at N = 16384, B·H = 8, D = 64
-# blocks of 512-1024 rows measured ≈ 51 ms against 55-75 ms at 2048 and 60 ms at 4096), but never fewer than
-# _MIN_BLOCK_ROWS rows (wide feature maps like Taylor's pay a per-block cost to build their features)
-_BLOCK_ELEMENTS = 2**18
+# batch·heads; 4 MiB in float32), but never fewer than _MIN_BLOCK_ROWS rows (wide feature maps like Taylor's
+# pay a per-block cost to build their features). figures/noncausal_blocks.csv (N = 16384, B·H = 8, D = 64,
+# float32, freed memory kept as in every bench timing): F = 64 is fastest at 1024-2048 rows (this gives 2048;
+# 512 rows are 5-18 % slower, 128 rows 1.8×), F = 266 at 512 rows (this gives 512; 2048 rows are 1.7×)
+_BLOCK_ELEMENTS = 2**20
 _MIN_BLOCK_ROWS = 512
 # elements held at once by one pass of the chunk-parallel causal form (features, per-chunk states, C×C blocks)
 _PASS_ELEMENTS = 2**22
@@ -54,6 +55,12 @@ def causal_chunk(num_features: int) -> int:
     width bound is ≥ F. The table holds the fastest C per width measured on this project's CPU
     (``approxlab bench --chunk-sizes``, ``figures/causal_chunk.csv``; a test checks the table against it)."""
     return next(chunk for width, chunk in CAUSAL_CHUNKS if num_features <= width)
+
+
+def noncausal_block(num_features: int, batch_heads: int) -> int:
+    """Rows per key/query block of the non-causal pass: about ``_BLOCK_ELEMENTS`` feature elements, at least
+    ``_MIN_BLOCK_ROWS`` (measured: ``figures/noncausal_blocks.csv``; a test holds the choice to it)."""
+    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -181,7 +188,7 @@ def efficient_attention(
                        rows=chunk_size)
             chunk = chunk_size
         return _causal(query_map, key_map, q, k, v, chunk, num_features)
-    preferred = chunk_size or max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))
+    preferred = chunk_size or noncausal_block(num_features, batch_heads)
     rows = block_rows(max(k.shape[-2], q.shape[-2]), num_features, batch_heads, dv, itemsize, preferred=preferred,
                       label=label)
     return _noncausal(query_map, key_map, q, k, v, rows)

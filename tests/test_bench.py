@@ -363,3 +363,21 @@ def test_others_busy_does_not_count_this_process():
     with timing.others_busy() as load:
         torch.randn(2000, 2000) @ torch.randn(2000, 2000)
     assert 0 <= load.value < 0.5 or load.value != load.value  # NaN without /proc
+
+
+def test_noncausal_block_is_within_ten_percent_of_the_fastest_measured():
+    """engine.noncausal_block against figures/noncausal_blocks.csv (`approxlab bench --causal no --chunk-sizes ...`)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from approxlab import engine
+    from approxlab.variants import build_kernel
+
+    df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "noncausal_blocks.csv")
+    assert (df["status"] == "ok").all() and not df["causal"].any()
+    for method, rows in df.groupby("method"):
+        d = int(rows["head_dim"].iloc[0])
+        chosen = engine.noncausal_block(build_kernel(method, d).num_features(d), int(rows["heads"].iloc[0]))
+        times = rows.set_index("chunk_size")["time_ms"]
+        assert chosen in times.index and times[chosen] <= 1.1 * times.min(), (method, chosen, times.to_dict())

@@ -226,7 +226,11 @@ def test_committed_study_orthogonal_rows_follow_the_formula_not_lemma2():
     against Lemma 2's iid value they are not; the iid rows are the control."""
     path = Path(__file__).resolve().parents[1] / "figures" / "features_vs_entropy.csv"
     df = pd.read_csv(path, usecols=["record", "kind", "orthogonal", "norm_sum_sq", "m", "measured", "predicted",
-                                    "ratio_stderr"], dtype={"orthogonal": str})
+                                    "ratio_stderr", "profile"], dtype={"orthogonal": str})
+    # the committed CSV is the full profile (27 rows each); `approxlab figures` rewrites it with the quick one
+    # (10 rows each, so the wrong model's mean z² is smaller: 14 instead of 175)
+    full = (df["profile"] == "full").all()
+    rows_needed, wrong_z2 = (20, 20) if full else (10, 10)
     rows = df[(df["record"] == "lemma2") & (df["kind"] == "positive") & (df["norm_sum_sq"] <= 1)]
     z2 = {}
     for orth, part in rows.groupby("orthogonal"):
@@ -234,6 +238,6 @@ def test_committed_study_orthogonal_rows_follow_the_formula_not_lemma2():
         ortho = ent.orthogonal_relative_mse(part["norm_sum_sq"].to_numpy(), part["m"].to_numpy().astype(int), 16)
         z2[orth] = (np.mean(((part["measured"] - ortho) / stderr) ** 2),
                     np.mean(((part["measured"] - part["predicted"]) / stderr) ** 2), len(part))
-    assert z2["True"][2] >= 20 and z2["False"][2] >= 20
-    assert z2["True"][0] < 2 < 20 < z2["True"][1]     # orthogonal rows: this formula, not Lemma 2
+    assert z2["True"][2] >= rows_needed and z2["False"][2] >= rows_needed
+    assert z2["True"][0] < 2 < wrong_z2 < z2["True"][1]     # orthogonal rows: this formula, not Lemma 2
     assert z2["False"][1] < 2                          # iid rows: Lemma 2 (the control)

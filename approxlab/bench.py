@@ -322,8 +322,6 @@ def linear_ceiling(n: int = 16384, batch_heads: int = 8, head_dim: int = 64, *, 
     (elu + 1 of q and k, the engine's feature map, no flops counted) and ``linear`` (the full call).
     ``fraction`` = GFLOP/s over the square GEMM's; for the feature map, ``time_ms`` is what it adds.
     """
-    from .variants import build_kernel
-
     device = check_device(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     q, k, v = (torch.randn(1, batch_heads, n, head_dim, generator=gen).to(device) for _ in range(3))
@@ -407,8 +405,8 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force.
     ``threads``: torch's intra-op threads for the run (None: as set). The CPUs kept busy by other processes
     while each case is measured are recorded (``other_cpu_load``, :func:`~approxlab.timing.others_busy`);
-    above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same run, per dtype; ``matmul_fraction`` =
-    gflops / matmul_gflops."""
+    above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same
+    run, per dtype; ``matmul_fraction`` = gflops / matmul_gflops."""
     import warnings
 
     from tqdm.auto import tqdm

@@ -146,8 +146,8 @@ def run_bench(args) -> None:
     df = bench.run(cases, args.device, min_run_time=args.min_run_time, max_call_s=args.max_call_s,
                    memory_budget=args.memory_budget_gib * 2**30, threads=args.threads)
     df.to_csv(args.csv, index=False)
-    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "chunk_size", "time_ms", "iqr_ms", "gflops", "matmul_fraction",
-            "peak_mem_mb", "other_cpu_load", "status"]
+    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "chunk_size", "time_ms", "iqr_ms", "gflops",
+            "matmul_fraction", "peak_mem_mb", "other_cpu_load", "status"]
     print(df[[c for c in cols if c in df]].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     if "sdpa" in args.methods:
         print("\ncrossover vs sdpa (first grid N faster; log-log interpolated N):")

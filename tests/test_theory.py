@@ -116,7 +116,8 @@ def test_committed_bridge_table():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_cosformer_bridge_uses_positions_and_obeys_the_zero_aware_bound(causal):
-    """cosFormer's κ = relu(q)·relu(k)·cos(π(i − j)/2N) has exact zeros: its rows obey B_Z + (1 − B_Z)·tanh(δ_P/2)."""
+    """cosFormer's κ = relu(q)·relu(k)·cos(π(i − j)/2N) has exact zeros: its rows obey
+    B_Z + (1 − B_Z)·tanh(δ_P/2)."""
     from approxlab.variants import with_positions
 
     gen = torch.Generator().manual_seed(3)

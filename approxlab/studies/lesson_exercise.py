@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from .. import attention
@@ -113,6 +114,7 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
     lo, hi = int(df["n"].min()), int(df["n"].max())
     at = {n: df[df["n"] == n].set_index("variant") for n in (lo, hi)}
     softmax_hi = at[hi].loc["softmax", "time_ms"]
+    probe = torch.zeros(1, 1, 1, SHAPE["head_dim"])
 
     def ms(x):
         return f"{x:.3g}" if x < 100 else f"{x:.0f}"
@@ -123,7 +125,7 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
         a, b = at[lo].loc[variant], at[hi].loc[variant]
         tv = df[df["variant"] == variant]["mean_row_tv"]
         tv_text = f"{tv.min():.3g}" if tv.max() - tv.min() <= 0.005 else f"{tv.min():.3g} – {tv.max():.3g}"
-        dim = SHAPE["head_dim"] + (2 if variant == "cosformer" else 0)  # cosFormer: with two position coordinates
+        dim = inputs_for(variant, probe, probe)[0].shape[-1]  # the head dim the variant ran on (cosFormer: D + 2)
         features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).num_features(dim)}"
         error = "0" if variant == "softmax" else f"{a['output_error']:.3g} → {b['output_error']:.3g}"
         lines.append(f"| {variant} | {features} | {ms(a['time_ms'])} | {ms(b['time_ms'])} | "

@@ -48,12 +48,13 @@ import itertools
 import math
 import sys
 import weakref
-from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
-from .. import engine
+from ..core import chunk as engine
+from ..core.masked import MaskPlan, RecurrentState, feature_maps, masked_attention, masked_weights, padded_keys
+from ..core.naive import causal_mask
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim
 from ..variants.feature_maps import cosformer_angles
 
@@ -65,24 +66,6 @@ _names = itertools.count()
 # ----------------------------------------------------------------------------------------------
 # masks
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class MaskPlan:
-    """What a mask asks of one attention call.
-
-    causal: the causal triangle, bottom-right aligned (query i sees keys j ≤ i + Nk − Nq).
-    key_padding: (B, Nk) bool, True for a key every query may see; None when all may.
-    bias: (B or 1, H or 1, Nq, Nk) float log-weight added to every similarity (0 allowed, −inf masked),
-        for a mask that is neither; None otherwise. With a bias, ``causal`` and ``key_padding`` are unused.
-    keys: how many leading keys the call uses (transformers' sdpa convention for a causal call with no
-        mask and Nk > Nq > 1: a static cache's empty tail); None: all.
-    """
-
-    causal: bool = False
-    key_padding: Optional[torch.Tensor] = None
-    bias: Optional[torch.Tensor] = None
-    keys: Optional[int] = None
-
-
 def read_mask(mask: Optional[torch.Tensor], nq: int, nk: int, *, is_causal: bool) -> MaskPlan:
     """Read ``mask`` as transformers passes it into a :class:`MaskPlan`.
 
@@ -145,200 +128,11 @@ def read_mask(mask: Optional[torch.Tensor], nq: int, nk: int, *, is_causal: bool
         keep = rows[:, -1]  # the last query row sees every key under both readings
         if bool((rows == keep[:, None, :]).all()):  # one query row is causal too (it is the last position)
             return MaskPlan(causal=bool(is_causal) and nq == 1, key_padding=None if bool(keep.all()) else keep)
-        triangle = engine.causal_mask(nq, nk, rows.device, offset=nk - nq)
+        triangle = causal_mask(nq, nk, rows.device, offset=nk - nq)
         if bool((rows == (keep[:, None, :] & triangle)).all()):
             return MaskPlan(causal=True, key_padding=None if bool(keep.all()) else keep)
     zero = torch.zeros((), dtype=torch.float32, device=mask.device)
     return MaskPlan(bias=torch.where(allowed, zero, float("-inf")) if bias is None else bias)
-
-
-# ----------------------------------------------------------------------------------------------
-# the forms, with key padding, bottom-right causal alignment and a general mask
-# ----------------------------------------------------------------------------------------------
-def _padded_keys(k: torch.Tensor, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
-    """k with one more coordinate: 1 for a key that may be seen, 0 for a padded one (the key map reads it,
-    so the engine's blocks and chunks carry the mask with the keys)."""
-    keep = torch.ones(k.shape[:-1], dtype=k.dtype, device=k.device) if key_padding is None else \
-        key_padding[:, None, :].to(k.dtype).expand(k.shape[:-1])
-    return torch.cat([k, keep[..., None]], dim=-1)
-
-
-def _feature_maps(kernel, root: float, work: torch.dtype):
-    """(query map, key map) on scaled inputs; the key map reads the padding coordinate of
-    :func:`_padded_keys` and gives a padded key zero features and the least log scale."""
-
-    def query_map(x):
-        return kernel.query_features(x.to(work) * root)
-
-    def key_map(y):
-        keep = y[..., -1] > 0
-        f, c = kernel.key_features(y[..., :-1].to(work) * root)
-        f = f * keep[..., None].to(f.dtype)
-        if c is not None:
-            c = c.masked_fill(~keep, torch.finfo(c.dtype).min)
-        return f, c
-
-    return query_map, key_map
-
-
-def masked_attention(kernel, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float,
-                     causal: bool = False, key_padding: Optional[torch.Tensor] = None,
-                     chunk_size: Optional[int] = None) -> torch.Tensor:
-    """Efficient form of a kernel with key padding and bottom-right causal alignment (linear in Nk).
-
-    Parameters
-    ----------
-    kernel : KernelVariant
-        A built kernel (:func:`approxlab.build_kernel`).
-    q, k, v : torch.Tensor
-        (B, H, Nq, D), (B, H, Nk, D), (B, H, Nk, Dv); Nq ≤ Nk when ``causal``.
-    scale : float
-        Similarity scale: s = q·k·scale.
-    causal : bool
-        Query i (of Nq) sees keys j ≤ i + Nk − Nq (a KV cache's alignment; the usual mask when Nq = Nk).
-    key_padding : (B, Nk) bool tensor, optional
-        False for a key no query may see.
-    chunk_size : int, optional
-        As for :func:`approxlab.attention`.
-
-    Returns
-    -------
-    torch.Tensor
-        (B, H, Nq, Dv) in q's dtype (computed in float32 for half precision).
-
-    Notes
-    -----
-    o_i = Σ_{j allowed} φ(q_i)·φ(k_j) v_j / Σ_{j allowed} φ(q_i)·φ(k_j); a padded key gets φ(k_j) = 0,
-    so it leaves numerator and denominator alike. With Nq < Nk the causal form runs over Nk positions,
-    the queries placed at the last Nq (the first Nk − Nq outputs are not kept); its cost is that of the
-    KV cache it reads, O(Nk·F·Dv). A row with no kernel mass gets zero output (the engine's rule).
-    """
-    nq, nk = q.shape[-2], k.shape[-2]
-    if causal and nq > nk:
-        raise ValueError(f"causal attention needs Nq ≤ Nk (queries are the last Nq positions), got Nq={nq}, Nk={nk}")
-    work = engine.compute_dtype(q.dtype)
-    query_map, key_map = _feature_maps(kernel, math.sqrt(scale), work)
-    if causal and nq < nk:
-        q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
-    out = engine.efficient_attention(
-        query_map, key_map, q, _padded_keys(k, key_padding), v.to(work), causal=causal, chunk_size=chunk_size,
-        num_features=kernel.num_features(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
-    )
-    return out[..., out.shape[-2] - nq:, :].to(q.dtype)
-
-
-def _allowed_log_weights(plan: MaskPlan, batch_heads: tuple, nq: int, nk: int, device) -> Optional[torch.Tensor]:
-    """The plan as a log-weight (…, Nq, Nk): 0 where allowed, −inf where not (None: all allowed)."""
-    if plan.bias is not None:
-        return plan.bias.to(device)
-    allowed = None
-    if plan.causal:
-        allowed = engine.causal_mask(nq, nk, device, offset=nk - nq)
-    if plan.key_padding is not None:
-        keep = plan.key_padding[:, None, None, :].to(device)
-        allowed = keep if allowed is None else keep & allowed
-    if allowed is None:
-        return None
-    zero = torch.zeros((), dtype=torch.float32, device=device)
-    return torch.where(allowed, zero, float("-inf"))
-
-
-def masked_weights(variant, q: torch.Tensor, k: torch.Tensor, *, scale: float, plan: MaskPlan,
-                   kernel=None) -> torch.Tensor:
-    """Explicit normalised weights (B, H, Nq, Nk) under a :class:`MaskPlan` (N×N memory): the reference
-    for :func:`masked_attention`, and the only form for a general mask.
-
-    Parameters
-    ----------
-    variant : str or kernel
-        ``"softmax"`` or anything :func:`approxlab.build_kernel` takes (``kernel`` given: that one is used).
-    q, k : torch.Tensor
-        (B, H, Nq, D), (B, H, Nk, D), computed in float32 for half precision; returned in the working dtype.
-    scale : float
-    plan : MaskPlan
-    kernel : KernelVariant, optional
-
-    Returns
-    -------
-    torch.Tensor
-
-    Notes
-    -----
-    a_ij = κ_ij e^{c_j + b_ij − m_i} / Σ_l κ_il e^{c_l + b_il − m_i}, with c the kernel's per-key log scale,
-    b the plan's log-weight and m_i = max_l (c_l + b_il) over the row; softmax: κ_ij e^{c_j} = e^{s_ij}.
-    A row with no allowed key (or no kernel mass) is zero.
-    """
-    work = engine.compute_dtype(q.dtype)
-    q, k = q.to(work), k.to(work)
-    nq, nk = q.shape[-2], k.shape[-2]
-    bias = _allowed_log_weights(plan, q.shape[:2], nq, nk, q.device)
-    if is_softmax(variant):
-        logits = (q @ k.transpose(-1, -2)) * scale
-        if bias is not None:
-            logits = logits + bias.to(work)
-        top = logits.amax(-1, keepdim=True)
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        weights = torch.exp(logits - top)
-        return engine.safe_divide(weights, weights.sum(-1, keepdim=True))
-    root = math.sqrt(scale)
-    matrix, log_scale = kernel.kernel(q * root, k * root)
-    log_w = torch.zeros((), dtype=work, device=q.device) if log_scale is None else log_scale[..., None, :]
-    if bias is not None:
-        log_w = log_w + bias.to(work)
-    if log_w.ndim:
-        log_w = log_w.expand(matrix.shape)
-        top = log_w.amax(-1, keepdim=True)
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        matrix = matrix * torch.exp(log_w - top)
-    return engine.safe_divide(matrix, matrix.sum(-1, keepdim=True))
-
-
-# ----------------------------------------------------------------------------------------------
-# recurrent decoding
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class RecurrentState:
-    """The state of one causal kernel-attention layer after ``count`` tokens.
-
-    S = Σ_j φ(k_j) v_jᵀ e^{c_j − m} (B, H, F, Dv), z = Σ_j φ(k_j) e^{c_j − m} (B, H, F), m = max_j c_j
-    (B, H) for kernels whose key features carry a log scale c (FAVOR+, Hedgehog), else None. ``last_key``
-    is the newest key seen: a call continues this state only when its cache holds that key at that place.
-    """
-
-    state: torch.Tensor
-    normaliser: torch.Tensor
-    log_max: Optional[torch.Tensor]
-    count: int
-    last_key: torch.Tensor
-
-    @classmethod
-    def start(cls, key_map, k_aug: torch.Tensor, v: torch.Tensor, last_key: torch.Tensor) -> "RecurrentState":
-        """The state after every key of ``k_aug`` (with its padding coordinate) and ``v``."""
-        f, c = key_map(k_aug)
-        if c is None:
-            log_max = None
-        else:
-            log_max = c.amax(-1)
-            weight = torch.exp(c - log_max[..., None])
-            f = f * weight[..., None]
-        return cls(f.transpose(-1, -2) @ v, f.sum(-2), log_max, k_aug.shape[-2], last_key)
-
-    def step(self, fq: torch.Tensor, fk: torch.Tensor, ck: Optional[torch.Tensor], v: torch.Tensor) -> torch.Tensor:
-        """Add one key (fk (B, H, F), log scale ck (B, H) or None, value v (B, H, Dv)), then read the
-        output of the query features fq (B, H, F): φ(q)·S / φ(q)·z."""
-        if ck is not None:
-            new_max = torch.maximum(self.log_max, ck)
-            rescale = torch.exp(self.log_max - new_max)
-            self.state = self.state * rescale[..., None, None]
-            self.normaliser = self.normaliser * rescale[..., None]
-            fk = fk * torch.exp(ck - new_max)[..., None]
-            self.log_max = new_max
-        self.state = self.state + fk[..., :, None] * v[..., None, :]
-        self.normaliser = self.normaliser + fk
-        self.count += 1
-        num = (fq[..., None, :] @ self.state).squeeze(-2)
-        den = (fq * self.normaliser).sum(-1)
-        return engine.safe_divide(num, den[..., None])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,7 +233,7 @@ def attend(module, query, key, value, attention_mask, *, variant, scaling=None, 
         kernel = swap.kernel_for(module, variant, q.shape[-1]) if swap is not None else build_kernel(variant, q.shape[-1])
     want_weights = bool(kwargs.get("output_attentions"))
     if plan.bias is not None or want_weights or is_softmax(variant):
-        weights = masked_weights(variant, q, k, scale=scale, plan=plan, kernel=kernel)
+        weights = masked_weights(kernel, q, k, scale=scale, plan=plan)
         out = (weights @ v.to(weights.dtype)).to(query.dtype)
         weights = weights.to(query.dtype) if want_weights else None
     else:
@@ -480,8 +274,8 @@ def _recurrent(swap: _Swap, module, kernel, q, k, v, key, scale, plan) -> Option
     starting a state from this call's keys for the next one)."""
     nq, nk = q.shape[-2], k.shape[-2]
     work = engine.compute_dtype(q.dtype)
-    query_map, key_map = _feature_maps(kernel, math.sqrt(scale), work)
-    k_aug = _padded_keys(k, plan.key_padding)
+    query_map, key_map = feature_maps(kernel, math.sqrt(scale), work)
+    k_aug = padded_keys(k, plan.key_padding)
     state = swap.states.get(module)
     past = nk - nq
     continues = (state is not None and past > 0 and state.count == past
@@ -758,7 +552,7 @@ def softmax_of(record: dict) -> torch.Tensor:
     plan = record["plan"]
     if plan.keys is not None:
         k = k[..., :plan.keys, :]
-    return masked_weights("softmax", q, k, scale=record["scaling"], plan=plan)
+    return masked_weights(None, q, k, scale=record["scaling"], plan=plan)
 
 
 __all__ = ["_configs", "attention_implementation", "swapped", "capture_qkv", "attention_modules", "read_mask", "MaskPlan",

@@ -20,9 +20,9 @@ from collections import OrderedDict
 
 import torch
 
-from .. import budget
-from .._checks import check_bool, check_choice, check_int, check_seed, check_tensor
-from .base import KernelVariant, haar_orthogonal
+from ..core import budget
+from ..core.checks import check_bool, check_choice, check_int, check_seed, check_tensor
+from ..core.protocol import KernelVariant, haar_orthogonal
 
 LOG2_E = 1.0 / math.log(2.0)
 

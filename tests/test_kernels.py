@@ -216,7 +216,7 @@ def test_attention_module_keeps_projection_as_buffer():
 
 
 def test_parameters_are_documented():
-    for obj in (approxlab.api, approxlab.Attention):
+    for obj in (approxlab.attention, approxlab.Attention):
         doc = obj.__doc__
         for text in ("num_features=None", "order=2", "factors=2", "degree=2, c=None"):
             assert text in doc

@@ -28,6 +28,15 @@ A user kernel's outputs are checked on first use (per head dim, dtype and device
 positive integer, each feature map a pair (f, log_scale) of the input's dtype and device, f (…, N, F) with F
 equal to ``num_features``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
 method.
+``exact_query_features(x)``  (default: ``query_features``)
+    φ_q(x) with the per-query log scale kept, for forms where it does not cancel: a hybrid adds a kernel's
+    κ to exact exp(s) under one denominator (:mod:`approxlab.variants.window`). Override it where
+    ``query_features`` leaves that factor out (FAVOR+).
+
+Estimators that are not one feature product (the window hybrids, the shrinkage estimator) give their two
+forms themselves: ``explicit_kernel(x, y, *, causal, offset) -> (K, row_log_scale)`` (the unnormalised
+(…, Nq, Nk) matrix, zero off the allowed keys; query row r at position offset + r) and
+``efficient(x, y, v, *, causal, chunk_size) -> o``; the entry points call those when a kernel has them.
 
 The way in: a kernel object, or a :class:`KernelVariant` subclass with parameters, goes wherever a
 variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``explicit_attention``,
@@ -72,12 +81,6 @@ Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
 
-def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
-    """A Haar-random D × D orthogonal matrix (float64): QR of a Gaussian matrix, columns signed by diag(R)."""
-    qmat, rmat = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
-    return qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0)
-
-
 class KernelVariant:
     """Base class of the kernel protocol (documented in :mod:`approxlab.variants`): subclasses set
     ``name`` and implement :meth:`features` (and may override the rest)."""
@@ -86,7 +89,7 @@ class KernelVariant:
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
-    #: (:func:`~approxlab.variants.feature_maps.with_positions`; cosFormer)
+    #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False
 
     def features(self, x: torch.Tensor) -> Features:
@@ -97,6 +100,10 @@ class KernelVariant:
 
     def key_features(self, x: torch.Tensor) -> Features:
         return self.features(x)
+
+    def exact_query_features(self, x: torch.Tensor) -> Features:
+        """φ_q(x) with its per-query log scale (module doc); the default is :meth:`query_features`."""
+        return self.query_features(x)
 
     def kernel(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Unnormalised kernel matrix (…, Nq, Nk) and an optional per-key log scale.

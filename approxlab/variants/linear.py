@@ -12,6 +12,7 @@ import math
 import torch
 
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 
 LOG2_E = 1.0 / math.log(2.0)
@@ -37,6 +38,7 @@ def elu_log_scaled(x: torch.Tensor):
     return elu_feature(x - c[..., None]), c
 
 
+@register_kernel
 class Linear(KernelVariant):
     """No parameters: φ(x) = elu(x) + 1 on the scaled inputs."""
 

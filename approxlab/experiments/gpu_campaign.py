@@ -923,18 +923,27 @@ def summary_table(df: pd.DataFrame) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder for the stage CSVs and campaign.csv")
-    parser.add_argument("--budget-s", type=float, required=True, help="wall seconds for the whole campaign")
+    parser.add_argument("--out", default=None, help="folder for the stage CSVs and campaign.csv (required to run)")
+    parser.add_argument("--budget-s", type=float, default=None, help="wall seconds for the whole campaign (required "
+                                                                       "to run; with --estimate: 420 unless given)")
     parser.add_argument("--dry-run", action="store_true", help="every stage at tiny sizes (any device, < 60 s on a CPU)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: cuda if available, else cpu)")
     parser.add_argument("--heads", default=None, help="real-heads tensor file for the entropy stage "
                                                       "(scripts/prepare_gpu_campaign.py writes gpu_carry/real_heads.pt)")
     parser.add_argument("--only", nargs="+", choices=list(STAGES), default=None, metavar="STAGE",
                         help=f"run only these stages ({', '.join(STAGES)})")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the predicted seconds of stages 1-4 on an H200 (estimate_table) and exit")
 
 
 def main(args) -> None:
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the stages' progress bars would bury the summary
+    if args.estimate:
+        print(estimate_table(budget_s=args.budget_s or 420.0))
+        return
+    missing = [flag for flag, value in (("--out", args.out), ("--budget-s", args.budget_s)) if value is None]
+    if missing:
+        raise SystemExit(f"gpu-campaign: {' and '.join(missing)} required (or --estimate)")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # honoured where tqdm is imported after this point
     try:
         run(args.out, args.budget_s, dry_run=args.dry_run, device=args.device, heads=args.heads, only=args.only)
     except (ValueError, FileNotFoundError) as err:

@@ -58,7 +58,7 @@ from ..core.masked import (
 )
 from ..core.naive import causal_mask
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim
-from ..variants.feature_maps import cosformer_angles
+from ..variants.cosformer import cosformer_angles
 
 DECODING = ("recurrent", "recompute")
 

@@ -39,8 +39,7 @@ import torch
 
 from .. import style, sweep
 from ...analysis import distill, hf
-from ...variants import build_kernel
-from ...variants.random_features import calibrate
+from ...variants import build_kernel, calibrate
 
 PROFILES = {
     "quick": dict(lengths=(64, 256), heldout=24, layer_texts=2, attention_texts=1, fit_len=128, fit_texts=2,

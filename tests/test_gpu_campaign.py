@@ -254,3 +254,14 @@ def test_prepare_script_checks_wheel_requirements_and_names_the_command(tmp_path
     assert len(cmd) < 2000  # the device tool's limit on a command
     guide = (prep.ROOT / "docs" / "guides" / "gpu_campaign.md").read_text()
     assert cmd in guide
+
+
+def test_the_campaign_output_draws_the_gpu_validation_figure_without_a_gpu(dry_run, tmp_path):
+    """``--collect``: the campaign's validation and lesson rows are the data of figures/gpu_validation."""
+    out, summary, _ = dry_run
+    if summary.set_index("stage").loc["validation", "rows_ok"] == 0:
+        pytest.skip("the budget left no validation case on this machine")
+    table = gc.figure_table(out)
+    assert set(table["part"]) <= {"numerics", "lesson"} and (table["part"] == "numerics").any()
+    paths = gc.collect(out, tmp_path)
+    assert {p.suffix for p in paths} >= {".png", ".csv"} and all(p.stat().st_size > 0 for p in paths)

@@ -45,12 +45,15 @@ NOISY_IQR, NOISY_LOAD = 0.1, 0.25
 def compute(profile: str = "quick", device: str = "cpu", variants=None, **overrides) -> pd.DataFrame:
     """``device``: where to run; ``variants``: names (registered ones too) or kernel objects, softmax
     first (default: the built-in ``VARIANTS``); ``overrides`` replace profile entries (lengths, causal,
-    min_run_time, max_run_time, rel_iqr: each case's timing budget, :func:`~approxlab.experiments.timing.time_call`)."""
+    min_run_time, max_run_time, rel_iqr: each case's timing budget, :func:`~approxlab.experiments.timing.time_call`;
+    ``min_run_time`` alone fixes the budget at that many seconds)."""
     variants = list(VARIANTS if variants is None else variants)
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
     if unknown:
         raise TypeError(f"unknown override(s) {unknown}; choose from {sorted(PROFILES[profile])}")
     cfg = {**PROFILES[profile], **overrides}
+    if "min_run_time" in overrides and "max_run_time" not in overrides:  # the caller's budget, as given
+        cfg["max_run_time"] = cfg["min_run_time"]
     env = describe(device)
     rows = []
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"]]

@@ -350,7 +350,7 @@ def test_memory_budget_below_a_kibibyte_is_refused(value):
 BAD_COMMANDS = [
     ["bench", "--min-run-time", "-1"], ["bench", "--min-run-time", "0"], ["bench", "--min-run-time", "nan"],
     ["bench", "--max-tokens", "0"], ["bench", "--max-tokens", "-5"], ["bench", "--max-batch-heads", "0"],
-    ["bench", "--max-call-s", "0"], ["bench", "--max-call-s", "inf"], ["bench", "--memory-budget-gib", "-1"],
+    ["bench", "--max-call-s", "0"], ["bench", "--max-call-s", "nan"], ["bench", "--memory-budget-gib", "-1"],
     ["bench", "--head-dim", "-1"], ["bench", "--head-dim", "0"], ["bench", "--lengths", "0"],
     ["bench", "--threads", "0"], ["bench", "--chunk-sizes", "0"], ["bench", "--methods", "nosuch"],
     ["bench", "--device", "bogus"], ["bench", "--csv", "/proc/no/such/dir/bench.csv"],

@@ -36,7 +36,7 @@ FIGURES = {
     "learned_maps": "approxlab.experiments.studies.learned_maps",
 }
 PROFILES = ("quick", "full")
-DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/
 
 
 def study(name: str):

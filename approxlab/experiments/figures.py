@@ -39,6 +39,7 @@ FIGURES = {
     "gpu_validation": "approxlab.experiments.studies.gpu_validation",
     "features_by_kind": "approxlab.experiments.studies.features_by_kind",
     "learned_maps": "approxlab.experiments.studies.learned_maps",
+    "model_swap": "approxlab.experiments.studies.model_swap",
 }
 PROFILES = ("quick", "full")
 DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/

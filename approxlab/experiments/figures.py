@@ -42,7 +42,7 @@ FIGURES = {
     "model_swap": "approxlab.experiments.studies.model_swap",
 }
 PROFILES = ("quick", "full")
-DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/
 
 
 def study(name: str):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.checks import check_int, check_tensor
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, d_index, orthant_vectors
 from ._registry import register_kernel
 
 
@@ -52,6 +54,10 @@ class Cosformer(KernelVariant):
     """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
 
     name = "cosformer"
+    #: how it takes q, k: with (cos θ_i, sin θ_i) appended (used by :func:`approxlab.variants.inputs_for`)
+    prepare_inputs = staticmethod(with_positions)
+    label = "cosFormer"
+    color = "#006374"
     positional = True
 
     def __init__(self, head_dim: int):
@@ -81,3 +87,16 @@ class Cosformer(KernelVariant):
 
     def num_features(self, head_dim: int) -> int:
         return 2 * (head_dim - 2)
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """On the positive orthant κ = φ(x)·φ(y), φ(x) = [x cos θ_x, x sin θ_x] (``dim`` content entries); in the
+        key's reweighted entries y cos θ_y, y sin θ_y (its 2D features) κ is linear, like relu's."""
+        x, yc, ys = orthant_vectors(dim, "x", "yc", "ys")   # yc = y_d cos θ_y, ys = y_d sin θ_y
+        cx, sx = sp.symbols(r"c_x s_x", positive=True)       # cos θ_x, sin θ_x of the query's position
+        concrete = sp.Add(*[a * cx * b for a, b in zip(x, yc)]) + sp.Add(*[a * sx * b for a, b in zip(x, ys)])
+        theta = sp.symbols(r"\theta_x \theta_y", real=True)
+        display = sp.cos(theta[0] - theta[1]) * sp.Sum(
+            sp.Max(0, sp.Indexed("x", d_index)) * sp.Max(0, sp.Indexed("y", d_index)), (d_index, 1, D))
+        return KernelExpression("", {}, display, concrete, x + (cx, sx), yc + ys, False, features=2 * D,
+                                feature_sign="non-negative",
+                                note="positions folded into the features (cos/sin of θ = πi/2M); positive orthant")

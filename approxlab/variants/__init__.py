@@ -8,9 +8,9 @@ from ..core.protocol import KernelVariant
 from ._expression import KernelExpression
 from ._projections import gaussian_projection
 from ._registry import (
-    KERNELS, as_kernel, build_kernel, calibrate, check_params, check_variant, is_kernel, is_softmax, kernel_name,
-    inputs_for, needs_head_dim, parameters_doc, register_kernel, seal_builtins, similarity_of, unregister_kernel,
-    variant_class, variant_names,
+    KERNELS, as_kernel, build_kernel, calibrate, check_params, check_variant, inputs_for, is_kernel, is_positional,
+    is_softmax, kernel_name, needs_head_dim, parameters_doc, register_kernel, seal_builtins, similarity_of,
+    unregister_kernel, variant_class, variant_names,
 )
 from .power_series import PowerSeriesKernel
 from .softmax import Softmax
@@ -28,7 +28,7 @@ from .favorpp import FavorPP
 from .favorsharp import FavorSharp
 from .dpfp import DPFP
 from .maclaurin import RandomMaclaurin
-from .cosformer import Cosformer, with_positions
+from .cosformer import Cosformer, has_positions, with_positions
 from .hedgehog import Hedgehog
 from .t2r import T2R
 
@@ -39,8 +39,9 @@ VARIANTS = ("softmax",) + tuple(KERNELS)
 
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
-    "check_variant", "check_params", "is_kernel", "is_softmax", "as_kernel", "needs_head_dim", "parameters_doc",
-    "similarity_of", "calibrate", "variant_class", "KernelExpression", "Softmax", "KernelVariant", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
+    "check_variant", "check_params", "is_kernel", "is_softmax", "is_positional", "as_kernel", "needs_head_dim",
+    "parameters_doc", "similarity_of", "calibrate", "variant_class", "inputs_for", "with_positions", "has_positions",
+    "KernelExpression", "KernelVariant", "Softmax", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
-    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "with_positions",
+    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
 ]

@@ -163,15 +163,22 @@ def variant_class(variant):
 
             return Softmax
         return KERNELS.get(variant)
+    if isinstance(variant, _Adapted):
+        variant = variant.obj
     return variant if isinstance(variant, type) else type(variant)
 
 
 def inputs_for(variant, q, k):
     """(q, k) as ``variant`` takes them: through its class's ``prepare_inputs(q, k)`` when it has one (a
-    positional kernel such as cosFormer appends the positions), unchanged otherwise. Studies that put every
-    variant on the same q, k call this so that each sees its inputs the way it reads them."""
+    positional kernel such as cosFormer appends the positions unless q and k carry them), unchanged
+    otherwise. Every public entry point goes through this, so plain and prepared inputs give one answer."""
     prepare = getattr(variant_class(check_variant(variant)), "prepare_inputs", None)
     return prepare(q, k) if callable(prepare) else (q, k)
+
+
+def is_positional(variant) -> bool:
+    """True for a kernel that reads token positions from two coordinates appended to q and k (cosFormer)."""
+    return bool(getattr(variant_class(variant), "positional", False))
 
 
 def _constructor(variant):

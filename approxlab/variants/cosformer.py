@@ -49,13 +49,22 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
     return attach(q), attach(k)
 
 
+def has_positions(x: torch.Tensor) -> bool:
+    """True when the last two coordinates of every row of x are a position (cos θ, sin θ) as
+    :func:`with_positions` appends them: both ≥ 0 and on the unit circle to within 2⁻⁶ (positions rounded
+    to bfloat16, then cast up, still count)."""
+    if x.shape[-1] < 3 or not x.numel():
+        return False
+    pos = x[..., -2:].detach()
+    radius = (pos.double() ** 2).sum(-1)
+    return bool((pos >= 0).all()) and bool(((radius - 1).abs() <= 2**-6).all())
+
+
 @register_kernel
 class Cosformer(KernelVariant):
     """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
 
     name = "cosformer"
-    #: how it takes q, k: with (cos θ_i, sin θ_i) appended (used by :func:`approxlab.variants.inputs_for`)
-    prepare_inputs = staticmethod(with_positions)
     label = "cosFormer"
     color = "#006374"
     positional = True
@@ -70,6 +79,19 @@ class Cosformer(KernelVariant):
         unit = torch.where(radius > 0, pos / torch.where(radius > 0, radius, torch.ones_like(radius)),
                            torch.zeros_like(pos))
         return torch.relu(content), unit[..., 0:1], unit[..., 1:2]
+
+    @staticmethod
+    def prepare_inputs(q: torch.Tensor, k: torch.Tensor):
+        """q, k with positions (cos θ_i, sin θ_i) appended (:func:`with_positions`), unless both carry them
+        already (:func:`has_positions`): then as given. One of them carrying positions is an error."""
+        carried = has_positions(q), has_positions(k)
+        if all(carried):
+            return q, k
+        if any(carried):
+            raise ValueError(f"cosformer reads positions from the last two coordinates of q and k: "
+                             f"{'q' if carried[0] else 'k'} carries them (with_positions) but "
+                             f"{'k' if carried[0] else 'q'} does not; pass both plain or both from with_positions")
+        return with_positions(q, k)
 
     def features(self, x):
         r, c, s = self._split(x)

@@ -43,6 +43,11 @@ def color(name: str):
     return VARIANT_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
 
 
+#: metadata written into every figure file: no creation date and no software version, so that a regenerated figure
+#: whose content is unchanged is the same bytes (git shows only figures whose drawing changed)
+FIXED_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+
+
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:
     """Write ``NAME.png``, ``NAME.pdf`` and the data ``NAME.csv`` into ``outdir``."""
     outdir = Path(outdir)
@@ -51,7 +56,7 @@ def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path
     from .sweep import write_csv
 
     write_csv(df, paths[0])
-    fig.savefig(paths[1])
-    fig.savefig(paths[2])
+    fig.savefig(paths[1], metadata=FIXED_METADATA["png"])
+    fig.savefig(paths[2], metadata=FIXED_METADATA["pdf"])
     plt.close(fig)
     return paths

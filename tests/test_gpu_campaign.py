@@ -265,3 +265,16 @@ def test_the_campaign_output_draws_the_gpu_validation_figure_without_a_gpu(dry_r
     assert set(table["part"]) <= {"numerics", "lesson"} and (table["part"] == "numerics").any()
     paths = gc.collect(out, tmp_path)
     assert {p.suffix for p in paths} >= {".png", ".csv"} and all(p.stat().st_size > 0 for p in paths)
+
+
+def test_figures_redraw_the_gpu_figure_from_the_committed_csv(tmp_path, monkeypatch):
+    """Without CUDA, ``approxlab figures`` redraws gpu_validation from the repository's figures/ CSV."""
+    from pathlib import Path
+
+    from approxlab.experiments import figures
+
+    assert figures.DEFAULT_OUTDIR == Path(__file__).resolve().parent.parent / "figures"
+    assert (figures.DEFAULT_OUTDIR / "gpu_validation.csv").is_file()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    df, _, paths = figures.make("gpu_validation", outdir=tmp_path)
+    assert len(df) > 0 and all(p.stat().st_size > 0 for p in paths)

@@ -222,7 +222,7 @@ class StageLog:
         self.stage, self.path, self.clock, self.env, self.device = stage, out / f"{stage}.csv", clock, env, device
         self.rows: list = []
         self.began = clock.elapsed()
-        self.allotted = clock.deadline(stage) - self.began
+        self.allotted = max(0.0, clock.deadline(stage) - self.began)
         self.skipped_budget = 0
         self.failed = 0
         self.note = ""
@@ -249,14 +249,16 @@ class StageLog:
             write_csv(self.frame(), self.path)
 
 
-def run_cases(log: StageLog, cases: list, pace: Pace, work: Callable, run_one: Callable) -> None:
-    """Run ``cases`` in order while each one's predicted time fits before the stage's deadline.
+def run_cases(log: StageLog, cases: list, pace: Pace, work: Callable, run_one: Callable, *,
+              budgeted: bool = True) -> None:
+    """Run ``cases`` in order while each one's predicted time fits before the stage's deadline (every case
+    when not ``budgeted``).
 
     ``work(case)`` -> (kind, model seconds); ``run_one(case)`` -> list of row dicts. A case that raises is
     recorded with ``status = "failed: ..."`` and the stage goes on."""
     for case in cases:
         kind, model_s = work(case)
-        if not log.clock.fits(log.stage, pace.predict(kind, model_s)):
+        if budgeted and not log.clock.fits(log.stage, pace.predict(kind, model_s)):
             log.skipped_budget += 1
             continue
         began = time.perf_counter()
@@ -548,7 +550,7 @@ def stage_ceilings(log: StageLog, grid: dict, device) -> dict:
     """Every ceiling, whatever the budget (the later stages are measured against them; seconds on any
     device): its time counts against the clock, and the later stages' deadlines absorb it."""
     run_cases(log, ceiling_cases(grid, device), Pace(), lambda c: (c["quantity"], 0.0),
-              lambda c: [measure_ceiling(c, grid, device)])
+              lambda c: [measure_ceiling(c, grid, device)], budgeted=False)
     return ceilings_from(log.rows)
 
 

@@ -353,11 +353,11 @@ BAD_COMMANDS = [
     ["bench", "--max-call-s", "0"], ["bench", "--max-call-s", "nan"], ["bench", "--memory-budget-gib", "-1"],
     ["bench", "--head-dim", "-1"], ["bench", "--head-dim", "0"], ["bench", "--lengths", "0"],
     ["bench", "--threads", "0"], ["bench", "--chunk-sizes", "0"], ["bench", "--methods", "nosuch"],
-    ["bench", "--device", "bogus"], ["bench", "--csv", "/proc/no/such/dir/bench.csv"],
+    ["bench", "--device", "bogus"], ["bench", "--csv", "/etc/passwd/bench.csv"],
     ["report", "nosuchkernel"], ["report", "linear", "--param", "order"], ["report", "taylor", "--param", "order=-1"],
     ["report", "taylor", "--param", "colour=2"], ["report", "linear", "--compare-degree", "-1"],
-    ["report", "linear", "--out", "/proc/no/such/dir"], ["report", "softmax"],
-    ["figures", "--out", "/proc/no/such/dir", "--only", "rational_degree"],
+    ["report", "linear", "--out", "/etc/passwd/no/such/dir"], ["report", "softmax"],
+    ["figures", "--out", "/etc/passwd/no/such/dir", "--only", "rational_degree"],
     ["--import", "no_such_module_anywhere", "bench"], ["--import", "/no/such/file.py", "bench"],
 ]
 

@@ -34,9 +34,11 @@ FIGURES = {
     "gpu_validation": "approxlab.experiments.studies.gpu_validation",
     "features_by_kind": "approxlab.experiments.studies.features_by_kind",
     "learned_maps": "approxlab.experiments.studies.learned_maps",
+    "window_hybrid": "approxlab.experiments.studies.window_hybrid",
+    "variance_shrinkage": "approxlab.experiments.studies.variance_shrinkage",
 }
 PROFILES = ("quick", "full")
-DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/
 
 
 def study(name: str):

@@ -28,6 +28,8 @@ from .maclaurin import RandomMaclaurin
 from .cosformer import Cosformer, with_positions
 from .hedgehog import Hedgehog
 from .t2r import T2R
+from .window import Window
+from .shrinkage import Shrinkage
 
 seal_builtins()
 #: the built-in variants (:func:`variant_names` also lists registered ones)
@@ -48,5 +50,5 @@ __all__ = [
     "check_variant", "check_params", "is_kernel", "is_softmax", "as_kernel", "needs_head_dim", "parameters_doc",
     "similarity_of", "calibrate", "KernelVariant", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
-    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "with_positions",
+    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "Window", "Shrinkage", "inputs_for", "with_positions",
 ]

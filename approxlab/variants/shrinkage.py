@@ -45,6 +45,7 @@ import torch
 
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 from .window import exact_query_features, kernel_sums
 
 BASELINES = ("uniform",)
@@ -94,6 +95,7 @@ class ProductKernel(KernelVariant):
         return self.first.num_features(head_dim) * self.second.num_features(head_dim)
 
 
+@register_kernel
 class Shrinkage(KernelVariant):
     """kernel: the inner random-feature variant (default "performer", FAVOR+; it must take ``num_features``
     and ``seed``); num_features: m in all (m/g per group; default the inner default × g is not assumed: 64);
@@ -106,7 +108,7 @@ class Shrinkage(KernelVariant):
     def __init__(self, head_dim: int, kernel="performer", num_features: int = 64, groups: int = 2,
                  baseline="uniform", seed: int = 0, kernel_params: Optional[dict] = None,
                  baseline_params: Optional[dict] = None):
-        from . import build_kernel
+        from ._registry import build_kernel
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.groups = check_int(groups, "groups", minimum=2)

@@ -44,6 +44,7 @@ import torch
 from ..core import budget
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 #: rows per chunk of the efficient form (band and triangle blocks)
 DEFAULT_CHUNK = 64
@@ -78,6 +79,7 @@ def window_masks(nq: int, nk: int, window: int, *, causal: bool, offset: int = 0
     return inside, allowed & ~inside
 
 
+@register_kernel
 class Window(KernelVariant):
     """window: w (0 = the inner kernel alone); kernel: the inner kernel outside the window (a name or a
     kernel object; default "hedgehog"); window_weight: γ > 0, a number or one per head (a tensor (H,)), on
@@ -88,7 +90,7 @@ class Window(KernelVariant):
 
     def __init__(self, head_dim: int, window: int = 64, kernel="hedgehog", window_weight=1.0,
                  kernel_params: Optional[dict] = None):
-        from . import build_kernel, is_softmax
+        from ._registry import build_kernel, is_softmax
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.window = check_int(window, "window", minimum=0)

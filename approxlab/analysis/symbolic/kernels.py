@@ -43,9 +43,13 @@ NO_DEGREE = {
                  "unbiased for exp(s); its degree is that of the largest sampled N, not a fixed one",
     "hedgehog": "κ = Σ_f [e^{a_f} e^{b_f} + e^{−a_f} e^{−b_f}] with a = xW + c, b = yW + c: a sum of exponentials "
                 "of the key entries, not a rational function of them",
+    "window": "κ = γ·exp(s) on the keys within the window (exact softmax there) and the inner kernel outside: "
+              "exp(s) is not rational, so neither is the hybrid row",
+    "shrinkage": "the weights (1 − λ)·â + λ·ā mix a random-feature estimate (random exponentials, unbiased for "
+                 "exp(s)) with a baseline, λ from the estimate's own spread: not a rational function of s",
 }
 #: variants whose κ is a random estimate of exp(s) (their mean), with the form of one draw
-RANDOM_ESTIMATES = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin")
+RANDOM_ESTIMATES = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin", "shrinkage")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,6 +190,18 @@ def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpressi
         build_kernel(variant, dim + 2, **params)
         return _cosformer_expression(params, dim)
     kernel = build_kernel(variant, dim, **params)
+    if variant == "window":  # exact inside the window: γ·exp(s) there; the inner kernel's own form outside
+        gamma, d, w = sp.Symbol("gamma", positive=True), sp.Symbol("|i-j|", nonnegative=True), sp.Symbol("w")
+        inner = sp.Function(r"\kappa_{\mathrm{" + kernel.inner.name + "}}")(s)
+        return KernelExpression(variant, params, sp.Piecewise((gamma * sp.exp(s), d < w), (inner, True)),
+                                gamma * sp.exp(s), (), (s,), True, features=sp.Symbol("F"),
+                                note="γ·exp(s) within the window, the inner kernel outside; one denominator")
+    if variant == "shrinkage":
+        lam, j, i = sp.Symbol("lambda", nonnegative=True), sp.Symbol("j"), sp.Symbol("i", integer=True, positive=True)
+        estimate = sp.Function(r"\hat{a}")(j) * (1 - lam) + lam * sp.Function(r"\bar{a}")(j)
+        return KernelExpression(variant, params, estimate, sp.exp(s), (), (s,), True, features=m,
+                                note="weights (1 − λ)â + λā: the mean of random-feature groups (unbiased for "
+                                     "exp(s) before normalising) shrunk toward a baseline")
     if variant == "performer":
         i = sp.Symbol("i", integer=True, positive=True)
         wx, wy, nx, ny = (sp.Symbol(name, real=True) for name in

@@ -25,7 +25,7 @@ from .. import style, sweep
 from ..sweep import Cell
 from ...analysis.inputs import gaussian_qkv
 from ...api import attention
-from ...variants.random_features import calibrate
+from ...variants import calibrate
 from ...variants.shrinkage import Shrinkage
 
 PROFILES = {

@@ -146,3 +146,12 @@ def test_bad_parameters_are_named():
         Shrinkage(6, kernel_params=3)
     with pytest.raises(TypeError, match="not a feature product"):
         Shrinkage(6).features(torch.zeros(1, 6))
+
+
+def test_memory_budget_names_the_product_state():
+    from approxlab.core.budget import MemoryBudgetError, memory_budget
+
+    q, k, v = qkv(n=16)
+    with memory_budget(200_000):
+        with pytest.raises(MemoryBudgetError, match="product state"):
+            approxlab.attention(q, k, v, Shrinkage, num_features=256)

@@ -152,6 +152,18 @@ class Shrinkage(KernelVariant):
         return (f"shrinkage of {self.kernel_label} num_features={self.num_random:,} in {self.groups} groups "
                 f"toward {self.baseline.name}")
 
+    def _check_memory(self, x, v, chunk_size):
+        """The largest product state (F_k·F_l features, a chunk of their rows) against the memory budget."""
+        from ..core import budget
+        from .window import DEFAULT_CHUNK
+
+        sizes = [k.num_features(x.shape[-1]) for k in self.members] + [self.baseline.num_features(x.shape[-1])]
+        widest = max(a * b for a in sizes for b in sizes)
+        rows = min(chunk_size or DEFAULT_CHUNK, x.shape[-2])
+        need = x.element_size() * x.shape[:-2].numel() * (widest * (rows + 2) + 3 * max(sizes) * (v.shape[-1] + rows))
+        budget.require(need, f"{self.describe_size(x.shape[-1])}: the row norms' product state "
+                             f"(F_k·F_l = {widest:,} features, a chunk of {rows} rows)")
+
     # ------------------------------------------------------------------ the weight
     def shrinkage_terms(self, norms: dict):
         """(V̂, ‖â − ā‖²) per row from the row inner products ``norms[(a, b)]`` = Σ_j â^a_ij â^b_ij, a and b
@@ -194,7 +206,8 @@ class Shrinkage(KernelVariant):
 
         weights = {k: normalised(kernel)[0] for k, kernel in enumerate(self.members)}
         weights["b"] = base = normalised(self.baseline)[0]
-        norms = {(a, b): (weights[a] * weights[b]).sum(-1) for a in weights for b in weights}
+        labels = list(weights)
+        norms = {(a, b): torch.linalg.vecdot(weights[a], weights[b]) for i, a in enumerate(labels) for b in labels[i:]}
         lam = self._weight(*self.shrinkage_terms(norms))
         mean = sum(weights[k] for k in range(self.groups)) / self.groups
         return (1 - lam).unsqueeze(-1) * mean + lam.unsqueeze(-1) * base, None
@@ -209,6 +222,7 @@ class Shrinkage(KernelVariant):
     def efficient_with_weight(self, x, y, v, *, causal: bool, chunk_size: Optional[int] = None):
         """(õ, λ): the output and each row's shrinkage weight λ_i (…, N)."""
         members = list(self.members)
+        self._check_memory(x, v, chunk_size)
         sums = [kernel_sums(k, x, y, v, causal=causal, chunk_size=chunk_size) for k in members]
         base_num, base_den, base_ref = kernel_sums(self.baseline, x, y, v, causal=causal, chunk_size=chunk_size)
         ones = torch.ones(*y.shape[:-1], 1, dtype=v.dtype, device=v.device)

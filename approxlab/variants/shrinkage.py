@@ -29,6 +29,12 @@ E_v‖(ã − a) v‖² = σ² ‖ã − a‖² (rows of ã − a sum to 0, so t
 v, so the explicit form is a weight matrix like every variant's. Each group's estimate is a ratio (biased
 at O(g/m)) and V̂ is itself random: λ_i is an estimate of λ*, not λ*.
 
+Why the groups' spread and not Lemma 2: the variance of a row's weights needs the covariance of the kernel
+estimates of all pairs of its keys; for one positive feature E[Z_j Z_l] = exp((x + y_j)·(x + y_l)) (Z_j the
+estimate of κ(x, y_j) over its mean; j = l is Lemma 2's e^{‖x+y‖²}), which does not factor over the keys, so
+a row's variance from it costs O(N) per row and O(N²) in all: the spread of g independent groups costs
+O(N·F²) and needs no model of the features.
+
 Efficient form: every quantity above is a sum over keys of a product of two kernels (‖â^k‖², â^k·â^l,
 â^k·ā), i.e. one more linear attention whose features are the outer products φ_k ⊗ φ_l (F_k·F_l features,
 key log scales added): cost O(N·Σ F_k F_l) for the row norms plus O(N·F·Dv) for the outputs, never N×N.

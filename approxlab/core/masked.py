@@ -100,11 +100,19 @@ def masked_attention(kernel, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     if causal and nq > nk:
         raise ValueError(f"causal attention needs Nq ≤ Nk (queries are the last Nq positions), got Nq={nq}, Nk={nk}")
     work = engine.compute_dtype(q.dtype)
-    query_map, key_map = feature_maps(kernel, math.sqrt(scale), work)
+    root = math.sqrt(scale)
+    query_map, key_map = feature_maps(kernel, root, work)
+    if key_padding is None:  # no padding coordinate to carry
+        k_in = k
+
+        def key_map(y):
+            return kernel.key_features(y.to(work) * root)
+    else:
+        k_in = padded_keys(k, key_padding)
     if causal and nq < nk:
         q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
     out = engine.efficient_attention(
-        query_map, key_map, q, padded_keys(k, key_padding), v.to(work), causal=causal, chunk_size=chunk_size,
+        query_map, key_map, q, k_in, v.to(work), causal=causal, chunk_size=chunk_size,
         num_features=kernel.num_features(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
     )
     return out[..., out.shape[-2] - nq:, :].to(q.dtype)

@@ -15,9 +15,10 @@ import seaborn as sns
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
           "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
           "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer",
-          "hedgehog", "t2r"]
-# 22 distinct colours: one per name in _ORDER (colour-blind, then dark, then black and crimson)
-_PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
+          "hedgehog", "t2r", "window", "shrinkage"]
+# 24 distinct colours: one per name in _ORDER (colour-blind, then dark, then black, crimson, olive and teal)
+_PALETTE = (sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
+            + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35), (0.55, 0.6, 0.1), (0.0, 0.55, 0.55)])
 VARIANT_COLORS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_ORDER)}
 
 

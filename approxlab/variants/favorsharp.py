@@ -38,6 +38,9 @@ class FavorSharp(FavorPP):
     """
 
     name = "favorsharp"
+    label = "FAVOR#"
+    color = "#a23582"
+    no_degree = "κ̂ = FAVOR++ on (Ψx, Ψ⁻¹y): random exponentials unbiased for exp(s)"
 
     def __init__(self, head_dim: int, num_features: int | None = None, a: float | None = None,
                  norm_sum_sq: float | None = None, rescale: torch.Tensor | None = None,

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._expression import KernelExpression, m, random_estimate, s
 from ._registry import register_kernel
 
 
@@ -27,6 +29,8 @@ class RandomMaclaurin(KernelVariant):
     """Random Maclaurin features for exp(x·y) (Kar & Karnick 2012; module doc), m features, seedable."""
 
     name = "maclaurin"
+    label = "random Maclaurin"
+    color = "#b8850a"
     similarity_function = None
 
     def __init__(self, head_dim: int, num_features: int = 256, seed: int = 0, p: float = 2.0):
@@ -76,3 +80,11 @@ class RandomMaclaurin(KernelVariant):
 
     def num_features(self, head_dim: int) -> int:
         return self.num_random
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i Z_i(x) Z_i(y): random polynomial terms of random degree with mean exp(s), signed."""
+        z = sp.Function("Z_i")
+        return random_estimate(
+            z(sp.Symbol("x")) * z(sp.Symbol("y")), mean=sp.exp(s), features=m, feature_sign="sign-changing",
+            reason="κ̂ = (1/m) Σ_i a_{N_i}/P(N_i) Π_k (ω_ik·x)(ω_ik·y): random polynomial terms of random degree, "
+                   "unbiased for exp(s); its degree is that of the largest sampled N, not a fixed one")

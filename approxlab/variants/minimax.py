@@ -23,6 +23,10 @@ class Minimax(PowerSeriesKernel):
     """degree: p; R: the similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside)."""
 
     name = "minimax"
+    label = "minimax"
+    color = "#949494"
+    marker = "D"
+    linestyle = "-"
     size_parameter = "degree"
 
     def __init__(self, degree: int = 2, R: float = 4.0):

@@ -18,6 +18,8 @@ class Polynomial(PowerSeriesKernel):
     """degree: p; c: None for s^p, or a positive number for (1 + s/c)^p (c = p tends to exp(s))."""
 
     name = "polynomial"
+    label = "polynomial"
+    color = "#ca9161"
     size_parameter = "degree"
 
     def __init__(self, degree: int = 2, c: float | None = None):

@@ -109,6 +109,9 @@ class Shrinkage(KernelVariant):
     (e.g. "taylor"); seed: the first group's seed; kernel_params / baseline_params: further parameters."""
 
     name = "shrinkage"
+    label = "shrinkage (FAVOR+ → uniform)"
+    color = "#44AA99"
+    marker = "h"
     size_parameter = "num_features"
 
     def __init__(self, head_dim: int, kernel="performer", num_features: int = 64, groups: int = 2,
@@ -141,6 +144,20 @@ class Shrinkage(KernelVariant):
         self.kernel_label = self.members[0].name
 
     # ------------------------------------------------------------------ protocol
+    def kernel_expression(self, dim: int = 2):
+        """A random estimate (the groups' features, mean exp(s)) mixed with a baseline: no finite degree."""
+        import sympy as sp
+
+        from ._expression import m, random_estimate, s
+
+        wx, wy, nx, ny = (sp.Symbol(name, real=True) for name in (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|",
+                                                                  r"\|y\|"))
+        return random_estimate(
+            sp.exp(wx - nx ** 2 / 2) * sp.exp(wy - ny ** 2 / 2), mean=sp.exp(s), features=m,
+            reason="the weights (1 − λ)·â + λ·ā mix a random-feature estimate (random exponentials, unbiased for "
+                   "exp(s) before normalising) with a baseline, λ from the estimate's own spread: not a rational "
+                   "function of s")
+
     def features(self, x):
         raise TypeError("the shrinkage estimator is not a feature product: its forms are explicit_kernel and "
                         "efficient (approxlab.attention and attention_weights call them)")

@@ -18,6 +18,10 @@ class Taylor(PowerSeriesKernel):
     """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
 
     name = "taylor"
+    label = "Taylor"
+    color = "#cc78bc"
+    marker = "o"
+    linestyle = ":"
     size_parameter = "order"
 
     def __init__(self, order: int = 2):

@@ -35,6 +35,7 @@ import sympy as sp
 import torch
 
 from ..core import approx
+from ..core.checks import check_int
 from . import bench
 from ..api import attention, explicit_attention
 from ..analysis.inputs import gaussian_qkv, range_filling_qkv
@@ -113,8 +114,7 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
     try:
         expr = symbolic.kernel_expression(variant, **params)
     except ValueError as err:
-        return [_row("symbolic", "kappa", text="no sympy form of s (κ depends on more than s)",
-                     note=str(err))], None
+        return [_row("symbolic", "kappa", text=f"no sympy form of s: {err}", note=str(err))], None
     except (AttributeError, NotImplementedError, TypeError) as err:  # a gap of approxlab.analysis.symbolic: say so
         return [_row("symbolic", "kappa", text=f"symbolic form unavailable: {type(err).__name__}: {err}")], None
     try:
@@ -268,9 +268,19 @@ def report(variant, *, profile: str = "quick", real: bool | None = None, compare
     check_params(variant, params)
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    if isinstance(parts, str):
+        parts = [parts]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"parts must be among {list(PARTS)}, got {unknown}")
+    if not parts:
+        raise ValueError(f"parts must name at least one of {list(PARTS)}, got an empty list")
+    if compare_degree is not None:
+        from ..variants.minimax import MAX_DEGREE
+
+        check_int(compare_degree, "compare_degree", minimum=1, maximum=MAX_DEGREE)
+    if "speed" in parts:
+        bench.check_device(device)
     if real is None:
         real = real_available()
     cfg = PROFILES[profile]

@@ -81,6 +81,11 @@ def is_variant(name) -> bool:
     return isinstance(name, str) and name in variant_names()
 
 
+#: metadata written into every figure file: no creation date and no software version, so that a regenerated figure
+#: whose content is unchanged is the same bytes (git shows only figures whose drawing changed)
+FIXED_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+
+
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:
     """Write ``NAME.png``, ``NAME.pdf`` and the data ``NAME.csv`` into ``outdir``."""
     outdir = Path(outdir)
@@ -89,7 +94,7 @@ def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path
     from .sweep import write_csv
 
     write_csv(df, paths[0])
-    fig.savefig(paths[1])
-    fig.savefig(paths[2])
+    fig.savefig(paths[1], metadata=FIXED_METADATA["png"])
+    fig.savefig(paths[2], metadata=FIXED_METADATA["pdf"])
     plt.close(fig)
     return paths

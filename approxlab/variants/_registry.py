@@ -48,8 +48,18 @@ def register_kernel(name=None, cls=None, *, replace: bool = False):
         raise ValueError(f"a kernel named {name!r} is already registered ({KERNELS[name]!r}); pass replace=True")
     if not callable(cls):
         raise TypeError(f"cls must be a KernelVariant subclass or a callable returning a kernel, got {cls!r}")
+    if isinstance(cls, type) and issubclass(cls, KernelVariant) and not _has_feature_maps(cls):
+        raise TypeError(f"{cls.__name__} does not implement the kernel protocol: override features(x) (or both "
+                        "query_features and key_features); see approxlab.variants")
     KERNELS[name] = cls
     return cls
+
+
+def _has_feature_maps(cls) -> bool:
+    """True when a KernelVariant subclass overrides features, or both query_features and key_features, or gives
+    its own efficient form (the window hybrids, the shrinkage estimator)."""
+    own = lambda method: getattr(cls, method, None) is not getattr(KernelVariant, method, None)  # noqa: E731
+    return own("features") or (own("query_features") and own("key_features")) or callable(getattr(cls, "efficient", None))
 
 
 def seal_builtins() -> None:

@@ -54,10 +54,18 @@ def calibration_pair(q: torch.Tensor, k: torch.Tensor, scale: Optional[float] = 
     return q.double() * root, k.double() * root
 
 
+#: the largest mean ‖x+y‖² and |A| accepted: |s| ≤ ‖x+y‖²/4·… reaches far beyond 709 (exp's float64 limit) well
+#: before, and A‖w‖² beyond ±1e6 overflows float32 features
+MAX_NORM_SUM_SQ = 1e6
+MAX_ABS_A = 1e6
+
+
 def oprf_a(norm_sum_sq: float, dim: int) -> float:
     """The OPRF / FAVOR++ optimum A* = (1 − 2ρ − √((2ρ+1)² + 8ρ))/16, ρ = ‖x+y‖²/D (Chefs' Random Tables)."""
-    if not (isinstance(norm_sum_sq, (int, float)) and math.isfinite(norm_sum_sq) and norm_sum_sq >= 0):
-        raise ValueError(f"norm_sum_sq must be a finite number >= 0, got {norm_sum_sq!r}")
+    if isinstance(norm_sum_sq, bool) or not (isinstance(norm_sum_sq, (int, float)) and math.isfinite(norm_sum_sq)
+                                             and 0 <= norm_sum_sq <= MAX_NORM_SUM_SQ):
+        raise ValueError(f"norm_sum_sq must be a number in [0, {MAX_NORM_SUM_SQ:g}] (‖x+y‖² beyond it puts the "
+                         f"similarities far past where exp(s) is representable), got {norm_sum_sq!r}")
     rho = float(norm_sum_sq) / check_int(dim, "dim", minimum=1)
     return (1 - 2 * rho - math.sqrt((2 * rho + 1) ** 2 + 8 * rho)) / 16
 
@@ -91,8 +99,9 @@ class FavorPP(_ExpRandomFeatures):
             raise ValueError("give either a or norm_sum_sq, not both")
         if a is None:
             a = oprf_a(2 * math.sqrt(head_dim) if norm_sum_sq is None else norm_sum_sq, head_dim)
-        if not (isinstance(a, (int, float)) and math.isfinite(a) and a < 0.125):
-            raise ValueError(f"a must be a finite number < 1/8 (the second moment diverges beyond), got {a!r}")
+        if isinstance(a, bool) or not (isinstance(a, (int, float)) and math.isfinite(a) and -MAX_ABS_A <= a < 0.125):
+            raise ValueError(f"a must be a number in [{-MAX_ABS_A:g}, 1/8) (the second moment diverges from 1/8; "
+                             f"below {-MAX_ABS_A:g} the features overflow), got {a!r}")
         self.a = float(a)
         self.b = math.sqrt(1 - 4 * self.a)
         # per-direction bias A‖w‖² and the constant log D_A − log √m

@@ -44,7 +44,7 @@ class HLA(KernelVariant):
     size_parameter = "factors"
 
     def __init__(self, head_dim: int, factors: int = 2, feature_map: str = "elu", projections=None, seed: int = 0):
-        self.factors = check_int(factors, "factors", minimum=1)
+        self.factors = check_int(factors, "factors", minimum=1, maximum=64)  # D^p features: 2^64 at D = 2
         self.feature_map = check_choice(feature_map, "feature_map", {"elu", "relu", "affine"})
         head_dim, seed = check_int(head_dim, "head_dim", minimum=1), check_seed(seed)
         # identity and orthogonal projections preserve inner products: every factor sees s itself
@@ -57,11 +57,17 @@ class HLA(KernelVariant):
             self.projections = torch.stack([haar_orthogonal(head_dim, gen) for _ in range(self.factors)])
         else:
             check_tensor(projections, "projections", ndim=3, layout="(factors, D, D')")
-            if projections.shape[0] != self.factors or projections.shape[1] != head_dim:
+            if projections.shape[0] != self.factors or projections.shape[1] != head_dim or projections.shape[2] == 0:
                 raise ValueError(
-                    f"projections must be (factors={self.factors}, {head_dim}, D'), got {tuple(projections.shape)}"
+                    f"projections must be (factors={self.factors}, {head_dim}, D' >= 1), got {tuple(projections.shape)}"
                 )
             self.projections = projections
+
+    def fixed_params(self, params: dict) -> dict:
+        """``params`` with drawn projections ("orthogonal") replaced by the matrices themselves (no redraw)."""
+        if not isinstance(params.get("projections"), str):
+            return params
+        return {**{k: v for k, v in params.items() if k != "seed"}, "projections": self.projections}
 
     def similarity_function(self, s):
         """κ(s) when every factor sees the same similarity s (identity projections, affine map)."""

@@ -25,5 +25,5 @@ class Taylor(PowerSeriesKernel):
     size_parameter = "order"
 
     def __init__(self, order: int = 2):
-        self.order = check_int(order, "order", minimum=0)
+        self.order = check_int(order, "order", minimum=0, maximum=170)  # 1/r! underflows float64 beyond 170
         super().__init__([1.0 / math.factorial(r) for r in range(self.order + 1)])

@@ -29,6 +29,9 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
     How plots and tables show the variant (:mod:`approxlab.experiments.style` reads them).
 ``prepare_inputs(q, k) -> (q, k)``  (optional, on the class)
     How the variant takes q and k when every variant sees the same inputs (cosFormer appends positions).
+``fixed_params(params) -> dict``  (optional)
+    Parameters that rebuild the same kernel without drawing its random matrices again (the projection
+    itself), for analyses that call a variant many times (:mod:`approxlab.analysis.validation`).
 ``calibrate(q, k, *, scale) -> dict``  (optional classmethod)
     Data-dependent parameters from a calibration set (FAVOR++, FAVOR#; :func:`approxlab.variants.calibrate`).
 ``exponential_order`` and ``log_scaled_features(x)``  (optional)

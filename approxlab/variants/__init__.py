@@ -5,7 +5,7 @@ module; ``build_kernel`` turns a name (or a kernel object) and parameters into a
 from __future__ import annotations
 
 from ..core.protocol import KernelVariant
-from ._expression import KernelExpression
+from ._expression import KernelExpression, random_estimate, similarity_expression, vector_expression
 from ._projections import gaussian_projection
 from ._registry import (
     KERNELS, as_kernel, build_kernel, calibrate, check_params, check_variant, inputs_for, is_kernel, is_positional,
@@ -31,6 +31,8 @@ from .maclaurin import RandomMaclaurin
 from .cosformer import Cosformer, has_positions, with_positions
 from .hedgehog import Hedgehog
 from .t2r import T2R
+from .window import Window
+from .shrinkage import Shrinkage
 
 seal_builtins()
 #: the built-in variants (:func:`variant_names` also lists registered ones)
@@ -41,7 +43,7 @@ __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
     "check_variant", "check_params", "is_kernel", "is_softmax", "is_positional", "as_kernel", "needs_head_dim",
     "parameters_doc", "similarity_of", "calibrate", "variant_class", "inputs_for", "with_positions", "has_positions",
-    "KernelExpression", "KernelVariant", "Softmax", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
+    "KernelExpression", "similarity_expression", "vector_expression", "random_estimate", "KernelVariant", "Softmax", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
-    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
+    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "Window", "Shrinkage",
 ]

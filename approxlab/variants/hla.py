@@ -63,6 +63,12 @@ class HLA(KernelVariant):
                 )
             self.projections = projections
 
+    def fixed_params(self, params: dict) -> dict:
+        """``params`` with drawn projections ("orthogonal") replaced by the matrices themselves (no redraw)."""
+        if not isinstance(params.get("projections"), str):
+            return params
+        return {**{k: v for k, v in params.items() if k != "seed"}, "projections": self.projections}
+
     def similarity_function(self, s):
         """κ(s) when every factor sees the same similarity s (identity projections, affine map)."""
         if self.feature_map != "affine" or not self.preserves_similarity:

@@ -107,6 +107,10 @@ class Performer(KernelVariant):
         f = torch.cat([torch.sin(u), torch.cos(u)], dim=-1)
         return f, (0.5 * torch.linalg.vecdot(x, x) - log_m) if with_scale else None
 
+    def fixed_params(self, params: dict) -> dict:
+        """Parameters that rebuild this kernel without drawing W again: the projection itself and the kind."""
+        return dict(projection=self.projection, kind=self.kind)
+
     def kernel_estimate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unnormalised estimate φ(x)·φ(y) (…, Nx, Ny), in the input dtype (may overflow for huge norms)."""
         fx, cx = self.features(x)

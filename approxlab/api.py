@@ -103,7 +103,7 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``variant`` and ``**params`` as for :func:`approxlab.api`. ``rows=slice(a, b)`` returns only
+    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
     query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
     without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
     """

@@ -266,7 +266,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 peaks = {}
 with approxlab.memory_budget(budget_bytes):
     for causal in (False, True):
-        out = approxlab.api(q, k, v, "hla", factors=3, causal=causal)
+        out = approxlab.attention(q, k, v, "hla", factors=3, causal=causal)
         assert torch.isfinite(out).all()
         peaks[str(causal)] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
 print(json.dumps(peaks))

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Tuple
 import torch
 
 from . import budget
-from .naive import safe_divide
+from .naive import causal_mask, safe_divide
 from .protocol import FeatureMap
 from .states import chunk_prefix_states, chunked
 

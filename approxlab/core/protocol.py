@@ -34,7 +34,7 @@ variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``expl
             return torch.exp(x - top[..., None]), top
 
     approxlab.register_kernel("softmax_features", SoftmaxFeatures)
-    approxlab.api(q, k, v, "softmax_features", causal=True)
+    approxlab.attention(q, k, v, "softmax_features", causal=True)
     approxlab.report(SoftmaxFeatures())
 
 More: ``examples/kernels.py`` (expmap, the same map with a closed-form ``kernel``) and

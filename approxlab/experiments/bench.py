@@ -6,7 +6,7 @@ Methods (``METHODS``):
     identity        returns a copy of V: the floor no attention can beat (reads V, writes O)
     sdpa            torch.nn.functional.scaled_dot_product_attention, best backend available
     naive_softmax   softmax(Q Kᵀ · scale) V with the N×N matrix in memory (what the blog timed)
-    <variant>       approxlab.api(q, k, v, variant): each kernel variant's efficient form (a
+    <variant>       approxlab.attention(q, k, v, variant): each kernel variant's efficient form (a
                     registered name or a kernel object works too; see approxlab.variants)
     <variant>_compiled  the same under torch.compile
     <variant>_triton    the causal form as one fused Triton kernel (``backend="triton"``; CUDA)

@@ -48,7 +48,8 @@ def main(argv=None) -> None:
     for spec in args.imports + getattr(args, "report_imports", []):  # before any name is looked up
         import_plugin(spec)
     if args.command == "figures":
-        figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        found = figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        figures.report_problems(found)
     elif args.command == "bench":
         run_bench(args)
     elif args.command == "report":

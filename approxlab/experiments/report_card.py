@@ -37,7 +37,7 @@ import torch
 from ..core import approx
 from . import bench
 from ..api import attention, explicit_attention
-from ..analysis.inputs import gaussian_qkv
+from ..analysis.inputs import gaussian_qkv, range_inputs
 from ..variants import similarity_of
 from ..analysis.theory import bridge_rows
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name
@@ -132,9 +132,8 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
 
 def _range_rows(variant, params, R, cfg, seed=0):
     """Row δ on inputs whose similarities fill [−R, R] (q, k of norm √(R√D) in D = 4, as in the bridge figure)."""
-    from .studies.bridge import _range_inputs
 
-    q, k, v = _range_inputs(R, cfg["range_n"], seed)
+    q, k, v = range_inputs(R, cfg["range_n"], seed)
     return bridge_rows(q, k, v, variant, **params)
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+#: where the committed figures live (PNG, PDF and CSV of each study): the repository's figures/
+FIGURES_DIR = Path(__file__).resolve().parents[2] / "figures"
+
 _ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
           "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
           "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer",

@@ -203,7 +203,7 @@ def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     ``variant``: a name (built-in or registered), a :class:`KernelVariant` subclass (built with
     ``params``), or a kernel object (returned as is; it takes no ``params``)."""
     if is_softmax(variant):
-        raise ValueError("softmax has no feature kernel; call approxlab.api(..., 'softmax')")
+        raise ValueError("softmax has no feature kernel; call approxlab.attention(..., 'softmax')")
     check_params(variant, params)
     if not isinstance(variant, (str, type)):
         return as_kernel(variant)

@@ -165,7 +165,7 @@ def _vector_kernel(phi, dim: int):
 
 
 def kernel_expression(variant: str, *, dim: int = 2, **params) -> KernelExpression:
-    """κ of ``variant`` (parameters as for ``approxlab.api``) as sympy; ``dim`` sizes the symbolic vectors.
+    """κ of ``variant`` (parameters as for ``approxlab.attention``) as sympy; ``dim`` sizes the symbolic vectors.
 
     softmax gives exp(s); performer gives its expectation exp(s) (the estimate itself is random).
     Any other kernel (a registered name, a kernel object or class, see :mod:`approxlab.variants`) is

@@ -10,16 +10,17 @@ minimax (built for R) against taylor of the same degree. slack = bound − TV (f
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 import torch
 from .. import style, sweep
-from ...analysis.inputs import gaussian_qkv
+from ...analysis.inputs import gaussian_qkv, range_inputs
 from ..sweep import Cell
 from ...analysis.theory import bridge_rows
 from ...variants.random_features import calibrate
+
+NAME = "bridge"
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            + [("polynomial", dict(degree=p, c=float(p))) for p in (2, 4, 6)]
@@ -71,13 +72,6 @@ def _gaussian(n, temperature, seed, head_dim=16, heads=4, batch=1):
     return q * temperature, k * temperature, v
 
 
-def _range_inputs(R, n, seed, d=4, heads=4):
-    gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(1, heads, n, d, generator=gen, dtype=torch.float64) for _ in range(3))
-    rho = math.sqrt(R * math.sqrt(d))
-    return q / q.norm(dim=-1, keepdim=True) * rho, k / k.norm(dim=-1, keepdim=True) * rho, v
-
-
 def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFrame:
     """Cell: every variant of ``CONFIGS`` on one Gaussian problem (experiment "bound"). FAVOR++ and FAVOR#
     take their parameters from an independent draw at the same temperature (never from the keys they see)."""
@@ -98,7 +92,7 @@ CALIBRATION_SEED = 10_000
 
 def range_cell(R: float, p: int, seed: int, n: int) -> pd.DataFrame:
     """Cell: taylor and minimax of degree p on similarities filling [−R, R] (experiment "range")."""
-    q, k, v = _range_inputs(R, n, seed)
+    q, k, v = range_inputs(R, n, seed)
     return pd.concat([_frame(bridge_rows(q, k, v, variant, **params), experiment="range", variant=variant,
                              config=label(variant, params), temperature=np.nan, causal=False, R=R, degree=p)
                       for variant, params in (("taylor", dict(order=p)), ("minimax", dict(degree=p, R=R)))],

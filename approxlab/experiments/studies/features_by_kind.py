@@ -44,6 +44,8 @@ from ...variants.performer import gaussian_projection
 from ...variants.random_features import calibrate, gerf_relative_second_moment, random_directions
 from .. import sweep
 
+NAME = "features_by_kind"
+
 PROFILES = {
     "quick": dict(gaussian=[1.0, 2.0, 4.0, 8.0], gaussian_n=512, n_queries=16, real_n=128, real_queries=32,
                   seeds=[0], m_max=16384),

@@ -34,6 +34,8 @@ from ...analysis.metrics import low_rank_bound, row_tv
 from ...variants.random_features import calibrate
 from .. import sweep
 
+NAME = "learned_maps"
+
 PROFILES = {
     "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
     "full": dict(n=256, feature_dim=32, steps=600, big_m=16384, seed=0),
@@ -219,9 +221,9 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
     ``python -c "from approxlab.experiments.studies.learned_maps import readme_table; print(readme_table())"``
     """
     if df is None:
-        from ..figures import DEFAULT_OUTDIR
+        from ..style import FIGURES_DIR
 
-        df = pd.read_csv(DEFAULT_OUTDIR / "learned_maps.csv")
+        df = pd.read_csv(FIGURES_DIR / "learned_maps.csv")
     s = summary(df)
 
     def ratio(x):

@@ -26,6 +26,8 @@ from ...analysis.symbolic import DEFAULT_ROWS, derivation_table, kernel_expressi
 from ...analysis.symbolic.kernels import s as s_symbol
 from ...variants import build_kernel
 
+NAME = "rational_degree"
+
 PROFILES = {
     "quick": dict(pairs=100_000, dim=16, num_features=64),
     "full": dict(pairs=1_000_000, dim=16, num_features=64),

@@ -24,7 +24,7 @@ from approxlab.core import budget
 from approxlab.core import chunk as engine
 from approxlab.analysis import symbolic
 from approxlab.core.budget import MemoryBudgetError
-from approxlab.variants import performer as performer_module
+from approxlab.variants import _projections as projections_module
 
 from _helpers import randn
 
@@ -285,18 +285,18 @@ def test_wide_feature_map_stays_within_the_budget():
 
 
 def test_projection_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(performer_module, "_cache", type(performer_module._cache)())
-    monkeypatch.setattr(performer_module, "_CACHE_BYTES", 4 * 64 * 8 * 8)  # room for four 64 × 8 float64 projections
+    monkeypatch.setattr(projections_module, "_cache", type(projections_module._cache)())
+    monkeypatch.setattr(projections_module, "_CACHE_BYTES", 4 * 64 * 8 * 8)  # room for four 64 × 8 float64 projections
     for seed in range(10):
-        performer_module.gaussian_projection(64, 8, seed=seed)
-        assert performer_module.cache_bytes() <= performer_module._CACHE_BYTES
-    assert len(performer_module._cache) == 4
-    performer_module.gaussian_projection(64 * 8, 8, seed=0)  # larger than a quarter of the cache: never kept
-    assert len(performer_module._cache) == 4 and performer_module.cache_bytes() <= performer_module._CACHE_BYTES
+        projections_module.gaussian_projection(64, 8, seed=seed)
+        assert projections_module.cache_bytes() <= projections_module._CACHE_BYTES
+    assert len(projections_module._cache) == 4
+    projections_module.gaussian_projection(64 * 8, 8, seed=0)  # larger than a quarter of the cache: never kept
+    assert len(projections_module._cache) == 4 and projections_module.cache_bytes() <= projections_module._CACHE_BYTES
     # a cached projection is returned as a copy: changing it changes nothing later
-    first = performer_module.gaussian_projection(64, 8, seed=9)
+    first = projections_module.gaussian_projection(64, 8, seed=9)
     first.zero_()
-    assert performer_module.gaussian_projection(64, 8, seed=9).abs().sum() > 0
+    assert projections_module.gaussian_projection(64, 8, seed=9).abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_projection_cache_is_bounded(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 BAD_INPUTS = {
     # name: (code run with q, k, v (1, 2, 8, 64) float32 in scope, the error type, text the message must hold)
-    "performer num_features=10**9": ("attention(q, k, v, 'performer', num_features=10**9)", "MemoryBudgetError",
+    "performer num_features=10**9": ("attention(q, k, v, 'performer', num_features=10**9)", "WorkBudgetError",
                                      "num_features=1,000,000,000"),
     "taylor order=20": ("attention(q, k, v, 'taylor', order=20)", "MemoryBudgetError", "order=20"),
     "polynomial degree=12": ("attention(q, k, v, 'polynomial', degree=12)", "MemoryBudgetError", "degree=12"),

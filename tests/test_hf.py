@@ -481,3 +481,23 @@ def test_model_report_cli_on_minilm(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["model-report", str(tmp_path / "missing"), "--out", str(tmp_path)])
     assert "not available locally" in capsys.readouterr().err
+
+
+def test_a_window_hybrid_runs_its_own_form_inside_a_causal_model():
+    """A variant with its own efficient form (the window hybrid): no causal leak, and decoding with the KV
+    cache (a pass over the cache per step) gives the full causal forward's logits."""
+    window = pytest.importorskip("approxlab.variants.window").Window
+    model = _gpt2()
+    ids = _ids(batch=1, n=8)
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 3) % VOCAB
+    with hf.swapped(model, window, window=3, kernel="linear"):
+        a, b = _out(model, input_ids=ids), _out(model, input_ids=changed)
+        assert torch.equal(a[:, :-1], b[:, :-1])
+        out = model.generate(input_ids=ids, max_new_tokens=3, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True, pad_token_id=0)
+        full = model(input_ids=out.sequences[:, :-1]).logits[:, -3:]
+    assert torch.allclose(torch.stack(out.logits, 1), full, atol=1e-4)
+    with hf.swapped(model, window, window=3, kernel="linear"):
+        with pytest.raises(ValueError, match="key-padding"):
+            model(input_ids=_ids(), attention_mask=_padding())

@@ -241,7 +241,8 @@ def attend(module, query, key, value, attention_mask, *, variant, scaling=None, 
     else:
         weights = None
         out = None
-        if swap is not None and swap.decoding == "recurrent" and plan.causal:
+        if (swap is not None and swap.decoding == "recurrent" and plan.causal
+                and not callable(getattr(kernel, "efficient", None))):
             out = _recurrent(swap, module, kernel, q, k, v, key, scale, plan)
         if out is None:
             out = masked_attention(kernel, q, k, v, scale=scale, causal=plan.causal, key_padding=plan.key_padding)

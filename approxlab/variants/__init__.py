@@ -31,6 +31,8 @@ from .maclaurin import RandomMaclaurin
 from .cosformer import Cosformer, has_positions, with_positions
 from .hedgehog import Hedgehog
 from .t2r import T2R
+from .window import Window
+from .shrinkage import Shrinkage
 
 seal_builtins()
 #: the built-in variants (:func:`variant_names` also lists registered ones)
@@ -43,5 +45,5 @@ __all__ = [
     "parameters_doc", "similarity_of", "calibrate", "variant_class", "inputs_for", "with_positions", "has_positions",
     "KernelExpression", "similarity_expression", "vector_expression", "random_estimate", "KernelVariant", "Softmax", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
-    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R",
+    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "Window", "Shrinkage",
 ]

@@ -17,7 +17,7 @@ import torch
 from .. import style, sweep
 from ...analysis.inputs import gaussian_qkv, range_filling_qkv
 from ..sweep import Cell
-from ...analysis.theory import bridge_rows
+from ...analysis.theory import bridge_rows, hybrid_rows
 from ...variants import calibrate, variant_class
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
@@ -32,7 +32,11 @@ CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
               ("dpfp", {})]
            # cosFormer with positions appended (variants.inputs_for; relu zeros: positive = False rows), and the
            # learned maps at their initialisation W = I, b = 0 (Hedgehog [exp(x), exp(−x)]; T2R relu)
-           + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})])
+           + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})]
+           # window hybrids (exact exp(s) on |i − j| < 8, Hedgehog / Taylor-2 outside; their rows also carry the
+           # hybrid bound T(B, ℓ, h) of theory.hybrid_rows) and the shrinkage estimator (FAVOR+ toward uniform)
+           + [("window", dict(window=8)), ("window", dict(window=8, kernel="taylor")),
+              ("shrinkage", dict(num_features=64, seed=0))])
 PROFILES = {
     "quick": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5], causal=[False, True], seeds=1, n=128, radii=[1.0, 2.0, 4.0, 8.0]),
     "full": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5, 2.0], causal=[False, True], seeds=4, n=256, radii=[1.0, 2.0, 4.0, 8.0]),
@@ -76,9 +80,12 @@ def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFr
     frames = []
     for variant, params in CONFIGS:
         fitted = calibrate(q_cal, k_cal, variant) if hasattr(variant_class(variant), "calibrate") else {}
-        frames.append(_frame(bridge_rows(q, k, v, variant, causal=causal, **params, **fitted), experiment="bound",
-                             variant=variant, config=label(variant, params), temperature=temperature,
-                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan))))
+        frame = _frame(bridge_rows(q, k, v, variant, causal=causal, **params, **fitted), experiment="bound",
+                       variant=variant, config=label(variant, params), temperature=temperature,
+                       causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan)))
+        if variant == "window":
+            frame["hybrid_bound"] = hybrid_rows(q, k, v, causal=causal, **params)["bound"].flatten().numpy()
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -114,7 +121,7 @@ def draw(df: pd.DataFrame):
     bound = df[(df["experiment"] == "bound") & df["positive"].astype(bool)]
     floor = 1e-9
     order = ["taylor", "polynomial", "hla", "linear", "hedgehog", "performer", "hyperbolic", "favorpp", "favorsharp",
-             "minimax"]  # minimax drawn last, on top
+             "window", "shrinkage", "minimax"]  # minimax drawn last, on top
     colors = {v: style.color(v) for v in order}
     for variant in [v for v in order if v in set(bound["variant"])]:
         part = bound[bound["variant"] == variant]

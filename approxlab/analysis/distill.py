@@ -27,11 +27,15 @@ LEARNED = ("hedgehog", "t2r")
 
 def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feature_dim: Optional[int] = None,
             steps: int = 300, lr: float = 0.02, init_noise: float = 0.1, seed: int = 0, causal: bool = False,
-            progress: bool = False) -> Dict[str, object]:
+            progress: bool = False, window: Optional[int] = None) -> Dict[str, object]:
     """Fit ``variant``'s (W, b) on queries/keys (1, 1, N, D) of one head; returns {"weight", "bias", "loss"}.
 
     ``feature_dim`` F (default D); W starts at the first F columns of I (padded with zeros) plus
     ``init_noise``·N(0, 1/D) from ``seed``. ``loss`` is the per-step history.
+    ``window``: fit the map as the outside part of a window hybrid (:mod:`approxlab.variants.window`: exact
+    exp(s) on the ``window`` nearest keys), its window weight γ with it (log γ from 0, returned as
+    ``"window_weight"``, a tensor (1,) for ``attention(..., "window", window_weight=...)``): the LoLCATs
+    conversion, here on the same cross-entropy as the pure map.
     """
     check_choice(variant, "variant", set(LEARNED))
     check_tensor(q, "q")
@@ -49,16 +53,26 @@ def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feat
     bias = torch.zeros(f, dtype=torch.float64, requires_grad=True)
     q, k = q.double(), k.double()
     target = attention_weights(q, k, "softmax", causal=causal)
-    opt = torch.optim.Adam([weight, bias], lr=lr)
+    log_gamma = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    if window is not None:
+        window = check_int(window, "window", minimum=0)
+    opt = torch.optim.Adam([weight, bias] + ([log_gamma] if window is not None else []), lr=lr)
     history = []
     for _ in tqdm(range(steps), desc=f"distill {variant}", disable=not progress, leave=False):
         opt.zero_grad()
-        approx = attention_weights(q, k, variant, causal=causal, weight=weight, bias=bias)
+        if window is None:
+            approx = attention_weights(q, k, variant, causal=causal, weight=weight, bias=bias)
+        else:
+            approx = attention_weights(q, k, "window", causal=causal, window=window, kernel=variant,
+                                       kernel_params=dict(weight=weight, bias=bias), window_weight=log_gamma.exp())
         loss = -(target * torch.log(approx.clamp_min(1e-30))).sum(-1).mean()
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
-    return {"weight": weight.detach().clone(), "bias": bias.detach().clone(), "loss": history}
+    fitted = {"weight": weight.detach().clone(), "bias": bias.detach().clone(), "loss": history}
+    if window is not None:
+        fitted["window_weight"] = log_gamma.detach().exp()
+    return fitted
 
 
 def mean_row_tv(q: torch.Tensor, k: torch.Tensor, variant: str, *, causal: bool = False, **params) -> float:

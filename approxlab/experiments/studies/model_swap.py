@@ -186,6 +186,8 @@ def _compute(profile: str) -> pd.DataFrame:
                              embedding_cosine_min=float(cos.min()),
                              recall10=recall_at(reference, changed) if finite else math.nan,
                              texts=cfg["heldout"], seconds=time.perf_counter() - began))
+            print(f"[model_swap] N = {n}, {label}: embedding cosine {rows[-1]['embedding_cosine']:.4f}, "
+                  f"recall@10 {rows[-1]['recall10']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     return pd.DataFrame(rows)
 
 

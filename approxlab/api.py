@@ -29,7 +29,7 @@ from .core.checks import (
 )
 from .variants import (
     KERNELS, VARIANTS, KernelVariant, build_kernel, check_params, check_variant, inputs_for, is_positional, is_softmax,
-    kernel_name, needs_head_dim, parameters_doc,
+    kernel_name, needs_head_dim,
 )
 from .variants.softmax import softmax_attention
 
@@ -151,18 +151,73 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
               chunk_size: int | None = None, backend: str = "torch", **params) -> torch.Tensor:
     """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
 
-    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
-    ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.core.fused`).
-    ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
-    engine's measured default; longer than the sequence: the sequence; checked, and unused, for softmax).
-    softmax takes no kernel parameters (TypeError) and only ``backend="torch"``. ``causal=True`` with
-    Nq < Nk places the queries at the last Nq positions (query i sees keys j ≤ i + Nk − Nq, as with a KV
-    cache); the cost is that of the Nk positions. An empty batch (B = 0 or
-    H = 0) gives an empty output. cosFormer takes q, k with positions appended
-    (:func:`~approxlab.variants.with_positions`) or plain, when it appends positions 0..N−1 itself.
-    Per-variant parameters (``**params``):
+    Parameters
+    ----------
+    q, k : torch.Tensor
+        Queries (B, H, Nq, D) and keys (B, H, Nk, D). cosFormer takes them plain (it appends positions
+        0..N−1 itself) or with positions appended (:func:`~approxlab.variants.with_positions`).
+    v : torch.Tensor
+        Values (B, H, Nk, Dv).
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only. With Nq < Nk the queries are the last Nq positions: query i sees keys
+        j ≤ i + Nk − Nq, as with a KV cache (the cost is that of the Nk positions).
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    chunk_size : int or None
+        Positions per causal chunk, or rows per key/query block when non-causal (None: the engine's measured
+        default; longer than the sequence: the sequence). Checked, and unused, for softmax.
+    backend : {"torch", "triton"}
+        "triton" runs the causal form of scale-free features as one fused kernel (:mod:`approxlab.core.fused`).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
 
-{parameters}
+    Returns
+    -------
+    torch.Tensor
+        o (B, H, Nq, Dv) in the dtype of q (half precision is computed in float32). An empty batch (B = 0
+        or H = 0) gives an empty output.
+
+    Raises
+    ------
+    ValueError
+        An unknown variant, a bad parameter value, inputs of the wrong shape.
+    OverflowError
+        Similarities that would overflow the working dtype (checked before computing).
+    TypeError
+        Parameters the variant does not take, or any for softmax.
+    MemoryBudgetError
+        A buffer larger than the memory budget (:func:`approxlab.set_memory_budget`).
+
+    Notes
+    -----
+    With features φ_q, φ_k of the kernel κ(q, k) = φ_q(x)·φ_k(y), x = q·√scale, y = k·√scale:
+
+        o_i = Σ_j φ_q(x_i)·φ_k(y_j) v_j / Σ_j φ_q(x_i)·φ_k(y_j) = φ_q(x_i) S / φ_q(x_i) z,
+
+    S = Σ_j φ_k(y_j) v_jᵀ (F × Dv) and z = Σ_j φ_k(y_j), prefix sums of them when causal (chunked). Cost
+    O(N·F·Dv) instead of the explicit form's O(N²·D).
+
+    References
+    ----------
+    A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast Autoregressive
+    Transformers with Linear Attention", ICML 2020.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k, v = (torch.randn(1, 2, 16, 8, dtype=torch.float64) for _ in range(3))
+    >>> out = approxlab.attention(q, k, v, "linear", causal=True)
+    >>> out.shape
+    torch.Size([1, 2, 16, 8])
+    >>> ref = approxlab.explicit_attention(q, k, v, "linear", causal=True)
+    >>> bool(torch.allclose(out, ref, atol=1e-12))
+    True
     """
     variant, chunk_size = _check_call(variant, params, chunk_size, backend)
     return _efficient(variant, lambda head_dim: build_kernel(variant, head_dim, **params), q, k, v, causal=causal,
@@ -207,9 +262,48 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
-    query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
-    without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
+    Parameters
+    ----------
+    q, k : torch.Tensor
+        Queries (B, H, Nq, D) and keys (B, H, Nk, D).
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only.
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    rows : slice or None
+        Only query rows a..b−1 of ``slice(a, b)`` (all keys, causal mask kept), so row metrics can be
+        computed block by block without N×N memory (:func:`attention_weight_blocks` does many at once).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+
+    Returns
+    -------
+    torch.Tensor
+        a (B, H, rows, Nk); each row sums to 1 (a row without kernel mass, e.g. relu's, is all zero).
+
+    Raises
+    ------
+    ValueError, TypeError, MemoryBudgetError
+        As :func:`attention`; TypeError for a ``rows`` that is not a contiguous slice.
+
+    Notes
+    -----
+    a_ij = κ(q_i, k_j) / Σ_l κ(q_i, k_l) over the allowed keys l, with κ from the kernel's closed form
+    (``kernel(x, y)``) where it has one, so it is an independent reference for :func:`attention`.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k = (torch.randn(1, 1, 5, 4, dtype=torch.float64) for _ in range(2))
+    >>> a = approxlab.attention_weights(q, k, "taylor", order=2, causal=True)
+    >>> bool(torch.allclose(a.sum(-1), torch.ones(1, 1, 5, dtype=torch.float64))), float(a[0, 0, 0, 1])
+    (True, 0.0)
     """
     return next(attention_weight_blocks(q, k, variant, [slice(None) if rows is None else rows], causal=causal,
                                         scale=scale, **params))
@@ -284,7 +378,36 @@ def _checked_matrix(out, x, y, kernel, name):
 
 def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
                        **params) -> torch.Tensor:
-    """Reference output a @ v from the explicit weights (N×N memory); arguments as for :func:`attention`."""
+    """Reference output a @ v from the explicit weights (N×N memory).
+
+    Parameters
+    ----------
+    q, k, v, variant, causal, scale, **params
+        As for :func:`attention`.
+
+    Returns
+    -------
+    torch.Tensor
+        o (B, H, Nq, Dv) = :func:`attention_weights` @ v.
+
+    Raises
+    ------
+    ValueError, TypeError, MemoryBudgetError
+        As :func:`attention_weights`.
+
+    Notes
+    -----
+    o_i = Σ_j a_ij v_j with a_ij = κ(q_i, k_j) / Σ_l κ(q_i, k_l): the reference the efficient form is
+    tested against (in float64 they agree per row to 1e-10 · max(1, cond_i) · max‖v‖).
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k, v = (torch.randn(1, 1, 6, 4, dtype=torch.float64) for _ in range(3))
+    >>> exact = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    >>> bool(torch.allclose(approxlab.explicit_attention(q, k, v, "softmax"), exact))
+    True
+    """
     _check_causal(causal)
     check_qkv(q, k, v, causal=causal)
     weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
@@ -308,15 +431,45 @@ def _rebuild_after_load(module, _incompatible_keys) -> None:
 class Attention(nn.Module):
     """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
 
-    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
-    Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
-    ``backend``, parameter names and values) and the kernel is built once: at construction when it
-    does not depend on the head dim, or when ``head_dim`` is given (or fixed by a ``projection``);
-    otherwise (performer, hla) once per head dim at the first call, after a check build at
-    construction. A tensor ``projection`` (performer) or ``projections`` (hla) is a registered
-    buffer: it is in ``state_dict`` and follows ``.to(device)``. Per-variant parameters:
+    Parameters
+    ----------
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only.
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    chunk_size, backend
+        As for :func:`attention`.
+    head_dim : int or None
+        Build the kernel now for this head dim (else at the first call, per head dim).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
 
-{parameters}
+    Raises
+    ------
+    ValueError, TypeError
+        Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
+        ``backend``, parameter names and values), with a check build of the kernel.
+
+    Notes
+    -----
+    The kernel is built once: at construction when it does not depend on the head dim, or when
+    ``head_dim`` is given (or fixed by a ``projection``); otherwise once per head dim at the first call.
+    A tensor ``projection`` (performer) or ``projections`` (hla) is a registered buffer: it is in
+    ``state_dict`` and follows ``.to(device)``. ``forward(q, k, v)`` is :func:`attention`.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> layer = approxlab.Attention("hla", factors=2, causal=True)
+    >>> q, k, v = (torch.randn(1, 2, 8, 4) for _ in range(3))
+    >>> layer(q, k, v).shape
+    torch.Size([1, 2, 8, 4])
     """
 
     _BUFFERS = ("projection", "projections")
@@ -387,13 +540,3 @@ class Attention(nn.Module):
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
         return f"{self.name!r}, causal={self.causal}{extra}"
-
-
-def _document_parameters() -> None:
-    """Fill the per-variant parameter list into the docstrings (from the variants' own signatures)."""
-    text = "\n".join("        " + line for line in parameters_doc().splitlines())
-    for obj in (attention, Attention):
-        obj.__doc__ = obj.__doc__.replace("{parameters}", text)
-
-
-_document_parameters()

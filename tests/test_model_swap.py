@@ -89,3 +89,12 @@ def test_the_pages_verdicts_hold_in_the_csv(df):
     for m in (64, 256):  # the lesson's claim: FAVOR+ loses quality, and more as N grows
         cos = [model.loc[(f"performer m={m}", n), "embedding_cosine"] for n in lengths]
         assert cos[0] < 0.9 and all(b < a for a, b in zip(cos, cos[1:]))
+
+
+def test_the_pages_bridge_counts_are_the_csvs(df):
+    if not PAGE.exists():
+        pytest.skip("docs/studies/model_swap.md not written")
+    text = " ".join(PAGE.read_text().split())
+    held, left = re.search(r"in all (\d+) \(layer, configuration, N\) cases .*?leave (\d+) cases", text).groups()
+    layer = df[df["scope"] == "layer"]
+    assert int(held) == layer["bound_holds"].notna().sum() and int(left) == layer["bound_holds"].isna().sum()

@@ -19,11 +19,13 @@ In a MyST page::
     ```
 
 Role ``{csv}``: ``NAME: EXPRESSION :: SPEC``. ``NAME:`` (optional) binds ``df`` to ``figures/NAME.csv``;
-``:: SPEC`` (optional) is a format spec (default: ``.3g`` for floats, ``,`` for integers); a string result is
+``:: SPEC`` (optional) is a format spec (default: three significant digits, whole numbers from 1000
+up to 10⁷ written out, thousands separated from 10,000 on); a string result is
 inserted as it is (so an f-string can format several numbers at once). Directive ``csv-setup`` runs Python
 code in the page's namespace (shown nowhere); ``csv-frame`` renders the DataFrame an expression (or the
 last line of a block of code) returns as a table. The namespace holds ``pd``, ``np``, ``csv(name)`` (the
-DataFrame of ``figures/NAME.csv``), ``fmt(x, spec)``, ``rng(values, spec)`` ("lo–hi"), ``df`` and whatever
+DataFrame of ``figures/NAME.csv``), ``fmt(x, spec)``, ``rng(values, spec)`` ("lo–hi"), ``study(name)`` (the study's module, for its
+``summary``-style helpers), ``df`` and whatever
 the page's setup blocks define; it lives for one page. An expression that fails, a missing CSV or a missing
 column stops the build with the page and line (``-W``).
 """
@@ -56,7 +58,7 @@ def read_csv(name: str) -> pd.DataFrame:
                                 f"{sorted(p.stem for p in FIGURES.glob('*.csv'))})")
     mtime = path.stat().st_mtime
     if path not in _CACHE or _CACHE[path][0] != mtime:
-        _CACHE[path] = (mtime, pd.read_csv(path))
+        _CACHE[path] = (mtime, pd.read_csv(path, low_memory=False))
     return _CACHE[path][1].copy()
 
 
@@ -69,13 +71,15 @@ def fmt(value, spec: str | None = None) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
-        return format(int(value), spec or ",")
+        return format(int(value), spec or ("," if abs(int(value)) >= 10000 else "d"))
     if isinstance(value, (float, np.floating)):
         value = float(value)
         if math.isnan(value):
             raise ValueError("the expression gave NaN (an empty selection?)")
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
+        if spec is None and 1000 <= abs(value) < 1e7:
+            spec = ",.0f" if abs(value) >= 10000 else ".0f"   # 4096, 11,585: no 4.1·10³ for a count
         text = format(value, spec or ".3g")
         if "e" in text and not (spec or "").endswith(("e", "E")):
             mantissa, exponent = text.split("e")
@@ -97,10 +101,23 @@ def rng(values, spec: str | None = None, sep: str = "–") -> str:
     return lo if lo == hi else f"{lo}{sep}{hi}"
 
 
+def study(name: str):
+    """The study module that writes ``figures/NAME.csv`` (its ``summary``/``table`` helpers, its constants)."""
+    import importlib
+
+    for registry in ("approxlab.experiments.figures", "approxlab.figures"):
+        try:
+            return importlib.import_module(registry).study(name)
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError("no approxlab figure registry found")
+
+
 def _namespace(env) -> dict:
     """The current page's namespace (``env.temp_data`` is emptied after every page)."""
     if "csvnum" not in env.temp_data:
-        env.temp_data["csvnum"] = {"pd": pd, "np": np, "csv": read_csv, "fmt": fmt, "rng": rng}
+        env.temp_data["csvnum"] = {"pd": pd, "np": np, "csv": read_csv, "fmt": fmt, "rng": rng,
+                                   "study": study}
     return env.temp_data["csvnum"]
 
 
@@ -172,6 +189,7 @@ class CsvFrame(SphinxDirective):
     option_spec = {
         "format": directives.unchanged,     # float format for every column, default .3g
         "formats": directives.unchanged,    # per column: "tv=.2f, time=.3g"
+        "math": directives.unchanged,       # columns holding LaTeX, shown as inline math: "kappa, cost"
         "index": directives.flag,           # show the index as the first column(s)
         "caption": directives.unchanged,
         "name": directives.unchanged,
@@ -197,8 +215,12 @@ class CsvFrame(SphinxDirective):
                 if column.strip() not in frame.columns:
                     raise KeyError(f"formats names {column.strip()!r}, not a column of {list(frame.columns)}")
                 per_column[column.strip()] = spec.strip()
+            math_columns = [c.strip() for c in self.options.get("math", "").split(",") if c.strip()]
+            missing = [c for c in math_columns if c not in frame.columns]
+            if missing:
+                raise KeyError(f"math names {missing}, not columns of {list(frame.columns)}")
             header = [str(c) for c in frame.columns]
-            rows = [[_cell(v, per_column.get(c, default)) for c, v in zip(frame.columns, row)]
+            rows = [[_cell(v, per_column.get(c, default), c in math_columns) for c, v in zip(frame.columns, row)]
                     for row in frame.itertuples(index=False)]
         except Exception as exc:  # noqa: BLE001
             raise self.error(f"csv-frame: {type(exc).__name__}: {exc}") from None
@@ -212,13 +234,13 @@ class CsvFrame(SphinxDirective):
         return [table]
 
 
-def _cell(value, spec):
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+def _cell(value, spec, as_math=False):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return fmt(value, spec)
+    return nodes.math(str(value), str(value)) if as_math else fmt(value, spec)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
+def _table(header: list[str], rows: list[list]) -> nodes.table:
     table = nodes.table()
     group = nodes.tgroup(cols=len(header))
     table += group
@@ -234,11 +256,13 @@ def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
     return table
 
 
-def _row(cells: list[str]) -> nodes.row:
+def _row(cells: list) -> nodes.row:
     row = nodes.row()
-    for text in cells:
+    for cell in cells:
         entry = nodes.entry()
-        entry += nodes.paragraph(text, text)
+        paragraph = nodes.paragraph()
+        paragraph += cell if isinstance(cell, nodes.Node) else nodes.Text(cell)
+        entry += paragraph
         row += entry
     return row
 

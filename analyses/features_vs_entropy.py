@@ -1,6 +1,6 @@
 """figures/features_vs_entropy.{png,pdf,csv}: Performer features needed vs attention entropy, N and norms."""
 
-from approxlab.figures import script_main
+from approxlab.experiments.figures import script_main
 
 if __name__ == "__main__":
     script_main("features_vs_entropy")

@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python analyses/gpu_validation.py --device cuda --profile full
 """
 
-from approxlab.studies.gpu_validation import main
+from approxlab.experiments.studies.gpu_validation import main
 
 if __name__ == "__main__":
     main()

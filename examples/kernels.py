@@ -1,4 +1,4 @@
-"""A kernel that is not part of approxlab, written against its kernel protocol (``approxlab.kernels``).
+"""A kernel that is not part of approxlab, written against its kernel protocol (``approxlab.variants``).
 
     approxlab report expmap --import examples/kernels.py --compare-degree 1 --out figures   # the README's card
 

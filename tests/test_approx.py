@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.interpolate import AAA, pade
 
-from approxlab import approx
+from approxlab.core import approx
 from approxlab.variants import Taylor
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"

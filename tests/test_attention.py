@@ -58,7 +58,7 @@ def test_efficient_equals_explicit(variant, params, b, h, n, d, dv, causal, seed
 def test_causal_passes_carry_the_state(monkeypatch, variant, params, pass_elements):
     """Chunk-parallel causal form split into passes (of one chunk, or of 3 chunks with a padded last one):
     the state carried from pass to pass gives the explicit form again."""
-    from approxlab import engine
+    from approxlab.core import chunk as engine
 
     monkeypatch.setattr(engine, "_PASS_ELEMENTS", pass_elements)
     q, k, v = randn(2, 1, 101, 8, seed=4), randn(2, 1, 101, 8, seed=5), randn(2, 1, 101, 5, seed=6)
@@ -239,7 +239,7 @@ def test_half_precision_large_similarities_stay_finite(dtype, variant, params, c
 
 
 def test_row_divergence_on_sampled_rows_equals_those_rows_of_the_full_pass():
-    from approxlab.metrics import row_divergence, sample_rows
+    from approxlab.analysis.metrics import row_divergence, sample_rows
 
     q, k = randn(1, 2, 300, 8), randn(1, 2, 300, 8, seed=1)
     full = row_divergence(q, k, ["linear", "taylor"], causal=True)
@@ -256,7 +256,7 @@ def test_row_divergence_on_sampled_rows_equals_those_rows_of_the_full_pass():
 @pytest.mark.parametrize("budget", [None, 2**18])
 def test_weight_blocks_equal_one_call_per_block(variant, budget):
     # key features made once (feature kernels), or per block when a 256 KiB budget leaves them no room
-    from approxlab.attention import attention_weight_blocks
+    from approxlab.api import attention_weight_blocks
 
     q, k = randn(1, 2, 70, 8, dtype=torch.float64), randn(1, 2, 70, 8, seed=1, dtype=torch.float64)
     blocks = [slice(0, 16), slice(16, 40), slice(40, 70), slice(5, 5)]
@@ -271,7 +271,7 @@ def test_weight_blocks_equal_one_call_per_block(variant, budget):
 
 def test_dpfp_closed_form_is_the_sum_over_shifted_coordinate_products():
     # Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}, summed coordinate by coordinate (Schlag et al. 2021)
-    from approxlab.kernels import build_kernel
+    from approxlab.variants import build_kernel
 
     x, y = randn(3, 5, dtype=torch.float64), randn(4, 5, seed=1, dtype=torch.float64)
     xt, yt = torch.cat([x.relu(), (-x).relu()], -1), torch.cat([y.relu(), (-y).relu()], -1)
@@ -283,7 +283,7 @@ def test_dpfp_closed_form_is_the_sum_over_shifted_coordinate_products():
 
 def test_row_divergence_gives_cosformer_its_positions():
     # cosFormer reads θ_i from two appended coordinates: row_divergence appends positions 0..N−1 itself
-    from approxlab.metrics import row_divergence, row_tv
+    from approxlab.analysis.metrics import row_divergence, row_tv
     from approxlab.variants import inputs_for, with_positions
 
     q, k = randn(1, 2, 40, 6), randn(1, 2, 40, 6, seed=1)

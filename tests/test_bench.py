@@ -13,9 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from approxlab import attention, bench
-from approxlab.cli import main as cli_main
-from approxlab.timing import allocator_state, freed_memory_kept, time_call
+from approxlab import attention
+from approxlab.experiments import bench
+from approxlab.experiments.cli import main as cli_main
+from approxlab.experiments.timing import allocator_state, freed_memory_kept, time_call
 from approxlab.variants.power_series import monomial_features, monomial_features_reference
 
 
@@ -162,7 +163,7 @@ def test_other_cpu_load_sees_a_busy_process():
     import subprocess
     import sys
 
-    from approxlab import timing
+    from approxlab.experiments import timing
 
     busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
     try:
@@ -263,7 +264,7 @@ def test_fast_monomial_features_equal_the_reference(coefficients, shape):
 
 
 def test_row_divergence_blocks_do_not_change_results():
-    from approxlab.metrics import row_divergence
+    from approxlab.analysis.metrics import row_divergence
 
     q, k = randn(1, 4, 300, 16, dtype=torch.float32), randn(1, 4, 300, 16, seed=1, dtype=torch.float32)
     names = ["linear", "performer", "taylor"]
@@ -278,7 +279,7 @@ def test_row_divergence_blocks_do_not_change_results():
 
 def test_speed_study_runs_without_the_peer_installed(monkeypatch):
     """The main job (no dev extra) must not need performer-pytorch: its agreement columns become NaN."""
-    from approxlab.studies import speed_vs_length
+    from approxlab.experiments.studies import speed_vs_length
 
     with_peer = speed_vs_length.peer_columns()
     assert with_peer["peer_rel_diff_eps0"] <= 1e-5 and with_peer["peer_rel_diff_eps1e-4"] > 1e-3
@@ -293,7 +294,7 @@ def test_causal_chunk_table_is_the_fastest_measured():
 
     import pandas as pd
 
-    from approxlab import engine
+    from approxlab.core import chunk as engine
     from approxlab.variants import build_kernel
 
     df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "causal_chunk.csv")
@@ -306,7 +307,7 @@ def test_causal_chunk_table_is_the_fastest_measured():
 
 
 def test_chunk_cases_repeat_kernel_variants_only_and_set_the_flops():
-    from approxlab import bench
+    from approxlab.experiments import bench
 
     cases = bench.scaling_cases(["linear", "sdpa"], [256], causal=(True,))
     swept = bench.chunk_cases(cases, [32, 64])
@@ -321,7 +322,7 @@ def test_chunk_cases_repeat_kernel_variants_only_and_set_the_flops():
 
 
 def test_linear_ceiling_times_the_parts_of_linear_attention():
-    from approxlab.bench import linear_ceiling
+    from approxlab.experiments.bench import linear_ceiling
 
     df = linear_ceiling(n=256, batch_heads=2, head_dim=8, min_run_time=0.01).set_index("part")
     assert list(df.index) == ["square_gemm", "state_gemms", "elu_features", "linear"]
@@ -335,7 +336,7 @@ def test_linear_ceiling_times_the_parts_of_linear_attention():
 def test_peak_memory_from_raw_profiler_records_bounds_the_function_events(method, causal):
     from torch.profiler import ProfilerActivity, profile
 
-    from approxlab import bench
+    from approxlab.experiments import bench
 
     fn = bench.build(bench.Case(method, 256, 1, 2, 16, causal), "cpu")
     fn()
@@ -358,7 +359,7 @@ def test_peak_memory_from_raw_profiler_records_bounds_the_function_events(method
 
 
 def test_others_busy_does_not_count_this_process():
-    from approxlab import timing
+    from approxlab.experiments import timing
 
     with timing.others_busy() as load:
         torch.randn(2000, 2000) @ torch.randn(2000, 2000)
@@ -371,7 +372,7 @@ def test_noncausal_block_is_within_ten_percent_of_the_fastest_measured():
 
     import pandas as pd
 
-    from approxlab import engine
+    from approxlab.core import chunk as engine
     from approxlab.variants import build_kernel
 
     df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "noncausal_blocks.csv")

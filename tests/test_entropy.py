@@ -1,4 +1,4 @@
-"""approxlab.entropy: input families, the m* search, and the Performer variance theory (Lemma 2)."""
+"""approxlab.analysis.entropy: input families, the m* search, and the Performer variance theory (Lemma 2)."""
 
 import math
 
@@ -8,7 +8,7 @@ import sympy as sp
 import torch
 
 from approxlab import attention_weights
-from approxlab import entropy as ent
+from approxlab.analysis import entropy as ent
 
 
 @pytest.fixture(autouse=True, scope="module")

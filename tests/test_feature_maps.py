@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from approxlab import attention
-from approxlab.engine import safe_divide
+from approxlab.core.chunk import safe_divide
 from approxlab.variants import build_kernel
 from approxlab.variants.feature_maps import with_positions
 
@@ -120,7 +120,7 @@ def test_cosformer_with_positions_is_the_papers_reweighting_at_any_scale():
 def test_symbolic_table_rows_of_the_new_maps():
     """sympy derives the new rows: random estimators have no finite degree, DPFP's weight is rational of degree
     (2, 2) and cosFormer's (1, 1) in the key's (position-reweighted) entries, all non-negative but Maclaurin."""
-    from approxlab.symbolic.table import FEATURE_MAP_ROWS, derivation_table
+    from approxlab.analysis.symbolic.table import FEATURE_MAP_ROWS, derivation_table
 
     df = derivation_table(FEATURE_MAP_ROWS).set_index("label")
     for label in ("hyperbolic", "favorpp", "favorsharp", "maclaurin"):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from approxlab.studies import features_by_kind as fk
+from approxlab.experiments.studies import features_by_kind as fk
 
 
 def test_median_counts_censored_values_as_infinite():

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from approxlab import attention, fused
+from approxlab import attention
+from approxlab.core import fused
 
 pytestmark = pytest.mark.skipif(not fused.available(), reason="needs triton (CUDA or TRITON_INTERPRET=1)")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

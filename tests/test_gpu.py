@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from approxlab import attention
-from approxlab import validation as val
-from approxlab.studies import gpu_validation as study
+from approxlab.analysis import validation as val
+from approxlab.experiments.studies import gpu_validation as study
 from approxlab.variants import VARIANTS
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

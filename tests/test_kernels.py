@@ -13,8 +13,12 @@ import sympy as sp
 import torch
 
 import approxlab
-from approxlab import bench, cli, metrics, symbolic, theory
-from approxlab.report_card import report
+from approxlab.experiments import bench
+from approxlab.experiments import cli
+from approxlab.analysis import metrics
+from approxlab.analysis import symbolic
+from approxlab.analysis import theory
+from approxlab.experiments.report_card import report
 
 
 class ShiftedQuadratic(approxlab.KernelVariant):
@@ -71,7 +75,7 @@ def test_explicit_and_efficient_agree_in_float64(causal, form, registered):
     variant = {"object": ShiftedQuadratic(), "class": ShiftedQuadratic, "name": registered,
                "protocol": HalfRelu()}[form]
     q, k, v = qkv()
-    fast = approxlab.attention(q, k, v, variant, causal=causal)
+    fast = approxlab.api(q, k, v, variant, causal=causal)
     ref = approxlab.explicit_attention(q, k, v, variant, causal=causal)
     module = approxlab.Attention(variant, causal=causal)(q, k, v)
     assert torch.allclose(fast, ref, rtol=0, atol=1e-10 * ref.abs().max().item())
@@ -94,8 +98,8 @@ def test_custom_kernel_is_its_similarity_function():
 def test_registered_name_everywhere(registered):
     assert registered in approxlab.variant_names()
     q, k, v = qkv(n=16)
-    by_name = approxlab.attention(q, k, v, registered)
-    assert torch.equal(by_name, approxlab.attention(q, k, v, ShiftedQuadratic()))
+    by_name = approxlab.api(q, k, v, registered)
+    assert torch.equal(by_name, approxlab.api(q, k, v, ShiftedQuadratic()))
     deltas = theory.row_deltas(q, k, registered)
     assert torch.equal(deltas, theory.row_deltas(q, k, ShiftedQuadratic()))
     div = metrics.row_divergence(q, k, [registered, "linear"])
@@ -115,9 +119,9 @@ def test_registry_guards():
     with pytest.raises(KeyError, match="never_registered"):
         approxlab.unregister_kernel("never_registered")
     with pytest.raises(ValueError, match="variant must be one of"):
-        approxlab.attention(*qkv(n=4), "shifted_quadratic")  # not registered outside the fixture
+        approxlab.api(*qkv(n=4), "shifted_quadratic")  # not registered outside the fixture
     with pytest.raises(TypeError, match="bound"):
-        approxlab.attention(*qkv(n=4), ShiftedQuadratic(), order=2)
+        approxlab.api(*qkv(n=4), ShiftedQuadratic(), order=2)
 
 
 def test_symbolic_derives_degree_sign_and_monotonicity():
@@ -138,7 +142,7 @@ def test_symbolic_derives_degree_sign_and_monotonicity():
 
 def test_zero_aware_bound_holds_and_reduces_to_tanh():
     """B_Z ≤ TV ≤ B_Z + (1 − B_Z) tanh(δ_P/2) on rows with mass, for kernels with exact zeros; for a
-    positive kernel it is tanh(δ/2) (module docstring of approxlab.theory)."""
+    positive kernel it is tanh(δ/2) (module docstring of approxlab.analysis.theory)."""
     q, k, v = qkv(n=64, d=8, heads=4)
     for variant in ("relu", HalfRelu()):
         r = theory.bridge_rows(2 * q, 2 * k, v, variant)
@@ -157,11 +161,11 @@ def test_zero_aware_bound_holds_and_reduces_to_tanh():
 def test_softmax_rejects_kernel_parameters():
     q, k, v = qkv(n=8)
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*num_features"):
-        approxlab.attention(q, k, v, "softmax", num_features=8, chunk_size=-3)
+        approxlab.api(q, k, v, "softmax", num_features=8, chunk_size=-3)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
-        approxlab.attention(q, k, v, "softmax", chunk_size=-3)
+        approxlab.api(q, k, v, "softmax", chunk_size=-3)
     with pytest.raises(ValueError, match="backend"):
-        approxlab.attention(q, k, v, "softmax", backend="triton")
+        approxlab.api(q, k, v, "softmax", backend="triton")
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*order"):
         approxlab.attention_weights(q, k, "softmax", order=2)
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*order"):
@@ -198,7 +202,7 @@ def test_attention_module_keeps_projection_as_buffer():
     layer = approxlab.Attention("performer", projection=projection)
     assert "projection" in layer.state_dict()
     q, k, v = qkv(n=12)
-    expected = approxlab.attention(q, k, v, "performer", projection=projection)
+    expected = approxlab.api(q, k, v, "performer", projection=projection)
     assert torch.equal(layer(q, k, v), expected)
     other = approxlab.Attention("performer", projection=torch.zeros_like(projection))
     other.load_state_dict(layer.state_dict())
@@ -212,7 +216,7 @@ def test_attention_module_keeps_projection_as_buffer():
 
 
 def test_parameters_are_documented():
-    for obj in (approxlab.attention, approxlab.Attention):
+    for obj in (approxlab.api, approxlab.Attention):
         doc = obj.__doc__
         for text in ("num_features=None", "order=2", "factors=2", "degree=2, c=None"):
             assert text in doc
@@ -285,12 +289,12 @@ def test_import_keeps_the_matplotlib_backend():
     """Importing approxlab (figures, style, report) must not switch the backend a notebook chose."""
     import matplotlib
 
-    import approxlab.style
+    import approxlab.experiments.style
 
     before = matplotlib.get_backend()
     try:
         matplotlib.use("svg")
-        for name in ("approxlab.style", "approxlab.figures", "approxlab.report_card"):
+        for name in ("approxlab.experiments.style", "approxlab.experiments.figures", "approxlab.experiments.report_card"):
             importlib.reload(importlib.import_module(name))  # runs the module code again
         assert matplotlib.get_backend() == "svg"
     finally:
@@ -305,8 +309,8 @@ def test_bench_prints_no_profiler_lines(capfd):
 
 
 def test_module_is_importable_beside_the_function():
-    module = importlib.import_module("approxlab.attention")
-    assert callable(approxlab.attention) and module.kernel_attention is approxlab.kernel_attention
+    module = importlib.import_module("approxlab.api")
+    assert callable(approxlab.attention) and module.unchecked_kernel_attention is approxlab.unchecked_kernel_attention
 
 
 def test_attention_module_hla_projections_buffer_and_pickle(tmp_path):
@@ -315,7 +319,7 @@ def test_attention_module_hla_projections_buffer_and_pickle(tmp_path):
     layer = approxlab.Attention("hla", factors=2, projections=projections)
     assert "projections" in layer.state_dict()
     q, k, v = qkv(n=10)
-    assert torch.equal(layer(q, k, v), approxlab.attention(q, k, v, "hla", factors=2, projections=projections))
+    assert torch.equal(layer(q, k, v), approxlab.api(q, k, v, "hla", factors=2, projections=projections))
     torch.save(layer, tmp_path / "layer.pt")
     again = torch.load(tmp_path / "layer.pt", weights_only=False)
     assert torch.equal(again(q, k, v), layer(q, k, v))
@@ -324,7 +328,7 @@ def test_attention_module_hla_projections_buffer_and_pickle(tmp_path):
 def test_lesson_exercise_figure_takes_custom_kernels_and_axes():
     import matplotlib.figure
 
-    from approxlab import figures
+    from approxlab.experiments import figures
 
     df = figures.compute("lesson_exercise", variants=["softmax", "linear", ShiftedQuadratic()], lengths=[32],
                          min_run_time=0.001)
@@ -339,7 +343,7 @@ def test_lesson_exercise_figure_takes_custom_kernels_and_axes():
 
 @pytest.mark.real
 def test_report_card_on_the_real_heads():
-    from approxlab.report_card import real_available
+    from approxlab.experiments.report_card import real_available
 
     if not real_available():
         pytest.skip("needs the optional real extra")

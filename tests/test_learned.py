@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from approxlab import attention, attention_weights
-from approxlab.learned import distill, mean_row_tv
+from approxlab.analysis.distill import distill, mean_row_tv
 from approxlab.variants import build_kernel
 
 
@@ -118,7 +118,7 @@ def test_readme_table_is_the_committed_csv():
     """Every number of the README's learned-maps table comes from figures/learned_maps.csv (readme_table)."""
     from pathlib import Path
 
-    from approxlab.studies.learned_maps import readme_table
+    from approxlab.experiments.studies.learned_maps import readme_table
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert readme_table(_committed()) in readme
@@ -128,7 +128,7 @@ def test_readme_claims_on_the_bound():
     """The README's sentences on the bound: below 0.03 at every F (median over heads, held-out window); at
     F = 64 more than 300× below the learned maps' median held-out TV; random features at 64 more than 75×
     the Eckart–Young best in Frobenius; the learned maps' Frobenius ratio lower on the fit window."""
-    from approxlab.studies.learned_maps import summary
+    from approxlab.experiments.studies.learned_maps import summary
 
     df = _committed()
     bounds = df[(df["record"] == "bound") & (df["window"] == "test")]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from approxlab.studies.lesson_exercise import readme_table
+from approxlab.experiments.studies.lesson_exercise import readme_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""The best-possible error of any F-feature attention (approxlab.metrics.low_rank_bound): it holds for every
+"""The best-possible error of any F-feature attention (approxlab.analysis.metrics.low_rank_bound): it holds for every
 feature map, it is attained where it must be, and it refuses bad input by name."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from approxlab import attention_weights
-from approxlab.metrics import low_rank_bound, row_tv
+from approxlab.analysis.metrics import low_rank_bound, row_tv
 from approxlab.variants import build_kernel
 
 from _helpers import randn

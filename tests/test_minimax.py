@@ -11,9 +11,10 @@ import pytest
 import sympy
 import torch
 
-from approxlab import approx, attention, attention_weights, explicit_attention
-from approxlab.metrics import row_tv
-from approxlab.theory import tv_bound
+from approxlab import attention, attention_weights, explicit_attention
+from approxlab.core import approx
+from approxlab.analysis.metrics import row_tv
+from approxlab.analysis.theory import tv_bound
 from approxlab.variants import Minimax, Taylor, build_kernel
 
 

@@ -28,7 +28,7 @@ import pytest
 import sympy as sp
 import torch
 
-from approxlab import entropy as ent
+from approxlab.analysis import entropy as ent
 from approxlab.variants.performer import Performer, draw_projection
 from approxlab.variants.random_features import Hyperbolic
 
@@ -221,7 +221,7 @@ def test_monte_carlo_mse_matches_the_formula_and_is_below_iid(one_thread, varian
 
 def test_committed_study_orthogonal_rows_follow_the_formula_not_lemma2():
     """figures/features_vs_entropy.csv, record "lemma2": measured relative MSE over many orthogonal feature
-    sets (head dim 16 in :func:`approxlab.studies.features_vs_entropy.lemma2_cell`, m = 16 … 4096), light
+    sets (head dim 16 in :func:`approxlab.experiments.studies.features_vs_entropy.lemma2_cell`, m = 16 … 4096), light
     tails (‖x+y‖² ≤ 1). Against this formula the standardised residuals are CLT noise (mean z² ≈ 1);
     against Lemma 2's iid value they are not; the iid rows are the control."""
     path = Path(__file__).resolve().parents[1] / "figures" / "features_vs_entropy.csv"

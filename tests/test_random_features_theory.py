@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from approxlab.symbolic import performer_variance
-from approxlab.symbolic.derivations import is_zero
+from approxlab.analysis.symbolic import performer_variance
+from approxlab.analysis.symbolic.derivations import is_zero
 from approxlab.variants.random_features import gerf_relative_second_moment, oprf_a
 
 A = sp.Symbol("A", real=True)

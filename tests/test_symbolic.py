@@ -8,10 +8,10 @@ import pytest
 import sympy as sp
 import torch
 
-from approxlab import symbolic as S
-from approxlab.metrics import row_tv
-from approxlab.studies.rational_degree import sample_pairs
-from approxlab.symbolic.kernels import s as s_sym
+from approxlab.analysis import symbolic as S
+from approxlab.analysis.metrics import row_tv
+from approxlab.experiments.studies.rational_degree import sample_pairs
+from approxlab.analysis.symbolic.kernels import s as s_sym
 from approxlab.variants import build_kernel
 from approxlab.variants.power_series import monomial_features as torch_monomial_features
 

@@ -10,8 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from approxlab import approx, attention_weights
-from approxlab.theory import bridge_rows, row_log_error, tight_row, tv_bound, value_diameter
+from approxlab import attention_weights
+from approxlab.core import approx
+from approxlab.analysis.theory import bridge_rows, row_log_error, tight_row, tv_bound, value_diameter
 from approxlab.variants import Minimax
 
 TOL = 1e-12  # float64 rounding

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from approxlab import attention, explicit_attention
-from approxlab import validation as val
-from approxlab.attention import attention_weights
-from approxlab import figures
-from approxlab.metrics import row_tv
-from approxlab.theory import value_diameter
-from approxlab.studies import gpu_validation as study
+from approxlab.analysis import validation as val
+from approxlab.api import attention_weights
+from approxlab.experiments import figures
+from approxlab.analysis.metrics import row_tv
+from approxlab.analysis.theory import value_diameter
+from approxlab.experiments.studies import gpu_validation as study
 from approxlab.variants import VARIANTS, build_kernel
 
 SMALL = {"performer": {"num_features": 12}}
@@ -74,9 +74,9 @@ def test_delta_is_the_log_uniform_error_of_the_similarity_function(causal):
 
 
 def test_delta_agrees_with_theory_module_where_present():
-    theory = pytest.importorskip("approxlab.theory")
+    theory = pytest.importorskip("approxlab.analysis.theory")
     if not hasattr(theory, "row_deltas"):
-        pytest.skip("approxlab.theory has no row_deltas")
+        pytest.skip("approxlab.analysis.theory has no row_deltas")
     q, k, v = qkv(n=24, d=4)
     for variant in ("linear", "performer", "hla"):
         params = SMALL.get(variant, {})

@@ -6,9 +6,11 @@ from __future__ import annotations
 import inspect
 import textwrap
 
-from .._checks import check_int
+import numpy as np
 
-from .base import KernelVariant
+from ..core.checks import check_int
+
+from ..core.protocol import KernelVariant
 from .feature_maps import DPFP, Cosformer, RandomMaclaurin, with_positions
 from .hla import HLA
 from .learned import T2R, Hedgehog
@@ -65,7 +67,7 @@ def unregister_kernel(name: str) -> None:
 
 
 def is_kernel(obj) -> bool:
-    """True for an object following the kernel protocol (see :mod:`approxlab.kernels`): a
+    """True for an object following the kernel protocol (see :mod:`approxlab.variants`): a
     :class:`KernelVariant`, or anything with ``features`` or both ``query_features`` and ``key_features``."""
     if isinstance(obj, (str, type)) or obj is None:
         return False
@@ -140,7 +142,7 @@ def check_variant(variant):
     elif is_kernel(variant) or (isinstance(variant, type) and issubclass(variant, KernelVariant)):
         return variant
     raise ValueError(f"variant must be one of {list(variant_names())}, a kernel object or a KernelVariant "
-                     f"subclass (see approxlab.kernels), got {variant!r}")
+                     f"subclass (see approxlab.variants), got {variant!r}")
 
 
 def inputs_for(variant, q, k):
@@ -201,7 +203,7 @@ def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     ``variant``: a name (built-in or registered), a :class:`KernelVariant` subclass (built with
     ``params``), or a kernel object (returned as is; it takes no ``params``)."""
     if is_softmax(variant):
-        raise ValueError("softmax has no feature kernel; call approxlab.attention(..., 'softmax')")
+        raise ValueError("softmax has no feature kernel; call approxlab.api(..., 'softmax')")
     check_params(variant, params)
     if not isinstance(variant, (str, type)):
         return as_kernel(variant)
@@ -238,3 +240,16 @@ __all__ = [
     "Taylor", "Polynomial", "HLA", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp",
     "DPFP", "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "with_positions",
 ]
+
+
+def similarity_of(kernel):
+    """κ(s) as a numpy-callable when the kernel is a function of the similarity alone, else None."""
+    kernel = as_kernel(kernel)
+    f = getattr(kernel, "similarity_function", None)
+    if f is None:
+        return None
+    try:
+        out = np.asarray(f(np.linspace(-1.0, 1.0, 3)), dtype=float)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return f if out.shape == (3,) else None

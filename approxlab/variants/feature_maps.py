@@ -14,7 +14,7 @@ N with P(N = n) = p^{−(n+1)} (p = 2) and N Rademacher vectors ω_1..ω_N, and
 φ(x) = [Z_1(x), …, Z_m(x)] / √m. The estimate is unbiased but signed (odd degrees), so weights can be
 negative. Features are returned as (sign · exp(log|Z| − max), max) so high degrees cannot overflow.
 Numerics: a row's estimated sum Σ_l φ(q)·φ(k_l) nearly cancels (its condition number,
-:func:`approxlab.engine.row_condition`, is large), so the normalised weights are ill-conditioned: on
+:func:`approxlab.core.chunk.row_condition`, is large), so the normalised weights are ill-conditioned: on
 (1, 1, 2048, 64) Gaussian inputs with m = 256 the efficient form is 1.8e-7 from the explicit one even in
 float64 and 5.5 (relative to rms‖v‖) in float32 (``figures/gpu_validation.csv``). This is the estimator,
 not the arithmetic: its mean row TV from softmax there is 47 (a distribution can differ by at most 1).
@@ -38,8 +38,8 @@ import math
 
 import torch
 
-from .._checks import check_int, check_tensor
-from .base import KernelVariant
+from ..core.checks import check_int, check_tensor
+from ..core.protocol import KernelVariant
 
 
 class DPFP(KernelVariant):

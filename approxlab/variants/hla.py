@@ -22,8 +22,8 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_int, check_seed, check_tensor
-from .base import KernelVariant, haar_orthogonal
+from ..core.checks import check_choice, check_int, check_seed, check_tensor
+from ..core.protocol import KernelVariant, haar_orthogonal
 from .linear import elu_feature
 
 

@@ -1,4 +1,4 @@
-"""Learned feature maps, fitted by distillation from softmax attention (:func:`approxlab.learned.distill`).
+"""Learned feature maps, fitted by distillation from softmax attention (:func:`approxlab.analysis.distill.distill`).
 
 Hedgehog (Zhang, Bhatia, Kumbong, Ré, "The Hedgehog & the Porcupine: Expressive Linear Attentions with
 Softmax Mimicry", ICLR 2024): a trainable linear layer followed by the exponential, on both signs,
@@ -14,15 +14,15 @@ are all zero gets zero weights, the engine's convention).
 
 Both take ``weight`` (D × F) and ``bias`` (F) explicitly: fitted parameters are data of the kernel, fixed
 before any pass (no causal leak). Without them the map starts at W = I, b = 0 (the initialisation
-:func:`approxlab.learned.distill` uses).
+:func:`approxlab.analysis.distill.distill` uses).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._checks import check_int, check_tensor
-from .base import KernelVariant
+from ..core.checks import check_int, check_tensor
+from ..core.protocol import KernelVariant
 
 
 class _Learned(KernelVariant):

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .base import KernelVariant
+from ..core.protocol import KernelVariant
 
 
 LOG2_E = 1.0 / math.log(2.0)

@@ -3,7 +3,7 @@ exp(s) on the similarity range [−R, R],
 
     κ = argmin_{deg P ≤ p} max_{|s| ≤ R} |log P(s) − s|     (scaled so the error is centred),
 
-computed by ``approxlab.approx`` (a weighted minimax LP; cached per (p, R)). Realised like ``taylor``
+computed by ``approxlab.core.approx`` (a weighted minimax LP; cached per (p, R)). Realised like ``taylor``
 through exact monomial features of dimension C(D+p, p); negative coefficients put their sign on the
 query features. Outside [−R, R] κ may be ≤ 0 (odd p), so the weights are a distribution only for
 similarities in the range it was built for.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_int
+from ..core.checks import check_int
 from .power_series import PowerSeriesKernel
 
 
@@ -24,7 +24,7 @@ class Minimax(PowerSeriesKernel):
     size_parameter = "degree"
 
     def __init__(self, degree: int = 2, R: float = 4.0):
-        from ..approx import minimax_polynomial_coefficients
+        from ..core.approx import minimax_polynomial_coefficients
 
         self.degree = check_int(degree, "degree", minimum=0)
         if isinstance(R, bool) or not isinstance(R, (int, float)) or not math.isfinite(R) or R <= 0:

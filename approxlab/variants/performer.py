@@ -20,9 +20,9 @@ from collections import OrderedDict
 
 import torch
 
-from .. import budget
-from .._checks import check_bool, check_choice, check_int, check_seed, check_tensor
-from .base import KernelVariant, haar_orthogonal
+from ..core import budget
+from ..core.checks import check_bool, check_choice, check_int, check_seed, check_tensor
+from ..core.protocol import KernelVariant, haar_orthogonal
 
 LOG2_E = 1.0 / math.log(2.0)
 
@@ -133,6 +133,10 @@ class Performer(KernelVariant):
         return self._features(x, with_scale=False)
 
     def key_features(self, x):
+        return self._features(x, with_scale=True)
+
+    def exact_query_features(self, x):
+        """φ(q) with its factor exp(−‖x‖²/2) (a hybrid's shared denominator needs the true κ)."""
         return self._features(x, with_scale=True)
 
     def _features(self, x, *, with_scale: bool):

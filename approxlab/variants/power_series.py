@@ -16,7 +16,7 @@ from typing import Sequence, Tuple
 import numpy as np
 import torch
 
-from .base import KernelVariant
+from ..core.protocol import KernelVariant
 
 
 @lru_cache(maxsize=None)

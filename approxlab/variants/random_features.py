@@ -50,8 +50,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .._checks import check_choice, check_int, check_tensor, resolve_scale
-from .base import KernelVariant
+from ..core.checks import check_choice, check_int, check_tensor, resolve_scale
+from ..core.protocol import KernelVariant
 from .performer import gaussian_projection
 
 DIRECTIONS = ("iid", "orthogonal", "simplex")

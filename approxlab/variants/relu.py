@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import KernelVariant
+from ..core.protocol import KernelVariant
 
 
 class Relu(KernelVariant):

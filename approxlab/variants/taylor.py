@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_int
+from ..core.checks import check_int
 from .power_series import PowerSeriesKernel
 
 

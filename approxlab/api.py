@@ -1,0 +1,281 @@
+"""The public attention API: one call per form, every variant, (B, H, N, D) tensors as in SDPA.
+
+    attention(q, k, v, variant, causal=False, scale=None, **params)   -> (B, H, Nq, Dv)   efficient form
+    attention_weights(q, k, variant, causal=False, scale=None, **params) -> (B, H, Nq, Nk) explicit form
+
+``variant`` is a name (``approxlab.variant_names()``: the built-in ones and those added with
+``approxlab.register_kernel``), a kernel object or a ``KernelVariant`` subclass (the kernel protocol:
+:mod:`approxlab.variants`). The similarity is s = q·k · scale (scale = 1/√D by default); kernel
+variants see x = q·√scale and y = k·√scale, so x·y = s. Half-precision inputs are computed in
+float32 and returned in their dtype.
+
+The module is ``approxlab.api``; its functions are re-exported at the top level (``approxlab.attention``
+is the function). :func:`unchecked_kernel_attention` is the efficient form without the input checks,
+for callers that have checked already (the benchmarks compile it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .core import budget, chunk, naive
+from .core.checks import check_finite_result, check_int, check_qkv, check_similarity_range, resolve_scale
+from .variants import (
+    KernelVariant, build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim, parameters_doc,
+)
+from .variants.softmax import softmax_attention
+
+
+def _check_causal(causal):
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {causal!r}")
+    return causal
+
+
+def _check_call(variant, params, chunk_size, backend):
+    """Validate what does not depend on the tensors: the variant, its parameters, chunk_size, backend."""
+    variant = check_variant(variant)
+    check_params(variant, params)
+    if backend not in chunk.BACKENDS:
+        raise ValueError(f"backend must be one of {list(chunk.BACKENDS)}, got {backend!r}")
+    if chunk_size is not None:  # checked for softmax too (one calling convention), where SDPA does not chunk
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if is_softmax(variant) and backend != "torch":
+        raise ValueError(f"backend={backend!r} applies to kernel variants; softmax runs SDPA")
+    return variant, chunk_size
+
+
+def _prepare(q, k, v, variant, causal, scale):
+    variant = check_variant(variant)
+    _check_causal(causal)
+    magnitudes = check_qkv(q, k, v, causal=causal)
+    scale = resolve_scale(scale, q.shape[-1])
+    check_similarity_range(magnitudes, q.shape[-1], scale, chunk.compute_dtype(q.dtype), kernel_name(variant))
+    return scale
+
+
+def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
+              chunk_size: int | None = None, backend: str = "torch", **params) -> torch.Tensor:
+    """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
+
+    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
+    ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.core.fused`).
+    ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
+    engine's measured default; checked, and unused, for softmax). softmax takes no kernel parameters
+    (TypeError) and only ``backend="torch"``.
+    Per-variant parameters (``**params``):
+
+{parameters}
+    """
+    variant, chunk_size = _check_call(variant, params, chunk_size, backend)
+    scale = _prepare(q, k, v, variant, causal, scale)
+    if is_softmax(variant):
+        out = softmax_attention(q, k, v, causal=causal, scale=scale)
+    else:
+        kernel = build_kernel(variant, q.shape[-1], **params)
+        out = unchecked_kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size,
+                                         backend=backend)
+    return check_finite_result(out, q, k, scale, kernel_name(variant), chunk.compute_dtype(q.dtype))
+
+
+def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size: int | None = None,
+                               backend: str = "torch") -> torch.Tensor:
+    """The efficient form for an already-built kernel, without input checks (what :func:`attention`
+    and :class:`Attention` run after checking; what the benchmarks compile)."""
+    work = chunk.compute_dtype(q.dtype)
+    root = math.sqrt(scale)
+    own = getattr(kernel, "efficient", None)
+    if callable(own):  # an estimator with its own efficient form (window hybrids, shrinkage: core.protocol)
+        if backend != "torch":
+            raise ValueError(f"backend={backend!r} applies to feature kernels; {kernel_name(kernel)!r} runs its "
+                             "own efficient form (backend='torch')")
+        return own(q.to(work) * root, k.to(work) * root, v.to(work), causal=causal,
+                   chunk_size=chunk_size).to(q.dtype)
+
+    def scaled(feature_map):  # x = q·√scale (in the working dtype) per block, while the block is in cache
+        return lambda x: feature_map(x.to(work) * root)
+
+    out = chunk.efficient_attention(
+        scaled(kernel.query_features), scaled(kernel.key_features), q, k, v.to(work),
+        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        label=kernel.describe_size(q.shape[-1]),
+    )
+    return out.to(q.dtype)
+
+
+def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: float | None = None,
+                      rows: slice | None = None, **params) -> torch.Tensor:
+    """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
+
+    ``variant`` and ``**params`` as for :func:`approxlab.api`. ``rows=slice(a, b)`` returns only
+    query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
+    without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
+    """
+    return next(attention_weight_blocks(q, k, variant, [slice(None) if rows is None else rows], causal=causal,
+                                        scale=scale, **params))
+
+
+def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool = False, scale: float | None = None,
+                            **params):
+    """Yield :func:`attention_weights` for each query-row slice in ``blocks`` (B, H, rows, Nk), in order.
+
+    The same weights as one call per block, with the checks, the kernel and — for kernels defined by
+    their features (the default ``kernel``: φ(x) φ(y)ᵀ) — the key features φ(y) made once, not per block
+    (kept when they take at most 1/16 of the memory budget; recomputed per block otherwise).
+    """
+    variant, _ = _check_call(variant, params, None, "torch")
+    scale = _prepare(q, k, None, variant, causal, scale)
+    blocks = list(blocks)
+    n = q.shape[-2]
+    for rows in blocks:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError(f"rows must be a contiguous slice, got {rows!r}")
+    work = chunk.compute_dtype(q.dtype)
+    root = math.sqrt(scale)
+    kernel = None if is_softmax(variant) else build_kernel(variant, q.shape[-1], **params)
+    keys = k.to(work) if kernel is None else k.to(work) * root
+    key_features = None
+    if kernel is not None and getattr(type(kernel), "kernel", None) is KernelVariant.kernel:
+        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        if size <= budget.get_memory_budget() // 16:
+            key_features = kernel.key_features(keys)
+    for rows in blocks:
+        span = range(n)[rows]
+        offset = span.start if len(span) else 0
+        qb = q[..., rows, :]
+        budget.require(3 * qb.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
+                       f"the explicit form's weights (B·H·Nq·Nk = {qb.shape[:-1].numel() * k.shape[-2]:,} entries, "
+                       "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
+        if kernel is None:
+            weights = naive.normalise_logits((qb.to(work) @ keys.transpose(-1, -2)) * scale, causal=causal,
+                                              offset=offset)
+        elif callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage (core.protocol)
+            matrix, _ = kernel.explicit_kernel(qb.to(work) * root, keys, causal=causal, offset=offset)
+            weights = naive.normalise_kernel(matrix, None, causal=causal, offset=offset)
+        else:
+            if key_features is None:
+                matrix, col_log_scale = kernel.kernel(qb.to(work) * root, keys)
+            else:
+                fq, _ = kernel.query_features(qb.to(work) * root)
+                matrix, col_log_scale = fq @ key_features[0].transpose(-1, -2), key_features[1]
+            weights = naive.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
+        yield check_finite_result(weights, qb, k, scale, kernel_name(variant), work).to(q.dtype)
+
+
+def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
+                       **params) -> torch.Tensor:
+    """Reference output a @ v from the explicit weights (N×N memory); arguments as for :func:`attention`."""
+    check_qkv(q, k, v, causal=causal)
+    weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
+    work = chunk.compute_dtype(q.dtype)
+    return (weights.to(work) @ v.to(work)).to(q.dtype)
+
+
+def _given_head_dim(params: dict):
+    """The head dim fixed by a given projection tensor (performer ``projection``, hla ``projections``)."""
+    if isinstance(params.get("projection"), torch.Tensor) and params["projection"].ndim == 2:
+        return int(params["projection"].shape[1])
+    if isinstance(params.get("projections"), torch.Tensor) and params["projections"].ndim == 3:
+        return int(params["projections"].shape[1])
+    return None
+
+
+def _rebuild_after_load(module, _incompatible_keys) -> None:
+    module._rebuild()
+
+
+class Attention(nn.Module):
+    """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
+
+    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
+    Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
+    ``backend``, parameter names and values) and the kernel is built once: at construction when it
+    does not depend on the head dim, or when ``head_dim`` is given (or fixed by a ``projection``);
+    otherwise (performer, hla) once per head dim at the first call, after a check build at
+    construction. A tensor ``projection`` (performer) or ``projections`` (hla) is a registered
+    buffer: it is in ``state_dict`` and follows ``.to(device)``. Per-variant parameters:
+
+{parameters}
+    """
+
+    _BUFFERS = ("projection", "projections")
+
+    def __init__(self, variant="softmax", *, causal: bool = False, scale: float | None = None,
+                 head_dim: int | None = None, chunk_size: int | None = None, backend: str = "torch", **params):
+        super().__init__()
+        variant, chunk_size = _check_call(variant, params, chunk_size, backend)
+        self.variant, self.causal, self.chunk_size, self.backend = variant, _check_causal(causal), chunk_size, backend
+        self.scale = None if scale is None else resolve_scale(scale, 1)
+        self.head_dim = None if head_dim is None else check_int(head_dim, "head_dim", minimum=1)
+        given = _given_head_dim(params)
+        if given is not None:
+            if self.head_dim is not None and self.head_dim != given:
+                raise ValueError(f"head_dim={self.head_dim} disagrees with the projection's head dim {given}")
+            self.head_dim = given
+        self.params = {key: value for key, value in params.items()
+                       if not (key in self._BUFFERS and isinstance(value, torch.Tensor))}
+        for key in self._BUFFERS:
+            if isinstance(params.get(key), torch.Tensor):
+                self.register_buffer(key, params[key])
+        self._kernels: dict = {}
+        self.register_load_state_dict_post_hook(_rebuild_after_load)
+        if not is_softmax(variant):
+            if self.head_dim is not None or not needs_head_dim(variant):
+                self._kernels[self.head_dim] = self._build(self.head_dim or 1)
+            else:
+                self._build(2)  # checks the parameter values; the kernel for the real head dim comes at the first call
+
+    @property
+    def name(self) -> str:
+        return kernel_name(self.variant)
+
+    def _build(self, head_dim: int):
+        tensors = {key: getattr(self, key) for key in self._BUFFERS if key in self._buffers}
+        return build_kernel(self.variant, head_dim, **self.params, **tensors)
+
+    def kernel(self, head_dim: int):
+        """The kernel used for inputs of head dim ``head_dim`` (built once; None for softmax)."""
+        if is_softmax(self.variant):
+            return None
+        if self.head_dim is not None and head_dim != self.head_dim:
+            raise ValueError(f"this Attention was built for head dim {self.head_dim}, got inputs of head dim {head_dim}")
+        key = self.head_dim if self.head_dim is not None or not needs_head_dim(self.variant) else head_dim
+        if key not in self._kernels:
+            self._kernels[key] = self._build(head_dim)
+        return self._kernels[key]
+
+    def _rebuild(self) -> None:
+        """Rebuild the kernels from the buffers (after ``.to()`` or ``load_state_dict`` changed them)."""
+        if any(key in self._buffers for key in self._BUFFERS):
+            self._kernels = {key: self._build(key or 1) for key in self._kernels}
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self._rebuild()
+        return out
+
+    def forward(self, q, k, v):
+        _check_causal(self.causal)
+        check_qkv(q, k, v, causal=self.causal)
+        scale = resolve_scale(self.scale, q.shape[-1])
+        if is_softmax(self.variant):
+            return softmax_attention(q, k, v, causal=self.causal, scale=scale)
+        return unchecked_kernel_attention(self.kernel(q.shape[-1]), q, k, v, causal=self.causal, scale=scale,
+                                chunk_size=self.chunk_size, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
+        return f"{self.name!r}, causal={self.causal}{extra}"
+
+
+def _document_parameters() -> None:
+    """Fill the per-variant parameter list into the docstrings (from the variants' own signatures)."""
+    text = "\n".join("        " + line for line in parameters_doc().splitlines())
+    for obj in (attention, Attention):
+        obj.__doc__ = obj.__doc__.replace("{parameters}", text)
+
+
+_document_parameters()

@@ -1,0 +1,159 @@
+"""Command line: ``approxlab figures`` regenerates the figures, ``approxlab bench`` times the variants,
+``approxlab report NAME`` writes a kernel's report card. ``--import MODULE_OR_FILE`` (before the
+command, repeatable) imports a module that calls ``approxlab.register_kernel``, so its names work."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from . import figures
+
+
+def import_plugin(spec: str):
+    """Import a module by name (``mypkg.kernels``) or by file path (``examples/kernels.py``)."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"--import: no such file {spec!r}")
+        name = f"_approxlab_plugin_{path.stem}"
+        loader = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[name] = module
+        loader.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def main(argv=None) -> None:
+    from .style import use_file_backend
+
+    use_file_backend()
+    parser = argparse.ArgumentParser(prog="approxlab", description=__doc__)
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module (or .py file) that registers kernels with approxlab.register_kernel")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fig = sub.add_parser("figures", help="regenerate figures/*.png, *.pdf and *.csv")
+    figures.add_arguments(fig)
+    fig.add_argument("--only", nargs="+", choices=list(figures.FIGURES), metavar="NAME",
+                     help=f"only these figures ({', '.join(figures.FIGURES)})")
+    bench_parser = sub.add_parser("bench", help="time every variant vs SDPA / naive softmax; print a banner, write a CSV")
+    add_bench_arguments(bench_parser)
+    report_parser = sub.add_parser("report", help="a kernel's report card: figures/report_NAME.png/.pdf/.csv")
+    add_report_arguments(report_parser)
+    args = parser.parse_args(argv)
+    for spec in args.imports + getattr(args, "report_imports", []):  # before any name is looked up
+        import_plugin(spec)
+    if args.command == "figures":
+        figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+    elif args.command == "bench":
+        run_bench(args)
+    elif args.command == "report":
+        run_report(args)
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from .report_card import PARTS, PROFILES
+
+    parser.add_argument("name", help="a variant name: built-in, or registered by a module given with --import")
+    parser.add_argument("--import", dest="report_imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module (or .py file) that registers the kernel first")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a kernel parameter (value read as a Python literal), repeatable")
+    parser.add_argument("--profile", choices=list(PROFILES), default="quick", help="small, quick (default) or full")
+    parser.add_argument("--real", choices=["auto", "yes", "no"], default="auto",
+                        help="the all-MiniLM-L6 heads part (auto: when the 'real' extra is installed)")
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), metavar="PART",
+                        help=f"parts to compute (default: all of {', '.join(PARTS)})")
+    parser.add_argument("--compare-degree", type=int, default=None,
+                        help="degree of the best polynomial / rational to compare δ with when none is derived")
+    parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
+
+
+def _parse_params(items) -> dict:
+    import ast
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--param must be KEY=VALUE, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def run_report(args) -> None:
+    from .report_card import report
+
+    real = {"auto": None, "yes": True, "no": False}[args.real]
+    card = report(args.name, profile=args.profile, real=real, compare_degree=args.compare_degree, parts=args.parts,
+                  **_parse_params(args.param))
+    print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for path in card.save(args.out):
+        print(f"wrote {path}")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import bench
+
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--methods", nargs="+", default=list(bench.METHODS), metavar="METHOD",
+                        help=f"methods to time (default: all of {', '.join(bench.METHODS)}; <variant>_compiled for torch.compile)")
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 512, 2048, 8192], metavar="N")
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=list(bench.DTYPES))
+    parser.add_argument("--causal", choices=["no", "yes", "both"], default="both")
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--max-batch-heads", type=int, default=8, help="B·H at short N")
+    parser.add_argument("--max-tokens", type=int, default=2**16, help="B·H·N cap: B·H shrinks at long N")
+    parser.add_argument("--protocol", choices=["scaling", "blog", "both"], default="scaling",
+                        help="scaling: --methods × --lengths (default); blog: the blog's protocol (batch 32, "
+                             "one head, D 64, N 128…6000; naive softmax, SDPA, linear, identity); both")
+    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of timed runs per case")
+    parser.add_argument("--max-call-s", type=float, default=10.0, help="skip larger N once a call takes longer")
+    parser.add_argument("--memory-budget-gib", type=float, default=4.0, help="skip naive softmax above this")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--chunk-sizes", nargs="+", type=int, default=None, metavar="C",
+                        help="time every kernel variant at each causal chunk length / non-causal block rows C "
+                             "(default: the engine's choice)")
+    parser.add_argument("--csv", default="bench.csv", help="output CSV (default bench.csv)")
+
+
+def run_bench(args) -> None:
+    import torch
+
+    from . import bench
+    from ..core.checks import check_int
+
+    if args.threads is not None:  # before the banner, which reports the threads in force
+        torch.set_num_threads(check_int(args.threads, "--threads", minimum=1))
+    print(bench.banner(bench.check_device(args.device)))
+    causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
+    cases = []
+    if args.protocol in ("scaling", "both"):
+        cases += bench.scaling_cases(args.methods, args.lengths, causal=causal, dtypes=args.dtypes,
+                                     head_dim=args.head_dim, max_batch_heads=args.max_batch_heads,
+                                     max_tokens=args.max_tokens)
+    if args.chunk_sizes:
+        cases = bench.chunk_cases(cases, args.chunk_sizes)
+    if args.protocol in ("blog", "both"):
+        cases += bench.blog_cases()
+    df = bench.run(cases, args.device, min_run_time=args.min_run_time, max_call_s=args.max_call_s,
+                   memory_budget=args.memory_budget_gib * 2**30, threads=args.threads)
+    df.to_csv(args.csv, index=False)
+    cols = ["protocol", "method", "n", "heads", "causal", "dtype", "chunk_size", "time_ms", "iqr_ms", "gflops",
+            "matmul_fraction", "peak_mem_mb", "other_cpu_load", "status"]
+    print(df[[c for c in cols if c in df]].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    if "sdpa" in args.methods:
+        print("\ncrossover vs sdpa (first grid N faster; log-log interpolated N):")
+        print(bench.crossover(df).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Learned feature maps (Hedgehog, T2R) distilled on the real MiniLM heads against random features.
+
+Every layer × head of all-MiniLM-L6 (72 heads) on two consecutive windows of N tokens of the standard
+library's docstrings: each map's (W, b) is fitted on window 0 by :func:`approxlab.analysis.distill.distill`
+(softmax-mimicry cross-entropy, Adam, seeded) and measured on window 1 (held-out text, same head).
+Baselines at the same state size F: FAVOR+ (orthogonal) and FAVOR++ (A calibrated on window 0), and
+at F = ``big_m`` features. Metric: mean row TV against softmax, non-causal.
+
+Against the best possible of the class (:func:`approxlab.analysis.metrics.low_rank_bound`): every one of these
+maps with F features gives weights of rank ≤ F, so on each window no map of F features has a mean row
+TV below ``tv_bound`` = Σ_{i>F} σ_i(P)/2N, nor a Frobenius error ‖A − P‖_F below ``ey_fro`` =
+sqrt(Σ_{i>F} σ_i(P)²) (Eckart–Young); ``fro_ratio`` = ‖A − P‖_F / ``ey_fro`` ≥ 1 says how far the map is
+from that best in the norm where it is exact (inf when F ≥ N, where the best is P itself), and
+``ey_rank`` = the least rank r whose best matrix is as close: min_{rank ≤ r} ‖A′ − P‖_F ≤ ‖A − P‖_F
+(the map's F features do what r would do at best).
+
+Records: ``head`` rows (one per head and method: train / test TV, feature count, final loss, and per
+window the bound, the map's Frobenius error and its ratio), ``bound`` rows (per head, window and F in
+1, 2, 4, …, N: the bound of the class), ``loss`` rows (the distillation loss per step, median over heads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ...analysis import entropy as ent
+from ...api import attention_weights
+from ..environment import describe
+from ...analysis.distill import distill
+from ...analysis.metrics import low_rank_bound, row_tv
+from ...variants.random_features import calibrate
+from .. import sweep
+
+PROFILES = {
+    "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
+    "full": dict(n=256, feature_dim=32, steps=600, big_m=16384, seed=0),
+}
+
+
+def _heads(n):
+    from ...analysis import real_heads
+
+    heads = real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=2)
+    L, _, H = heads.q.shape[:3]
+    for layer in range(L):
+        for head in range(H):
+            pick = lambda t, c: t[layer, c, head][None, None]  # noqa: E731
+            yield f"L{layer}H{head}", (pick(heads.q, 0), pick(heads.k, 0)), (pick(heads.q, 1), pick(heads.k, 1))
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    with sweep.limited_threads(1):  # many small GEMMs and QRs: one thread is faster than contending ones
+        return _compute(profile)
+
+
+def _errors(q, k, p, variant, **params):
+    """Mean row TV and ‖A − P‖_F of ``variant``'s weights A against the softmax weights ``p``."""
+    a = attention_weights(q, k, variant, **params).double()
+    return dict(tv=float(row_tv(p, a).mean()), fro=float(torch.linalg.matrix_norm(a - p)))
+
+
+def _windows(variant, features, windows, bounds, **params):
+    """{train_tv, test_tv, train_fro, …}: :func:`_errors` on window 0 (train) and window 1 (test);
+    ``bounds``: {window: {"tv"/"fro": {F: bound}}}."""
+    out = {}
+    for name, (q, k, p) in windows.items():
+        err = _errors(q, k, p, variant, **params)
+        best = bounds[name]["fro"][features]
+        err.update(ey_fro=best, tv_bound=bounds[name]["tv"][features],
+                   fro_ratio=err["fro"] / best if best > 0 else float("inf"),
+                   # the least rank whose best (truncated SVD) is as close to P as this map
+                   ey_rank=int((bounds[name]["fro_all"] <= err["fro"]).nonzero()[0, 0]) + 1)
+        out.update({f"{name}_{key}": val for key, val in err.items()})
+    return out
+
+
+def _compute(profile: str) -> pd.DataFrame:
+    cfg = PROFILES[profile]
+    f = cfg["feature_dim"]
+    rows, losses = [], {}
+    heads = list(_heads(cfg["n"]))
+    grid = [2**i for i in range(cfg["n"].bit_length()) if 2**i <= cfg["n"]]
+    for label, (q0, k0), (q1, k1) in tqdm(heads, desc="learned_maps heads"):
+        summary = {key: float(val.reshape(-1)[0]) for key, val in ent.input_summary(q1, k1).items()}
+        windows = {name: (q, k, attention_weights(q, k, "softmax").double())
+                   for name, (q, k) in (("train", (q0, k0)), ("test", (q1, k1)))}
+        bounds, feats = {}, sorted(set(grid) | {2 * f, cfg["big_m"]})
+        for name, (_, _, p) in windows.items():
+            b = low_rank_bound(p[0, 0], feats)  # one SVD per window: the bound at every F
+            bounds[name] = {"tv": dict(zip(feats, b["tv"].tolist())), "fro": dict(zip(feats, b["frobenius"].tolist())),
+                            "fro_all": low_rank_bound(p[0, 0], range(1, cfg["n"] + 1))["frobenius"]}
+            rows += [dict(record="bound", head=label, window=name, features=m, tv_bound=float(b["tv"][i]),
+                          tv_bound_fro=float(b["tv_frobenius"][i]), ey_fro=float(b["frobenius"][i]))
+                     for i, m in enumerate(feats) if m in grid]
+        # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
+        for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
+            fit = distill(q0, k0, variant, feature_dim=cols, steps=cfg["steps"], seed=cfg["seed"])
+            params = {"weight": fit["weight"], "bias": fit["bias"]}
+            identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
+            init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
+            rows.append(dict(record="head", head=label, method=variant, features=2 * f,
+                             **_windows(variant, 2 * f, windows, bounds, **params),
+                             init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
+            losses.setdefault(variant, []).append(fit["loss"])
+        cal = calibrate(q0, k0, "favorpp")
+        for m in (2 * f, cfg["big_m"]):
+            rows.append(dict(record="head", head=label, method=f"FAVOR+ ({m})", features=m,
+                             **_windows("performer", m, windows, bounds, num_features=m, seed=cfg["seed"]), **summary))
+            rows.append(dict(record="head", head=label, method=f"FAVOR++ ({m})", features=m,
+                             **_windows("favorpp", m, windows, bounds, num_features=m, seed=cfg["seed"], **cal),
+                             **summary))
+    for variant, hist in losses.items():
+        med = np.median(np.array(hist), axis=0)
+        rows += [dict(record="loss", method=variant, step=i, loss=float(val)) for i, val in enumerate(med)]
+    out = pd.DataFrame(rows)
+    for key, val in describe("cpu").items():
+        out[key] = val
+    out["profile"] = profile
+    out["n"] = cfg["n"]
+    return out
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method, medians over heads: train / test TV, the class's lower bound on the test TV at the
+    method's F, the Frobenius ratio to the best of the class and the equivalent rank (train and test
+    window); and the share of heads with test TV ≤ 0.1 and 0.2."""
+    d = df[df["record"] == "head"]
+    g = d.groupby("method")
+    return pd.DataFrame({"features": g["features"].first(), "median_train_tv": g["train_tv"].median(),
+                         "median_test_tv": g["test_tv"].median(),
+                         "median_test_tv_bound": g["test_tv_bound"].median(),
+                         "median_train_fro_ratio": g["train_fro_ratio"].median(),
+                         "median_test_fro_ratio": g["test_fro_ratio"].median(),
+                         "median_train_ey_rank": g["train_ey_rank"].median(),
+                         "median_test_ey_rank": g["test_ey_rank"].median(),
+                         "heads_tv_le_0.1": g["test_tv"].apply(lambda s: int((s <= 0.1).sum())),
+                         "heads_tv_le_0.2": g["test_tv"].apply(lambda s: int((s <= 0.2).sum())),
+                         "heads": g["test_tv"].size()}).sort_values("median_test_tv")
+
+
+def draw(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    d = df[df["record"] == "head"]
+    n = int(df["n"].dropna().iloc[0]) if "n" in df else 0
+    methods = list(summary(df).index)
+    colors = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9.6), constrained_layout=True)
+    ax = axes[0, 0]
+    for m in methods:
+        dm = d[d["method"] == m]
+        ax.scatter(dm["weighted_sum_sq"], dm["test_tv"], s=10, color=colors[m], label=m, alpha=0.75)
+    ax.set(xscale="log", yscale="log", xlabel="attention-weighted ‖x+y‖² (held-out window)",
+           ylabel="mean row TV vs softmax (held-out window)", title="72 MiniLM-L6 heads: held-out TV per head")
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    sns.boxplot(data=d, x="method", y="test_tv", order=methods, hue="method", palette=colors, ax=ax, fliersize=2,
+                legend=False)
+    ax.axhline(0.1, color="0.4", ls="--", lw=0.8)
+    ax.set(yscale="log", xlabel=None, ylabel="held-out TV", title="held-out TV by method (dashed: 0.1)")
+    ax.tick_params(axis="x", rotation=35)
+    ax = axes[0, 2]
+    loss = df[df["record"] == "loss"]
+    for m, dm in loss.groupby("method"):
+        ax.plot(dm["step"], dm["loss"], color=colors.get(m), label=m)
+    ax.set(xlabel="Adam step", ylabel="cross-entropy (median over heads)", title="distillation on window 0")
+    ax.legend(fontsize=8)
+
+    # the best possible of the class: lower bound on the mean row TV of any F-feature map, vs F
+    ax = axes[1, 0]
+    b = df[(df["record"] == "bound") & (df["window"] == "test") & (df["tv_bound"] > 0)]
+    for col, label, ls in (("tv_bound", r"$\sum_{i>F}\sigma_i\,/\,2N$", "-"),
+                            ("tv_bound_fro", r"$(\sum_{i>F}\sigma_i^2)^{1/2}/\,2N$", ":")):
+        qs = b.groupby("features")[col].quantile([0.25, 0.5, 0.75]).unstack()
+        ax.plot(qs.index, qs[0.5], color="0.2", ls=ls, label=f"lower bound {label} (median)")
+        ax.fill_between(qs.index, qs[0.25], qs[0.75], color="0.2", alpha=0.12, lw=0)
+    for m in methods:
+        dm = d[d["method"] == m]
+        ax.scatter(dm["features"].iloc[0], dm["test_tv"].median(), color=colors[m], s=40, label=f"{m}: held-out")
+        ax.scatter(dm["features"].iloc[0], dm["train_tv"].median(), facecolor="none", edgecolor=colors[m], s=40)
+    ax.set(xscale="log", yscale="log", xlabel="features F (rank of the weights ≤ F)",
+           ylabel="mean row TV (median over heads)",
+           title=f"no F-feature map goes below the line (N = {n}; hollow: fit window)")
+    ax.xaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+    ax.legend(fontsize=6, ncol=2)
+    ax = axes[1, 1]
+    finite = d[d["features"] < n]
+    ratio = finite.melt(id_vars=["method"], value_vars=["train_fro_ratio", "test_fro_ratio"], var_name="window",
+                        value_name="ratio")
+    ratio["window"] = ratio["window"].map({"train_fro_ratio": "fit", "test_fro_ratio": "held-out"})
+    order = [m for m in methods if m in set(finite["method"])]
+    sns.boxplot(data=ratio, x="method", y="ratio", order=order, hue="window", ax=ax, fliersize=2)
+    ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
+    ax.legend(title="window", fontsize=8, loc="upper left")
+    ax.set(yscale="log", xlabel=None, ylabel=r"$\|A-P\|_F\,/\,\min_{\mathrm{rank}\,A'\leq F}\|A'-P\|_F$",
+           title="Frobenius error vs the Eckart–Young best (dashed: 1, the best)")
+    ax.tick_params(axis="x", rotation=35)
+    ax = axes[1, 2]
+    for m in order:
+        dm = finite[finite["method"] == m]
+        ax.scatter(dm["test_tv_bound"], dm["test_tv"], s=10, color=colors[m], label=m, alpha=0.75)
+    lo = max(float(finite["test_tv_bound"].min()), 1e-6)
+    ax.plot([lo, 1], [lo, 1], color="0.4", ls="--", lw=0.8, label="TV = bound")
+    ax.set(xscale="log", yscale="log", xlabel="lower bound of the class at the method's F (held-out window)",
+           ylabel="held-out TV", title="per head: measured TV vs the class's lower bound")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Learned feature maps distilled per head (fit on one window of N = {n}, measured on the next) "
+                 "vs random features and vs the best possible F-feature map")
+    return fig
+
+
+def readme_table(df: pd.DataFrame | None = None) -> str:
+    """The README's table of :func:`summary` (default: the committed figures/learned_maps.csv), as markdown.
+
+    ``python -c "from approxlab.experiments.studies.learned_maps import readme_table; print(readme_table())"``
+    """
+    if df is None:
+        from ..figures import DEFAULT_OUTDIR
+
+        df = pd.read_csv(DEFAULT_OUTDIR / "learned_maps.csv")
+    s = summary(df)
+
+    def ratio(x):
+        return "— (F ≥ N)" if not np.isfinite(x) else f"{x:.1f}"
+
+    lines = ["| method | features F | median TV, fit window | median TV, held-out | lower bound on held-out TV "
+             "(any F-feature map) | ‖A − P‖_F / best rank-F, fit / held-out | equivalent rank, fit / held-out "
+             "| heads with held-out TV ≤ 0.1 | ≤ 0.2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, r in s.iterrows():
+        bound = "0" if r["median_test_tv_bound"] == 0 else f"{r['median_test_tv_bound']:.1e}"
+        lines.append(f"| {method} | {r['features']:g} | {r['median_train_tv']:.3f} | {r['median_test_tv']:.3f} | "
+                     f"{bound} | {ratio(r['median_train_fro_ratio'])} / {ratio(r['median_test_fro_ratio'])} | "
+                     f"{r['median_train_ey_rank']:g} / {r['median_test_ey_rank']:g} | "
+                     f"{r['heads_tv_le_0.1']:g}/{r['heads']:g} | {r['heads_tv_le_0.2']:g}/{r['heads']:g} |")
+    return "\n".join(lines)

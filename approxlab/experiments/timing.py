@@ -1,0 +1,155 @@
+"""Fair timing, the one home for it: warm-up, then ``torch.utils.benchmark`` (which synchronises CUDA)
+for a median and IQR, with the CPU allocator kept from returning memory to the OS while the calls run.
+
+CPU allocator. glibc returns large freed blocks to the OS (``mmap``/``munmap`` above a threshold,
+heap trimming), so a function that allocates multi-MiB temporaries pays page faults on every call:
+on a 2-core x86_64 machine that was about half of performer's forward time at (1, 8, 128, 64), and
+more of performer-pytorch's. :func:`freed_memory_kept` switches that off for the timed calls only
+(``mallopt``; what ``MALLOC_MMAP_MAX_=0`` or a caching allocator such as jemalloc do for a whole
+process), so that timings measure the arithmetic, the same for every method timed. Outside the
+timed calls the defaults come back and free memory is returned (``malloc_trim``): kept for a whole
+long study, the heap fragments (a lesson-exercise run grew from 0.7 to 15 GiB resident).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.utils.benchmark as benchmark
+
+from ..core.checks import check_int
+
+# glibc mallopt parameters (malloc.h) and their defaults
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+KEPT = "glibc, freed memory kept during timed calls (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1)"
+SYSTEM = "system default"
+
+
+@dataclass
+class Timing:
+    median_s: float
+    iqr_s: float
+    runs: int
+
+
+@lru_cache(maxsize=1)
+def _glibc():
+    """The C library when it is glibc (has mallopt and malloc_trim), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (attribute lookups raise where absent)
+        return libc
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def allocator_state(keep_freed: bool = True) -> str:
+    """How the CPU allocator is set while :func:`time_call` times (for the CSV)."""
+    return KEPT if keep_freed and _glibc() is not None else SYSTEM
+
+
+@contextmanager
+def freed_memory_kept(enabled: bool = True):
+    """Inside the block glibc keeps freed memory for reuse (no ``mmap`` for large blocks, no
+    trimming); on exit the defaults are restored and free memory goes back to the OS. A no-op
+    where libc is not glibc or ``enabled`` is False."""
+    libc = _glibc() if enabled else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float = 0.2, min_runs: int = 3,
+              keep_freed: bool = True) -> Timing:
+    """Median and IQR of ``fn()`` wall time: ``warmup`` untimed calls, ``blocked_autorange`` (CUDA
+    synchronised by the Timer), topped up to ``min_runs`` samples; all inside
+    :func:`freed_memory_kept` unless ``keep_freed`` is False."""
+    with freed_memory_kept(keep_freed):
+        for _ in range(warmup):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
+        while len(times) < min_runs:
+            times.append(timer.timeit(1).median)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times))
+
+
+# ----------------------------------------------------------------------------------------------
+# the machine's state beside a timing: its matmul rate, and whether other processes compete
+# ----------------------------------------------------------------------------------------------
+def matmul_rate(device="cpu", dtype=torch.float32, size: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of one size × size GEMM (2·size³ flops), timed like everything else: the machine's
+    reference rate, measured in the same run as the timings it is compared with. The best of ``repeats``
+    medians: a single median read anywhere from 82 to 181 GFLOP/s on the 2-core CPU, and a reference
+    below the rate SDPA reaches would overstate every fraction."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    best = min(time_call(lambda: a @ b, min_run_time=0.3).median_s
+               for _ in range(check_int(repeats, "repeats", minimum=1)))
+    return 2 * size**3 / best / 1e9
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy jiffies of the whole machine, jiffies of this process) from /proc (Linux)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return sum(fields) - idle, int(own[11]) + int(own[12])  # utime + stime
+
+
+def other_cpu_load(interval: float = 0.2) -> float:
+    """CPUs kept busy by *other* processes over ``interval`` seconds (e.g. 1.0: one core taken away);
+    NaN where /proc is not available. Timings taken while this is well above 0 are inflated."""
+    with others_busy(min_window=interval) as load:
+        pass
+    return load.value
+
+
+class _Load:
+    value = math.nan
+
+
+@contextmanager
+def others_busy(min_window: float = 0.2):
+    """CPUs kept busy by other processes while the block ran: ``with others_busy() as load: ...``, then
+    ``load.value`` (NaN where /proc is not available). A block shorter than ``min_window`` is topped up
+    by a sleep (jiffies tick at 10 ms, so shorter windows cannot resolve a fraction of a CPU)."""
+    load = _Load()
+    try:
+        busy0, own0 = _busy_jiffies()
+    except (OSError, ValueError, IndexError):
+        yield load
+        return
+    start = time.perf_counter()
+    yield load
+    elapsed = time.perf_counter() - start
+    if elapsed < min_window:
+        time.sleep(min_window - elapsed)
+        elapsed = min_window
+    busy1, own1 = _busy_jiffies()
+    hz = os.sysconf("SC_CLK_TCK")
+    load.value = max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / elapsed)

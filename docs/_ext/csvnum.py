@@ -103,14 +103,9 @@ def rng(values, spec: str | None = None, sep: str = "–") -> str:
 
 def study(name: str):
     """The study module that writes ``figures/NAME.csv`` (its ``summary``/``table`` helpers, its constants)."""
-    import importlib
+    from approxlab.experiments import figures
 
-    for registry in ("approxlab.experiments.figures", "approxlab.figures"):
-        try:
-            return importlib.import_module(registry).study(name)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError("no approxlab figure registry found")
+    return figures.study(name)
 
 
 def _namespace(env) -> dict:

@@ -1,8 +1,8 @@
-"""The LaTeX that :mod:`approxlab.symbolic` produces, generated while the site is built.
+"""The LaTeX that :mod:`approxlab.analysis.symbolic` produces, generated while the site is built.
 
-``symbolic-table`` renders :func:`approxlab.symbolic.derivation_table` (κ, row weight, derived degree, cost,
+``symbolic-table`` renders :func:`approxlab.analysis.symbolic.derivation_table` (κ, row weight, derived degree, cost,
 sign, monotonicity per variant); ``symbolic-derivation NAME`` renders one derivation of
-``approxlab.symbolic.DERIVATIONS`` (its claim, steps and verdict, which sympy re-derives on every build)::
+``approxlab.analysis.symbolic.DERIVATIONS`` (its claim, steps and verdict, which sympy re-derives on every build)::
 
     ```{symbolic-table}
     ```
@@ -35,13 +35,13 @@ def _entry(*children) -> nodes.entry:
 
 
 class SymbolicTable(SphinxDirective):
-    """The derived table of every default row of :data:`approxlab.symbolic.DEFAULT_ROWS`."""
+    """The derived table of every default row of :data:`approxlab.analysis.symbolic.DEFAULT_ROWS`."""
 
     option_spec = {"dim": directives.positive_int}
 
     def run(self):
-        from approxlab import symbolic
-        from approxlab.symbolic.table import degree_text
+        from approxlab.analysis import symbolic
+        from approxlab.analysis.symbolic.table import degree_text
 
         try:
             df = symbolic.derivation_table(dim=self.options.get("dim", 2))
@@ -81,7 +81,7 @@ class SymbolicDerivation(SphinxDirective):
     option_spec = {"order": directives.positive_int}
 
     def run(self):
-        from approxlab import symbolic
+        from approxlab.analysis import symbolic
 
         name = self.arguments[0]
         if name not in symbolic.DERIVATIONS:
@@ -103,7 +103,7 @@ class SymbolicDerivation(SphinxDirective):
         block = nodes.math_block(latex, latex, nowrap=False, number=None, docname=self.env.docname)
         summary = nodes.paragraph()
         summary += nodes.strong(derivation.title, derivation.title)
-        summary += nodes.Text(f" (approxlab.symbolic.{function.__name__}"
+        summary += nodes.Text(f" (approxlab.analysis.symbolic.{function.__name__}"
                               f"({', '.join(f'{k}={v}' for k, v in kwargs.items())}); "
                               "sympy reduces every residual to 0)")
         return [summary, block]

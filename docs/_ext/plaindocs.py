@@ -6,8 +6,8 @@ after a sentence as a block quote or a definition list, and warns. Before numpyd
 this extension
 
 - escapes ``|`` outside backquotes (grid-table lines, which start with ``|`` or ``+``, are left alone);
-- shows an indented run of lines that follows a sentence without a blank line as a literal block (what
-  the author laid out by hand stays laid out), and ends every indented run with a blank line.
+- shows an indented run of lines under a sentence (with or without a blank line between) as a literal
+  block: what the author laid out by hand stays laid out; every indented run ends with a blank line.
 
 numpydoc's own sections (Parameters, Returns, Raises, ...) are left as they are: their indentation is
 syntax. A class documented at more than one public address (``approxlab.KernelVariant`` and the module
@@ -29,8 +29,10 @@ def _indent(line: str) -> int:
 
 
 def _escape_bars(line: str) -> str:
-    stripped = line.lstrip()
-    if not stripped or stripped[0] in "|+" or stripped.startswith(("..", ">>>")):
+    stripped = line.strip()
+    table = stripped.startswith(("+-", "+=", "| ")) or (stripped.startswith("|") and stripped.endswith("|")
+                                                       and " | " in stripped)
+    if not stripped or table or stripped.startswith(("..", ">>>")):
         return line
     parts = _SPANS.split(line)
     return "".join(p if i % 2 else re.sub(r"(?<!\\)\|", r"\\|", p) for i, p in enumerate(parts))
@@ -41,6 +43,24 @@ def _is_structure(line: str) -> bool:
     s = line.strip()
     return (s.endswith("::") or s.startswith(("..", ":", "- ", "* ", "+ ", ">>>", "...")) or
             bool(re.match(r"^(\d+|#)[.)] ", s)))
+
+
+def _previous_paragraph(out: list[str]) -> list[str]:
+    """The lines of the last paragraph before the trailing blank lines of ``out``."""
+    end = len(out)
+    while end and not out[end - 1].strip():
+        end -= 1
+    start = end
+    while start and out[start - 1].strip():
+        start -= 1
+    return out[start:end]
+
+
+def _is_list_continuation(paragraph: list[str], line: str) -> bool:
+    """``line`` continues a list item or a field whose text starts at its indentation."""
+    first = paragraph[0]
+    match = re.match(r"^(\s*)([-*+]|\d+[.)]|#[.)]|:[^:]+:)\s+", first)
+    return bool(match) and _indent(line) <= len(match.group(0))
 
 
 def plain_to_rst(lines: list[str]) -> list[str]:
@@ -82,6 +102,16 @@ def plain_to_rst(lines: list[str]) -> list[str]:
                 out.append(line)
             i += 1
             continue
+        if line.strip() and not previous.strip() and out and _indent(line) > 0:
+            # an indented block after a blank line: a block quote to reStructuredText, a display to the author
+            paragraph = _previous_paragraph(out)
+            if paragraph and _indent(line) > _indent(paragraph[0]) and not any(map(_is_structure, paragraph)) \
+                    and not _is_list_continuation(paragraph, line):
+                out += ["::", ""]
+                literal_indent = _indent(line)
+                out.append(line)
+                i += 1
+                continue
         if previous.strip().endswith("::") and not line.strip():
             out.append(line)
             if i + 1 < len(lines) and lines[i + 1].strip():

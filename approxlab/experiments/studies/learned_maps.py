@@ -211,30 +211,3 @@ def draw(df: pd.DataFrame):
     fig.suptitle(f"Learned feature maps distilled per head (fit on one window of N = {n}, measured on the next) "
                  "vs random features and vs the best possible F-feature map")
     return fig
-
-
-def readme_table(df: pd.DataFrame | None = None) -> str:
-    """The README's table of :func:`summary` (default: the committed figures/learned_maps.csv), as markdown.
-
-    ``python -c "from approxlab.experiments.studies.learned_maps import readme_table; print(readme_table())"``
-    """
-    if df is None:
-        from ..figures import DEFAULT_OUTDIR
-
-        df = pd.read_csv(DEFAULT_OUTDIR / "learned_maps.csv")
-    s = summary(df)
-
-    def ratio(x):
-        return "— (F ≥ N)" if not np.isfinite(x) else f"{x:.1f}"
-
-    lines = ["| method | features F | median TV, fit window | median TV, held-out | lower bound on held-out TV "
-             "(any F-feature map) | ‖A − P‖_F / best rank-F, fit / held-out | equivalent rank, fit / held-out "
-             "| heads with held-out TV ≤ 0.1 | ≤ 0.2 |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for method, r in s.iterrows():
-        bound = "0" if r["median_test_tv_bound"] == 0 else f"{r['median_test_tv_bound']:.1e}"
-        lines.append(f"| {method} | {r['features']:g} | {r['median_train_tv']:.3f} | {r['median_test_tv']:.3f} | "
-                     f"{bound} | {ratio(r['median_train_fro_ratio'])} / {ratio(r['median_test_fro_ratio'])} | "
-                     f"{r['median_train_ey_rank']:g} / {r['median_test_ey_rank']:g} | "
-                     f"{r['heads_tv_le_0.1']:g}/{r['heads']:g} | {r['heads_tv_le_0.2']:g}/{r['heads']:g} |")
-    return "\n".join(lines)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from ...api import attention
@@ -23,7 +22,7 @@ from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
 from ...analysis.metrics import output_error, row_divergence
 from ..timing import allocator_state, time_call
-from ...variants import VARIANTS, build_kernel, inputs_for, kernel_name
+from ...variants import VARIANTS, inputs_for, kernel_name
 
 #: ``approxlab figures`` runs this study serially and uncached: it measures time
 SERIAL = "timing"
@@ -97,37 +96,3 @@ def draw(df: pd.DataFrame, ax=None):
     fig.suptitle(f"Lesson exercise: (1, 8, N, 64) float32, efficient forms vs softmax — {device}, "
                  f"{int(df['threads'].iloc[0])} threads")
     return fig
-
-
-def readme_table(df: pd.DataFrame | None = None) -> str:
-    """The README's table (default: the committed figures/lesson_exercise.csv, non-causal rows), as markdown:
-    per variant the forward time at the shortest and longest N, softmax's time over the variant's at the
-    longest N, the mean row TV (its range over N when that exceeds 0.005) and the output error at both ends.
-
-    ``python -c "from approxlab.experiments.studies.lesson_exercise import readme_table; print(readme_table())"``
-    """
-    if df is None:
-        from ..figures import DEFAULT_OUTDIR
-
-        df = pd.read_csv(DEFAULT_OUTDIR / "lesson_exercise.csv")
-    df = df[~df["causal"].astype(bool)]
-    lo, hi = int(df["n"].min()), int(df["n"].max())
-    at = {n: df[df["n"] == n].set_index("variant") for n in (lo, hi)}
-    softmax_hi = at[hi].loc["softmax", "time_ms"]
-    probe = torch.zeros(1, 1, 1, SHAPE["head_dim"])
-
-    def ms(x):
-        return f"{x:.3g}" if x < 100 else f"{x:.0f}"
-
-    lines = [f"| variant | features F | time N = {lo} (ms) | time N = {hi} (ms) | softmax time / variant's at {hi} "
-             f"| mean row TV | output error / rms‖v‖ at {lo} → {hi} |", "|---|---|---|---|---|---|---|"]
-    for variant in df["variant"].unique():
-        a, b = at[lo].loc[variant], at[hi].loc[variant]
-        tv = df[df["variant"] == variant]["mean_row_tv"]
-        tv_text = f"{tv.min():.3g}" if tv.max() - tv.min() <= 0.005 else f"{tv.min():.3g} – {tv.max():.3g}"
-        dim = inputs_for(variant, probe, probe)[0].shape[-1]  # the head dim the variant ran on (cosFormer: D + 2)
-        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).num_features(dim)}"
-        error = "0" if variant == "softmax" else f"{a['output_error']:.3g} → {b['output_error']:.3g}"
-        lines.append(f"| {variant} | {features} | {ms(a['time_ms'])} | {ms(b['time_ms'])} | "
-                     f"{softmax_hi / b['time_ms']:.2g}× | {tv_text} | {error} |")
-    return "\n".join(lines)

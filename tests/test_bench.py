@@ -17,7 +17,7 @@ from approxlab import attention
 from approxlab.experiments import bench
 from approxlab.experiments.cli import main as cli_main
 from approxlab.experiments.timing import allocator_state, freed_memory_kept, time_call
-from approxlab.variants.power_series import monomial_features, monomial_features_reference
+from approxlab.variants._monomials import monomial_features, monomial_features_reference
 
 
 def randn(*shape, seed=0, dtype=torch.float64):

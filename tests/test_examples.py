@@ -35,7 +35,7 @@ def test_example_kernel_is_the_exponential_map_and_both_forms_agree(expmap):
     q, k, v = (torch.randn(1, 2, 67, 16, generator=gen, dtype=torch.float64) for _ in range(3))
     for factor in (1.0, 300.0):  # 300: x_d up to 530, φ(x)·φ(y) overflows float64 without the log scale
         for causal in (False, True):
-            fast = approxlab.api(factor * q, factor * k, v, "expmap", causal=causal)
+            fast = approxlab.attention(factor * q, factor * k, v, "expmap", causal=causal)
             ref = approxlab.explicit_attention(factor * q, factor * k, v, expmap(), causal=causal)
             assert bool(torch.isfinite(fast).all())
             assert float((fast - ref).abs().max() / ref.abs().max()) <= 1e-10

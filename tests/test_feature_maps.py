@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from approxlab import attention
 from approxlab.core.chunk import safe_divide
 from approxlab.variants import build_kernel
-from approxlab.variants.feature_maps import with_positions
+from approxlab.variants import with_positions
 
 from _helpers import assert_efficient_equals_explicit, randn, rel_err
 

@@ -75,7 +75,7 @@ def test_explicit_and_efficient_agree_in_float64(causal, form, registered):
     variant = {"object": ShiftedQuadratic(), "class": ShiftedQuadratic, "name": registered,
                "protocol": HalfRelu()}[form]
     q, k, v = qkv()
-    fast = approxlab.api(q, k, v, variant, causal=causal)
+    fast = approxlab.attention(q, k, v, variant, causal=causal)
     ref = approxlab.explicit_attention(q, k, v, variant, causal=causal)
     module = approxlab.Attention(variant, causal=causal)(q, k, v)
     assert torch.allclose(fast, ref, rtol=0, atol=1e-10 * ref.abs().max().item())
@@ -98,8 +98,8 @@ def test_custom_kernel_is_its_similarity_function():
 def test_registered_name_everywhere(registered):
     assert registered in approxlab.variant_names()
     q, k, v = qkv(n=16)
-    by_name = approxlab.api(q, k, v, registered)
-    assert torch.equal(by_name, approxlab.api(q, k, v, ShiftedQuadratic()))
+    by_name = approxlab.attention(q, k, v, registered)
+    assert torch.equal(by_name, approxlab.attention(q, k, v, ShiftedQuadratic()))
     deltas = theory.row_deltas(q, k, registered)
     assert torch.equal(deltas, theory.row_deltas(q, k, ShiftedQuadratic()))
     div = metrics.row_divergence(q, k, [registered, "linear"])
@@ -119,9 +119,9 @@ def test_registry_guards():
     with pytest.raises(KeyError, match="never_registered"):
         approxlab.unregister_kernel("never_registered")
     with pytest.raises(ValueError, match="variant must be one of"):
-        approxlab.api(*qkv(n=4), "shifted_quadratic")  # not registered outside the fixture
+        approxlab.attention(*qkv(n=4), "shifted_quadratic")  # not registered outside the fixture
     with pytest.raises(TypeError, match="bound"):
-        approxlab.api(*qkv(n=4), ShiftedQuadratic(), order=2)
+        approxlab.attention(*qkv(n=4), ShiftedQuadratic(), order=2)
 
 
 def test_symbolic_derives_degree_sign_and_monotonicity():
@@ -161,11 +161,11 @@ def test_zero_aware_bound_holds_and_reduces_to_tanh():
 def test_softmax_rejects_kernel_parameters():
     q, k, v = qkv(n=8)
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*num_features"):
-        approxlab.api(q, k, v, "softmax", num_features=8, chunk_size=-3)
+        approxlab.attention(q, k, v, "softmax", num_features=8, chunk_size=-3)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
-        approxlab.api(q, k, v, "softmax", chunk_size=-3)
+        approxlab.attention(q, k, v, "softmax", chunk_size=-3)
     with pytest.raises(ValueError, match="backend"):
-        approxlab.api(q, k, v, "softmax", backend="triton")
+        approxlab.attention(q, k, v, "softmax", backend="triton")
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*order"):
         approxlab.attention_weights(q, k, "softmax", order=2)
     with pytest.raises(TypeError, match="softmax takes no kernel parameters.*order"):
@@ -202,7 +202,7 @@ def test_attention_module_keeps_projection_as_buffer():
     layer = approxlab.Attention("performer", projection=projection)
     assert "projection" in layer.state_dict()
     q, k, v = qkv(n=12)
-    expected = approxlab.api(q, k, v, "performer", projection=projection)
+    expected = approxlab.attention(q, k, v, "performer", projection=projection)
     assert torch.equal(layer(q, k, v), expected)
     other = approxlab.Attention("performer", projection=torch.zeros_like(projection))
     other.load_state_dict(layer.state_dict())
@@ -216,7 +216,7 @@ def test_attention_module_keeps_projection_as_buffer():
 
 
 def test_parameters_are_documented():
-    for obj in (approxlab.api, approxlab.Attention):
+    for obj in (approxlab.attention, approxlab.Attention):
         doc = obj.__doc__
         for text in ("num_features=None", "order=2", "factors=2", "degree=2, c=None"):
             assert text in doc
@@ -319,7 +319,7 @@ def test_attention_module_hla_projections_buffer_and_pickle(tmp_path):
     layer = approxlab.Attention("hla", factors=2, projections=projections)
     assert "projections" in layer.state_dict()
     q, k, v = qkv(n=10)
-    assert torch.equal(layer(q, k, v), approxlab.api(q, k, v, "hla", factors=2, projections=projections))
+    assert torch.equal(layer(q, k, v), approxlab.attention(q, k, v, "hla", factors=2, projections=projections))
     torch.save(layer, tmp_path / "layer.pt")
     again = torch.load(tmp_path / "layer.pt", weights_only=False)
     assert torch.equal(again(q, k, v), layer(q, k, v))

@@ -17,7 +17,7 @@ q, k, v = (torch.randn(1, 1, n, d, generator=gen) for _ in range(3))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 results = {}
 for variant, causal in json.loads(sys.argv[1]):
-    out = approxlab.api(q, k, v, variant, causal=causal)
+    out = approxlab.attention(q, k, v, variant, causal=causal)
     assert out.shape == (1, 1, n, d) and bool(torch.isfinite(out).all())
     results[f"{variant}-{causal}"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 print(json.dumps({"peak_kib": results, "baseline_kib": before}))

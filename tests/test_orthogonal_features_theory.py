@@ -1,6 +1,6 @@
 """sympy derivation of the MSE of positive random features on orthogonal directions (Performer Theorem 2).
 
-Setting (the toolkit's orthogonal blocks, :func:`approxlab.variants.performer.draw_projection`): w_1 ⟂ w_2,
+Setting (the toolkit's orthogonal blocks, :func:`approxlab.variants._projections.draw_projection`): w_1 ⟂ w_2,
 w_i = r_i s_i with r_1, r_2 ~ chi_D independent and (s_1, s_2) a uniform orthonormal 2-frame. With
 z = x + y, u = ‖z‖², one feature's relative estimate is Z(w) = φ_w(x)φ_w(y)/e^{x·y} = exp(w·z − u/2), and
 (a, b) = (s_1·z, s_2·z)/‖z‖ are the first two coordinates of a uniform point on S^{D−1}. Derived here:
@@ -29,8 +29,8 @@ import sympy as sp
 import torch
 
 from approxlab.analysis import entropy as ent
-from approxlab.variants.performer import Performer, draw_projection
-from approxlab.variants.random_features import Hyperbolic
+from approxlab.variants import Hyperbolic, Performer
+from approxlab.variants._projections import draw_projection
 
 d = sp.Symbol("D", positive=True)
 u = sp.Symbol("u", positive=True)

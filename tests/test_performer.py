@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from approxlab import attention, explicit_attention
-from approxlab.variants.performer import Performer, gaussian_projection
+from approxlab.variants import Performer, gaussian_projection
 
 performer_pytorch = pytest.importorskip("performer_pytorch")
 from performer_pytorch.performer_pytorch import linear_attention, softmax_kernel  # noqa: E402

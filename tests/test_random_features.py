@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from approxlab import attention, attention_weights
 from approxlab.variants import build_kernel
-from approxlab.variants.random_features import (
-    FavorPP, Hyperbolic, calibrate, gerf_relative_second_moment, oprf_a, random_directions, saderf_rescale,
-    simplex_block,
-)
+from approxlab.variants import FavorPP, Hyperbolic, calibrate
+from approxlab.variants._projections import random_directions, simplex_block
+from approxlab.variants.favorpp import gerf_relative_second_moment, oprf_a
+from approxlab.variants.favorsharp import saderf_rescale
 
 from _helpers import assert_efficient_equals_explicit, randn
 

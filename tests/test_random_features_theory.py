@@ -1,4 +1,4 @@
-"""sympy derivations for the random features of approxlab.variants.random_features.
+"""sympy derivations for the random features of approxlab.variants (hyperbolic, favorpp, favorsharp).
 
 FAVOR++ (positive GERF, Likhosherstov et al., "Chefs' Random Tables", NeurIPS 2022): with w ~ N(0, I_D),
     f(w, x) = D_A exp(A‖w‖² + B w·x − ‖x‖²/2),   B² = 1 − 4A,   D_A = (1 − 4A)^{D/4}.
@@ -19,7 +19,7 @@ import sympy as sp
 
 from approxlab.analysis.symbolic import performer_variance
 from approxlab.analysis.symbolic.derivations import is_zero
-from approxlab.variants.random_features import gerf_relative_second_moment, oprf_a
+from approxlab.variants.favorpp import gerf_relative_second_moment, oprf_a
 
 A = sp.Symbol("A", real=True)
 t, xl, yl = sp.symbols("t x_l y_l", real=True)

@@ -24,7 +24,7 @@ from approxlab.core import budget
 from approxlab.core import chunk as engine
 from approxlab.analysis import symbolic
 from approxlab.core.budget import MemoryBudgetError
-from approxlab.variants import performer as performer_module
+from approxlab.variants import _projections as projections_module
 
 from _helpers import randn
 
@@ -266,7 +266,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 peaks = {}
 with approxlab.memory_budget(budget_bytes):
     for causal in (False, True):
-        out = approxlab.api(q, k, v, "hla", factors=3, causal=causal)
+        out = approxlab.attention(q, k, v, "hla", factors=3, causal=causal)
         assert torch.isfinite(out).all()
         peaks[str(causal)] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
 print(json.dumps(peaks))
@@ -285,18 +285,18 @@ def test_wide_feature_map_stays_within_the_budget():
 
 
 def test_projection_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(performer_module, "_cache", type(performer_module._cache)())
-    monkeypatch.setattr(performer_module, "_CACHE_BYTES", 4 * 64 * 8 * 8)  # room for four 64 × 8 float64 projections
+    monkeypatch.setattr(projections_module, "_cache", type(projections_module._cache)())
+    monkeypatch.setattr(projections_module, "_CACHE_BYTES", 4 * 64 * 8 * 8)  # room for four 64 × 8 float64 projections
     for seed in range(10):
-        performer_module.gaussian_projection(64, 8, seed=seed)
-        assert performer_module.cache_bytes() <= performer_module._CACHE_BYTES
-    assert len(performer_module._cache) == 4
-    performer_module.gaussian_projection(64 * 8, 8, seed=0)  # larger than a quarter of the cache: never kept
-    assert len(performer_module._cache) == 4 and performer_module.cache_bytes() <= performer_module._CACHE_BYTES
+        projections_module.gaussian_projection(64, 8, seed=seed)
+        assert projections_module.cache_bytes() <= projections_module._CACHE_BYTES
+    assert len(projections_module._cache) == 4
+    projections_module.gaussian_projection(64 * 8, 8, seed=0)  # larger than a quarter of the cache: never kept
+    assert len(projections_module._cache) == 4 and projections_module.cache_bytes() <= projections_module._CACHE_BYTES
     # a cached projection is returned as a copy: changing it changes nothing later
-    first = performer_module.gaussian_projection(64, 8, seed=9)
+    first = projections_module.gaussian_projection(64, 8, seed=9)
     first.zero_()
-    assert performer_module.gaussian_projection(64, 8, seed=9).abs().sum() > 0
+    assert projections_module.gaussian_projection(64, 8, seed=9).abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from approxlab.analysis.metrics import row_tv
 from approxlab.experiments.studies.rational_degree import sample_pairs
 from approxlab.analysis.symbolic.kernels import s as s_sym
 from approxlab.variants import build_kernel
-from approxlab.variants.power_series import monomial_features as torch_monomial_features
+from approxlab.variants._monomials import monomial_features as torch_monomial_features
 
 
 # ------------------------------------------------------------------ rational degrees

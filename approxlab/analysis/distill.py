@@ -1,4 +1,4 @@
-"""Fitting learned feature maps (Hedgehog, T2R; :mod:`approxlab.variants.learned`) by distillation.
+"""Fitting learned feature maps (Hedgehog, T2R; :mod:`approxlab.variants.hedgehog`, :mod:`approxlab.variants.t2r`) by distillation.
 
 For one head, the parameters (W, b) of the map minimise the softmax-mimicry loss of Hedgehog,
 the mean over query rows of the cross-entropy  −Σ_j a_ij log â_ij,  a = softmax weights, â = the

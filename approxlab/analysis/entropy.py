@@ -41,7 +41,7 @@ from scipy.special import hyp1f1
 from ..core.checks import check_choice, check_int, check_tensor
 from ..api import attention_weights
 from .metrics import output_error, row_entropy, row_kl, row_tv
-from ..variants.performer import Performer, gaussian_projection
+from ..variants import Performer, gaussian_projection
 
 METRICS = ("tv", "kl", "output_error")
 
@@ -273,7 +273,7 @@ def orthogonal_relative_mse(norm_sum_sq, num_features, dim, kind: str = "positiv
     """Relative MSE E[(κ̂ − κ)²]/κ² of the m-feature estimate with the toolkit's orthogonal directions.
 
     Directions come in independent blocks of D mutually orthogonal rows (the last block truncated),
-    :func:`approxlab.variants.performer.draw_projection`; only rows of one block are correlated, so with
+    :func:`approxlab.variants._projections.draw_projection`; only rows of one block are correlated, so with
     P = Σ_blocks b(b − 1) ordered pairs and Var Z the iid per-feature variance,
 
         MSE/κ² = Var Z / m + P / m² · Cov,      Cov = :func:`orthogonal_pair_covariance`,

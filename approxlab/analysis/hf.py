@@ -56,7 +56,7 @@ from ..core import chunk as engine
 from ..core.masked import MaskPlan, RecurrentState, feature_maps, masked_attention, masked_weights, padded_keys
 from ..core.naive import causal_mask
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim
-from ..variants.feature_maps import cosformer_angles
+from ..variants.cosformer import cosformer_angles
 
 DECODING = ("recurrent", "recompute")
 

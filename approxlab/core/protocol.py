@@ -43,7 +43,7 @@ variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``expl
             return torch.exp(x - top[..., None]), top
 
     approxlab.register_kernel("softmax_features", SoftmaxFeatures)
-    approxlab.api(q, k, v, "softmax_features", causal=True)
+    approxlab.attention(q, k, v, "softmax_features", causal=True)
     approxlab.report(SoftmaxFeatures())
 
 More: ``examples/kernels.py`` (expmap, the same map with a closed-form ``kernel``) and
@@ -73,12 +73,6 @@ Features = Tuple[torch.Tensor, Optional[torch.Tensor]]
 FeatureMap = Callable[[torch.Tensor], Features]
 
 
-def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
-    """A Haar-random D × D orthogonal matrix (float64): QR of a Gaussian matrix, columns signed by diag(R)."""
-    qmat, rmat = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
-    return qmat * torch.sign(torch.diagonal(rmat)).unsqueeze(0)
-
-
 class KernelVariant:
     """Base class of the kernel protocol (documented in :mod:`approxlab.variants`): subclasses set
     ``name`` and implement :meth:`features` (and may override the rest)."""
@@ -87,7 +81,7 @@ class KernelVariant:
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
-    #: (:func:`~approxlab.variants.feature_maps.with_positions`; cosFormer)
+    #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False
 
     def features(self, x: torch.Tensor) -> Features:

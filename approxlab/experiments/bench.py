@@ -6,7 +6,7 @@ Methods (``METHODS``):
     identity        returns a copy of V: the floor no attention can beat (reads V, writes O)
     sdpa            torch.nn.functional.scaled_dot_product_attention, best backend available
     naive_softmax   softmax(Q Kᵀ · scale) V with the N×N matrix in memory (what the blog timed)
-    <variant>       approxlab.api(q, k, v, variant): each kernel variant's efficient form (a
+    <variant>       approxlab.attention(q, k, v, variant): each kernel variant's efficient form (a
                     registered name or a kernel object works too; see approxlab.variants)
     <variant>_compiled  the same under torch.compile
     <variant>_triton    the causal form as one fused Triton kernel (``backend="triton"``; CUDA)
@@ -397,7 +397,8 @@ def blog_cases(lengths=(128, 256, 512, 1024, 2048, 4096, 6000), methods=("naive_
 
 def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
         memory_budget: float = 4 * 2**30, max_call_s: float = 10.0, progress: bool = True,
-        keep_freed: bool = True, threads: Optional[int] = None, load_limit: float = 0.25) -> pd.DataFrame:
+        keep_freed: bool = True, threads: Optional[int] = None, load_limit: float = 0.25,
+        rates: Optional[dict] = None, load_window: float = 0.2) -> pd.DataFrame:
     """Measure ``cases`` in order; one row each. A case is skipped (``status`` says why) when naive
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
@@ -406,7 +407,9 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     ``threads``: torch's intra-op threads for the run (None: as set). The CPUs kept busy by other processes
     while each case is measured are recorded (``other_cpu_load``, :func:`~approxlab.experiments.timing.others_busy`);
     above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same
-    run, per dtype; ``matmul_fraction`` = gflops / matmul_gflops."""
+    run, per dtype (``rates``: {dtype: GFLOP/s} measured by the caller in the same run, instead of
+    measuring it here); ``matmul_fraction`` = gflops / matmul_gflops. ``load_window``: the shortest
+    window (s) over which the other processes' load is read (a shorter case is topped up by a sleep)."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -416,7 +419,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
         torch.set_num_threads(check_int(threads, "threads", minimum=1))
     env = describe(device)
     backend = {dt: sdpa_backend(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
-    rate = {dt: matmul_rate(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
+    rate = {dt: (rates or {}).get(dt) or matmul_rate(device, DTYPES[dt]) for dt in {c.dtype for c in cases}}
     too_slow: dict = {}
     rows = []
     for case in tqdm(cases, desc=f"bench ({device.type})", disable=not progress):
@@ -431,7 +434,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
             status = f"skipped: over {max_call_s:g} s at N={too_slow[key]}"
         if status == "ok":
             try:
-                with others_busy() as load:
+                with others_busy(min_window=load_window) as load:
                     row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
                                        keep_freed=keep_freed))
                 row["other_cpu_load"] = load.value
@@ -506,7 +509,7 @@ def peer_agreement(n: int = 512, head_dim: int = 64, num_features: int | None = 
     import performer_pytorch
     from performer_pytorch import performer_pytorch as pp
 
-    from ..variants.performer import gaussian_projection
+    from ..variants import gaussian_projection
 
     m = num_features or performer_features(head_dim, {})
     proj = gaussian_projection(m, head_dim, seed=seed)

@@ -1,5 +1,6 @@
 """Command line: ``approxlab figures`` regenerates the figures, ``approxlab bench`` times the variants,
-``approxlab report NAME`` writes a kernel's report card. ``--import MODULE_OR_FILE`` (before the
+``approxlab report NAME`` writes a kernel's report card, ``approxlab gpu-campaign`` runs every GPU
+measurement in one budgeted command (:mod:`approxlab.experiments.gpu_campaign`). ``--import MODULE_OR_FILE`` (before the
 command, repeatable) imports a module that calls ``approxlab.register_kernel``, so its names work."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from . import figures
+from . import figures, gpu_campaign
 
 
 def import_plugin(spec: str):
@@ -44,6 +45,9 @@ def main(argv=None) -> None:
     add_bench_arguments(bench_parser)
     report_parser = sub.add_parser("report", help="a kernel's report card: figures/report_NAME.png/.pdf/.csv")
     add_report_arguments(report_parser)
+    campaign_parser = sub.add_parser("gpu-campaign", help="every GPU measurement in priority order within a time "
+                                                          "budget; --dry-run: the same at tiny sizes on any device")
+    gpu_campaign.add_arguments(campaign_parser)
     args = parser.parse_args(argv)
     for spec in args.imports + getattr(args, "report_imports", []):  # before any name is looked up
         import_plugin(spec)
@@ -53,6 +57,8 @@ def main(argv=None) -> None:
         run_bench(args)
     elif args.command == "report":
         run_report(args)
+    elif args.command == "gpu-campaign":
+        gpu_campaign.main(args)
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -99,14 +99,16 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
 # ----------------------------------------------------------------------------------------------
 # the machine's state beside a timing: its matmul rate, and whether other processes compete
 # ----------------------------------------------------------------------------------------------
-def matmul_rate(device="cpu", dtype=torch.float32, size: int = 2048, repeats: int = 3) -> float:
+def matmul_rate(device="cpu", dtype=torch.float32, size: int = 2048, repeats: int = 3,
+                min_run_time: float = 0.3) -> float:
     """GFLOP/s of one size × size GEMM (2·size³ flops), timed like everything else: the machine's
     reference rate, measured in the same run as the timings it is compared with. The best of ``repeats``
-    medians: a single median read anywhere from 82 to 181 GFLOP/s on the 2-core CPU, and a reference
-    below the rate SDPA reaches would overstate every fraction."""
+    medians (each of at least ``min_run_time`` seconds of calls): a single median read anywhere from 82
+    to 181 GFLOP/s on the 2-core CPU, and a reference below the rate SDPA reaches would overstate every
+    fraction."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    best = min(time_call(lambda: a @ b, min_run_time=0.3).median_s
+    best = min(time_call(lambda: a @ b, min_run_time=min_run_time).median_s
                for _ in range(check_int(repeats, "repeats", minimum=1)))
     return 2 * size**3 / best / 1e9
 

@@ -23,10 +23,13 @@ import math
 import torch
 
 from ..core.checks import check_choice, check_int, check_seed, check_tensor
-from ..core.protocol import KernelVariant, haar_orthogonal
+from ..core.protocol import KernelVariant
+from ._projections import haar_orthogonal
 from .linear import elu_feature
+from ._registry import register_kernel
 
 
+@register_kernel
 class HLA(KernelVariant):
     """factors: p kernel factors (state D^p × Dv); feature_map: "elu", "relu" or "affine" (factor
     1 + s_r/p); projections: None (identity), "orthogonal" (seeded Haar D × D per factor) or a

@@ -12,6 +12,7 @@ import math
 import torch
 
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 
 LOG2_E = 1.0 / math.log(2.0)
@@ -31,6 +32,7 @@ def elu_feature(x: torch.Tensor) -> torch.Tensor:
     return negative.mul_(LOG2_E).exp2_().add_(positive)
 
 
+@register_kernel
 class Linear(KernelVariant):
     """No parameters: φ(x) = elu(x) + 1 on the scaled inputs."""
 

@@ -15,8 +15,10 @@ import math
 
 from ..core.checks import check_int
 from .power_series import PowerSeriesKernel
+from ._registry import register_kernel
 
 
+@register_kernel
 class Minimax(PowerSeriesKernel):
     """degree: p; R: the similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside)."""
 

@@ -16,66 +16,18 @@ move earlier outputs; see the tests.)
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import torch
 
-from ..core import budget
 from ..core.checks import check_bool, check_choice, check_int, check_seed, check_tensor
-from ..core.protocol import KernelVariant, haar_orthogonal
+from ..core.protocol import KernelVariant
+from ._projections import gaussian_projection
+from ._registry import register_kernel
 
 LOG2_E = 1.0 / math.log(2.0)
 
 
-def gaussian_projection(num_features: int, dim: int, *, orthogonal: bool = True, seed: int = 0) -> torch.Tensor:
-    """m × D float64 matrix of random feature directions, reproducible from ``seed`` (see
-    :func:`draw_projection`). Sized against the memory budget first; small ones are kept in a cache of at
-    most ``_CACHE_BYTES`` (``attention(..., "performer")`` rebuilds its kernel per call), large ones never."""
-    num_features = check_int(num_features, "num_features", minimum=1)
-    dim = check_int(dim, "head_dim", minimum=1)
-    orthogonal, seed = check_bool(orthogonal, "orthogonal"), check_seed(seed)
-    budget.require(2 * num_features * dim * 8,
-                   f"performer num_features={num_features:,}: the m × D projection ({num_features:,} × {dim} float64)")
-    key = (num_features, dim, orthogonal, seed)
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key].clone()
-    projection = draw_projection(num_features, dim, orthogonal=orthogonal, seed=seed)
-    if projection.numel() * 8 <= _CACHE_BYTES // 4:
-        _cache[key] = projection
-        while cache_bytes() > _CACHE_BYTES:
-            _cache.popitem(last=False)
-    return projection.clone()
-
-
-#: bytes of projections kept between calls; one larger than a quarter of it is never kept
-_CACHE_BYTES = 256 * 2**20
-_cache: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
-
-
-def cache_bytes() -> int:
-    """Bytes held by the projection cache now."""
-    return sum(w.numel() * w.element_size() for w in _cache.values())
-
-
-def draw_projection(num_features: int, dim: int, *, orthogonal: bool, seed: int) -> torch.Tensor:
-    """m × D float64 matrix of random feature directions, reproducible from ``seed``.
-
-    orthogonal: stacked blocks of a Haar-random orthogonal D × D matrix (QR of a Gaussian matrix),
-    rows rescaled by the norms of independent Gaussian vectors, so each row is still N(0, I_D)
-    marginally. iid: plain N(0, I_D) rows.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    if not orthogonal:
-        return torch.randn(num_features, dim, generator=gen, dtype=torch.float64)
-    blocks = []
-    for _ in range(math.ceil(num_features / dim)):
-        blocks.append(haar_orthogonal(dim, gen).T)
-    rows = torch.cat(blocks)[:num_features]
-    norms = torch.randn(num_features, dim, generator=gen, dtype=torch.float64).norm(dim=1)
-    return rows * norms[:, None]
-
-
+@register_kernel
 class Performer(KernelVariant):
     """num_features: m random features (default D·log D); kind: "positive" (exp features, > 0) or
     "trig" (sin/cos, can be negative); orthogonal: orthogonal blocks with chi row norms (True) or iid

@@ -10,8 +10,10 @@ import math
 
 from ..core.checks import check_int
 from .power_series import PowerSeriesKernel
+from ._registry import register_kernel
 
 
+@register_kernel
 class Polynomial(PowerSeriesKernel):
     """degree: p; c: None for s^p, or a positive number for (1 + s/c)^p (c = p tends to exp(s))."""
 

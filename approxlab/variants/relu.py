@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 
+@register_kernel
 class Relu(KernelVariant):
     """No parameters: φ(x) = relu(x); rows without kernel mass get zero output."""
 

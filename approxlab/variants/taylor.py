@@ -10,8 +10,10 @@ import math
 
 from ..core.checks import check_int
 from .power_series import PowerSeriesKernel
+from ._registry import register_kernel
 
 
+@register_kernel
 class Taylor(PowerSeriesKernel):
     """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
 

@@ -131,7 +131,7 @@ def hla_state(factors: int = 2, n: int = 2, dim: int = 2, dv: int = 2) -> Deriva
 # 3. Taylor features and the sign of T_p
 # ----------------------------------------------------------------------------------------------
 def monomial_features(x, coefficients):
-    """Symbolic twin of ``variants.power_series.monomial_features``: [√(|a_r| r!/α!) x^α], same order."""
+    """Symbolic twin of ``variants._monomials.monomial_features``: [√(|a_r| r!/α!) x^α], same order."""
     out = []
     for r, a in enumerate(coefficients):
         if a == 0:

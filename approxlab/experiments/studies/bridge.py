@@ -19,7 +19,7 @@ from .. import style, sweep
 from ...analysis.inputs import gaussian_qkv
 from ..sweep import Cell
 from ...analysis.theory import bridge_rows
-from ...variants.random_features import calibrate
+from ...variants import calibrate
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            + [("polynomial", dict(degree=p, c=float(p))) for p in (2, 4, 6)]
@@ -34,7 +34,7 @@ CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            # cosFormer with positions appended (variants.inputs_for; relu zeros: positive = False rows), and the
            # learned maps at their initialisation W = I, b = 0 (Hedgehog [exp(x), exp(−x)]; T2R relu)
            + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})])
-#: variants whose data-dependent parameters come from ``random_features.calibrate`` on a held-out draw
+#: variants whose data-dependent parameters come from ``variants.calibrate`` on a held-out draw
 CALIBRATED = ("favorpp", "favorsharp")
 PROFILES = {
     "quick": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5], causal=[False, True], seeds=1, n=128, radii=[1.0, 2.0, 4.0, 8.0]),

@@ -8,7 +8,7 @@ Kinds (each unbiased for exp(x·y); F = the state's feature count, the cost that
   FAVOR++ (orthogonal / simplex)     favorpp, A = A* from the head's mean ‖x+y‖²
   FAVOR# (orthogonal / simplex)      favorsharp, Ψ and A* from the head's q, k
   random Maclaurin                   maclaurin (Kar & Karnick), signed, no overlay
-Data-dependent parameters come from ``random_features.calibrate`` on the head's own queries and keys
+Data-dependent parameters come from ``variants.calibrate`` on the head's own queries and keys
 (non-causal use, as in the papers: the statistics are O(N) and computed per attention call).
 
 m*(ε) is the least F on :func:`approxlab.analysis.entropy.feature_grid` with mean row TV ≤ ε, found by
@@ -40,8 +40,9 @@ from ...analysis import entropy as ent
 from ...api import attention_weights
 from ..environment import describe
 from ...analysis.metrics import row_tv
-from ...variants.performer import gaussian_projection
-from ...variants.random_features import calibrate, gerf_relative_second_moment, random_directions
+from ...variants import calibrate, gaussian_projection
+from ...variants._projections import random_directions
+from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
 
 PROFILES = {

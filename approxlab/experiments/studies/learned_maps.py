@@ -31,7 +31,7 @@ from ...api import attention_weights
 from ..environment import describe
 from ...analysis.distill import distill
 from ...analysis.metrics import low_rank_bound, row_tv
-from ...variants.random_features import calibrate
+from ...variants import calibrate
 from .. import sweep
 
 PROFILES = {

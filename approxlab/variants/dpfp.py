@@ -1,0 +1,46 @@
+"""DPFP, deterministic parameter-free projection (Schlag, Irie, Schmidhuber, "Linear Transformers Are
+Secretly Fast Weight Programmers", ICML 2021, eq. 39): with x̃ = [relu(x), relu(−x)] ∈ R^{2D},
+    φ_ν(x)_{(i−1)·2D + j} = x̃_j · x̃_{(j − i) mod 2D},      i = 1..ν, j = 1..2D      (2Dν features, ≥ 0)
+(the paper's code: ``x̃.roll(i) * x̃`` for i = 1..ν, concatenated). A row whose features are all zero gets
+zero weights (engine convention), e.g. x = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.checks import check_int
+from ..core.protocol import KernelVariant
+from ._registry import register_kernel
+
+
+@register_kernel
+class DPFP(KernelVariant):
+    """DPFP_ν: φ(x) = concat_{i=1..ν} x̃ ⊙ roll(x̃, i), x̃ = [relu(x), relu(−x)] (module doc)."""
+
+    name = "dpfp"
+
+    def __init__(self, head_dim: int, nu: int = 1):
+        self.head_dim = check_int(head_dim, "head_dim", minimum=1)
+        self.nu = check_int(nu, "nu", minimum=1)
+        if self.nu >= 2 * self.head_dim:
+            raise ValueError(f"nu must be < 2·head_dim = {2 * self.head_dim} (rolls repeat beyond), got {nu}")
+
+    def features(self, x):
+        xt = torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
+        return torch.cat([xt * xt.roll(i, dims=-1) for i in range(1, self.nu + 1)], dim=-1), None
+
+    def kernel(self, x, y):
+        """Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}: for each shift i, the products indexed by (j − i) mod 2D
+        explicitly (no roll, no concatenation: independent of the feature layout), summed over j by a GEMM."""
+        xt = torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
+        yt = torch.cat([torch.relu(y), torch.relu(-y)], dim=-1)
+        two_d = xt.shape[-1]
+        total = 0
+        for i in range(1, self.nu + 1):
+            behind = (torch.arange(two_d, device=x.device) - i) % two_d
+            total = total + (xt * xt[..., behind]) @ (yt * yt[..., behind]).transpose(-1, -2)
+        return total, None
+
+    def num_features(self, head_dim: int) -> int:
+        return 2 * head_dim * self.nu

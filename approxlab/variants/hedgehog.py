@@ -1,0 +1,38 @@
+"""Hedgehog (Zhang, Bhatia, Kumbong, Ré, "The Hedgehog & the Porcupine: Expressive Linear Attentions with
+Softmax Mimicry", ICLR 2024): a trainable linear layer followed by the exponential, on both signs,
+    φ(x) = [exp(xW + b), exp(−xW − b)]                (2F features, > 0; W ∈ R^{D×F}, b ∈ R^F)
+trained so that φ(q)·φ(k) weights mimic the softmax weights (cross-entropy between the rows). The
+public code (lolcats) normalises each half with a softmax over the features; that multiplies a key's
+features by a key-dependent factor and so changes the kernel; here the map is the paper's
+exponential, carried stably as (f, log scale) like FAVOR+.
+
+It takes ``weight`` (D × F) and ``bias`` (F) explicitly: fitted parameters are data of the kernel, fixed
+before any pass (no causal leak). Without them the map starts at W = I, b = 0 (the initialisation
+:func:`approxlab.analysis.distill.distill` uses).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._learned_map import _Learned
+from ._registry import register_kernel
+
+
+@register_kernel
+class Hedgehog(_Learned):
+    """φ(x) = [exp(xW + b), exp(−xW − b)] (module doc), as (f ≤ 1, log scale)."""
+
+    name = "hedgehog"
+
+    def __init__(self, head_dim: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+        super().__init__(head_dim, weight, bias)
+
+    def features(self, x):
+        u = self._linear(x)
+        logits = torch.cat([u, -u], dim=-1)
+        top = logits.amax(-1)
+        return torch.exp(logits - top[..., None]), top
+
+    def num_features(self, head_dim: int) -> int:
+        return 2 * self.weight.shape[1]

@@ -1,0 +1,37 @@
+"""Hyperbolic random features for exp(x·y) (Choromanski et al., "Rethinking attention with Performers",
+ICLR 2021, Lemma 1):
+
+    φ(x) = exp(−‖x‖²/2) [exp(Wx), exp(−Wx)] / √(2m)          (2m features, all > 0),
+
+unbiased, E[φ(x)·φ(y)] = exp(x·y) with w ~ N(0, I_D) per direction; its MSE is ½(1 − e^{−‖x+y‖²}) times
+the positive (FAVOR+) one (Lemma 2). Directions iid, orthogonal or simplex (``directions=``), stabilised as
+FAVOR+ (:mod:`approxlab.variants._exp_random_features`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._exp_random_features import _ExpRandomFeatures
+from ._registry import register_kernel
+
+
+@register_kernel
+class Hyperbolic(_ExpRandomFeatures):
+    """Hyperbolic FAVOR+: φ(x) = exp(−‖x‖²/2) [e^{Wx}, e^{−Wx}] / √(2m), 2m positive features (module doc)."""
+
+    name = "hyperbolic"
+
+    def __init__(self, head_dim: int, num_features: int | None = None, directions: str = "orthogonal",
+                 seed: int = 0, projection: torch.Tensor | None = None):
+        super().__init__(head_dim, num_features, directions, seed, projection)
+
+    def features(self, x):
+        u = x @ self._cast_to("w", self.projection, x).T
+        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_random)
+        return self._stable_exp(torch.cat([u, -u], dim=-1), log_scale)
+
+    def num_features(self, head_dim: int) -> int:
+        return 2 * self.num_random

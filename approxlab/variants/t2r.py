@@ -1,0 +1,31 @@
+"""T2R (Kasai, Peng, Zhang, Yogatama, Ilharco, Pappas, Mao, Chen, Smith, "Finetuning Pretrained
+Transformers into RNNs", EMNLP 2021): φ(x) = relu(xW + b) (F features, ≥ 0; a row whose features
+are all zero gets zero weights, the engine's convention).
+
+It takes ``weight`` (D × F) and ``bias`` (F) explicitly: fitted parameters are data of the kernel, fixed
+before any pass (no causal leak). Without them the map starts at W = I, b = 0 (the initialisation
+:func:`approxlab.analysis.distill.distill` uses).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._learned_map import _Learned
+from ._registry import register_kernel
+
+
+@register_kernel
+class T2R(_Learned):
+    """φ(x) = relu(xW + b) (module doc)."""
+
+    name = "t2r"
+
+    def __init__(self, head_dim: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+        super().__init__(head_dim, weight, bias)
+
+    def features(self, x):
+        return torch.relu(self._linear(x)), None
+
+    def num_features(self, head_dim: int) -> int:
+        return self.weight.shape[1]

@@ -1,4 +1,11 @@
-"""One paper style for every figure, one colour per variant, and saving a figure with its data.
+"""One paper style for every figure: a colour, marker and line style per variant, by family.
+
+Variants come in families, and a figure reads best when a family shares a hue and a line style and its
+members differ by shade and marker: the exact references (black and greys, solid), the small feature maps
+(greens, solid), the learned maps (purples, dash-dot), the random features (blues, dashed), the polynomial
+kernels (oranges, dotted) and the peers from other packages (browns, dash-dot). A variant class that
+states its own ``color``, ``marker``, ``linestyle`` or ``label`` keeps it; a name in no family (a kernel
+registered by the user) gets a fixed colour from its CRC. :func:`appearance` is the one place a figure asks.
 
 Importing approxlab leaves matplotlib's backend alone (a notebook keeps its inline backend); the
 command line and ``analyses/`` scripts pick a non-interactive one with :func:`use_file_backend`.
@@ -12,13 +19,73 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-_ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
-          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
-          "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer",
-          "hedgehog", "t2r"]
-# 22 distinct colours: one per name in _ORDER (colour-blind, then dark, then black and crimson)
-_PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
-VARIANT_COLORS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_ORDER)}
+#: family → (seaborn palette, line style, its members in order); members take the palette's shades in turn
+FAMILIES = {
+    "exact": ("gray", "-", ["softmax", "sdpa", "naive_softmax", "identity"]),
+    "small feature maps": ("Greens", "-", ["linear", "relu", "dpfp", "cosformer"]),
+    "learned maps": ("Purples", "-.", ["hedgehog", "t2r"]),
+    "random features": ("Blues", "--", ["performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin"]),
+    "polynomial kernels": ("Oranges", ":", ["taylor", "polynomial", "minimax", "hla"]),
+    "peers": ("copper", "-.", ["performer_pytorch", "fla_linear", "linear_triton"]),
+}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+_OTHERS = sns.color_palette("colorblind", 10)
+
+
+def _shades(palette: str, count: int) -> list:
+    """``count`` well-separated shades of ``palette``, darkest first, none too pale to see on white."""
+    if palette == "gray":
+        return [(0.0, 0.0, 0.0), (0.3, 0.3, 0.3), (0.5, 0.5, 0.5), (0.65, 0.65, 0.65)][:count]
+    if palette == "copper":
+        return [(0.45, 0.25, 0.1), (0.65, 0.4, 0.2), (0.8, 0.55, 0.3)][:count]
+    shades = sns.color_palette(palette, count + 2)[2:]  # the palest two dropped
+    return shades[::-1]
+
+
+def _scheme() -> dict:
+    scheme = {}
+    for family, (palette, linestyle, members) in FAMILIES.items():
+        for i, (name, shade) in enumerate(zip(members, _shades(palette, len(members)))):
+            scheme[name] = dict(color=tuple(shade), marker=MARKERS[i % len(MARKERS)], linestyle=linestyle,
+                                label=name.replace("_", " "), family=family)
+    return scheme
+
+
+SCHEME = _scheme()
+#: the colour of every name in a family (kept for the figures that take a seaborn ``palette``)
+VARIANT_COLORS = {name: style["color"] for name, style in SCHEME.items()}
+
+
+def family(name: str) -> str | None:
+    """The family of a variant or method name (None outside the families)."""
+    return SCHEME.get(name, {}).get("family")
+
+
+def appearance(name: str) -> dict:
+    """``color``, ``marker``, ``linestyle``, ``label`` and ``family`` of a variant or method name: what its class
+    states, else its family's scheme, else a colour from the name's CRC (the same in every process)."""
+    style = dict(SCHEME.get(name) or dict(color=_OTHERS[zlib.crc32(name.encode()) % len(_OTHERS)], marker="o",
+                                           linestyle="-", label=name, family=None))
+    from ..variants import KERNELS
+
+    cls = KERNELS.get(name)
+    for attr in ("color", "marker", "linestyle", "label"):
+        value = getattr(cls, attr, None)
+        if isinstance(value, (str, tuple)) and value:
+            style[attr] = value
+    return style
+
+
+def line_kwargs(name: str) -> dict:
+    """Keyword arguments for ``Axes.plot`` / ``errorbar``: colour, marker, line style and label of ``name``."""
+    s = appearance(name)
+    return dict(color=s["color"], marker=s["marker"], ls=s["linestyle"], label=s["label"])
+
+
+def legend_beside(ax, **options):
+    """A legend to the right of ``ax``, outside its frame, so that it never covers data."""
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **options}
+    return ax.legend(**options)
 
 
 def use_file_backend() -> None:
@@ -39,8 +106,8 @@ def use_style() -> None:
 
 
 def color(name: str):
-    """The variant's colour; any other name gets a fixed one from its CRC (same in every process)."""
-    return VARIANT_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+    """The colour of ``name`` (see :func:`appearance`)."""
+    return appearance(name)["color"]
 
 
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:

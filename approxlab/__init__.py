@@ -7,7 +7,10 @@ benchmarks — each figure computable from a notebook. Bring your own kernel: se
 """
 
 from .api import Attention, attention, attention_weights, explicit_attention, unchecked_kernel_attention
-from .core.budget import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
+from .core.budget import (
+    MemoryBudgetError, WorkBudgetError, get_memory_budget, get_work_budget, memory_budget, set_memory_budget,
+    set_work_budget, work_budget,
+)
 from .variants import (
     VARIANTS, KernelVariant, build_kernel, kernel_name, register_kernel, unregister_kernel, variant_names,
 )
@@ -31,4 +34,5 @@ def report(kernel, **options):
 
 __all__ = ["VARIANTS", "attention", "attention_weights", "explicit_attention", "unchecked_kernel_attention", "Attention",
            "build_kernel", "KernelVariant", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
-           "report", "MemoryBudgetError", "get_memory_budget", "memory_budget", "set_memory_budget"]
+           "report", "MemoryBudgetError", "get_memory_budget", "memory_budget", "set_memory_budget",
+           "WorkBudgetError", "get_work_budget", "work_budget", "set_work_budget"]

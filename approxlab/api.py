@@ -17,14 +17,19 @@ for callers that have checked already (the benchmarks compile it).
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
 
 from .core import budget, chunk, naive
-from .core.checks import check_finite_result, check_int, check_qkv, check_similarity_range, resolve_scale
+from .core.checks import (
+    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_num_features, check_qkv,
+    check_similarity_range, resolve_scale,
+)
 from .variants import (
-    KernelVariant, build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim, parameters_doc,
+    KERNELS, VARIANTS, KernelVariant, build_kernel, check_params, check_variant, inputs_for, is_positional, is_softmax,
+    kernel_name, needs_head_dim, parameters_doc,
 )
 from .variants.softmax import softmax_attention
 
@@ -48,13 +53,90 @@ def _check_call(variant, params, chunk_size, backend):
     return variant, chunk_size
 
 
-def _prepare(q, k, v, variant, causal, scale):
-    variant = check_variant(variant)
+def _checked_inputs(q, k, v, variant, causal, scale):
+    """The input checks every entry point runs once per call (the function, the module, the explicit forms):
+    q, k, v themselves, positions for a positional kernel (cosFormer: appended when q and k carry none), the
+    scale, and the similarity range. Returns (q, k, scale, reach) with reach = √scale · max(max|q|, max|k|),
+    the largest scaled input coordinate (None for an empty batch)."""
     _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
+    if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
+        q, k = inputs_for(variant, q, k)
+        magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
     scale = resolve_scale(scale, q.shape[-1])
+    if magnitudes[0] is None:  # an empty batch (B = 0 or H = 0)
+        return q, k, scale, None
     check_similarity_range(magnitudes, q.shape[-1], scale, chunk.compute_dtype(q.dtype), kernel_name(variant))
-    return scale
+    return q, k, scale, math.sqrt(scale) * max(magnitudes)
+
+
+def _log_scaled(kernel, reach, work) -> bool:
+    """Whether exponential-type features (elu + 1) can underflow on these inputs: a product of a query and
+    a key feature reaches e^{−2·order·reach}; below the working dtype's smallest normal number over its ε the
+    features are taken with their per-row log scale (:meth:`KernelVariant.log_scaled_features`)."""
+    order = getattr(kernel, "exponential_order", 0)
+    if not order or reach is None:
+        return False
+    info = torch.finfo(work)
+    return 2 * order * reach > -math.log(info.tiny) + math.log(info.eps)
+
+
+_VERIFIED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _is_builtin(kernel) -> bool:
+    name = getattr(kernel, "name", None)
+    return name in VARIANTS and type(kernel) is KERNELS.get(name)
+
+
+def _verify_kernel(kernel, q, k, scale, work, name) -> None:
+    """A user kernel's outputs on first use (per head dim, dtype and device): ``num_features`` a positive integer,
+    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
+    (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
+    held to the protocol by the test suite and skip this."""
+    if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
+        return
+    key = (q.shape[-1], work, q.device)
+    try:
+        seen = _VERIFIED.setdefault(kernel, set())
+    except TypeError:  # not weak-referenceable: checked every call (two rows)
+        seen = set()
+    if key in seen:
+        return
+    head_dim = q.shape[-1]
+    width = check_num_features(kernel.num_features(head_dim), name, head_dim)
+    root = math.sqrt(scale)
+    for method, x in (("query_features", q), ("key_features", k)):
+        probe = x.reshape(-1, *x.shape[-2:])[:1, :2].to(work) * root
+        got = check_features(getattr(kernel, method)(probe), probe, name, method)
+        if got != width:
+            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but num_features("
+                             f"{head_dim}) = {width}; the state and the memory plan are sized by num_features, so "
+                             "they must agree")
+    seen.add(key)
+
+
+def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backend, num_features=None):
+    """The efficient form behind :func:`attention` and :class:`Attention` alike: the checks of
+    :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
+    for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
+    every variant that takes one), checked against the work budget before the kernel draws its projection."""
+    q, k, scale, reach = _checked_inputs(q, k, v, variant, causal, scale)
+    work = chunk.compute_dtype(q.dtype)
+    if isinstance(num_features, int) and not isinstance(num_features, bool) and num_features > 0:
+        budget.require_work(chunk.efficient_flops(q.shape[:-2].numel(), q.shape[-2], k.shape[-2], q.shape[-1],
+                                                  v.shape[-1], num_features, 64 if causal else 0),
+                            f"{kernel_name(variant)} num_features={num_features:,}")
+    kernel = None if is_softmax(variant) else kernel_for(q.shape[-1])
+    if reach is None:  # an empty batch: an empty output, as SDPA gives
+        return torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
+    if kernel is None:
+        out = softmax_attention(q, k, v, causal=causal, scale=scale)
+    else:
+        _verify_kernel(kernel, q, k, scale, work, kernel_name(variant))
+        out = unchecked_kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size,
+                                         backend=backend, log_scaled=_log_scaled(kernel, reach, work))
+    return check_finite_result(out, q, k, scale, kernel_name(variant), work, kernel)
 
 
 def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
@@ -64,27 +146,24 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
     ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
     ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.core.fused`).
     ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
-    engine's measured default; checked, and unused, for softmax). softmax takes no kernel parameters
-    (TypeError) and only ``backend="torch"``.
+    engine's measured default; longer than the sequence: the sequence; checked, and unused, for softmax).
+    softmax takes no kernel parameters (TypeError) and only ``backend="torch"``. An empty batch (B = 0 or
+    H = 0) gives an empty output. cosFormer takes q, k with positions appended
+    (:func:`~approxlab.variants.with_positions`) or plain, when it appends positions 0..N−1 itself.
     Per-variant parameters (``**params``):
 
 {parameters}
     """
     variant, chunk_size = _check_call(variant, params, chunk_size, backend)
-    scale = _prepare(q, k, v, variant, causal, scale)
-    if is_softmax(variant):
-        out = softmax_attention(q, k, v, causal=causal, scale=scale)
-    else:
-        kernel = build_kernel(variant, q.shape[-1], **params)
-        out = unchecked_kernel_attention(kernel, q, k, v, causal=causal, scale=scale, chunk_size=chunk_size,
-                                         backend=backend)
-    return check_finite_result(out, q, k, scale, kernel_name(variant), chunk.compute_dtype(q.dtype))
+    return _efficient(variant, lambda head_dim: build_kernel(variant, head_dim, **params), q, k, v, causal=causal,
+                      scale=scale, chunk_size=chunk_size, backend=backend, num_features=params.get("num_features"))
 
 
 def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, chunk_size: int | None = None,
-                               backend: str = "torch") -> torch.Tensor:
+                               backend: str = "torch", log_scaled: bool = False) -> torch.Tensor:
     """The efficient form for an already-built kernel, without input checks (what :func:`attention`
-    and :class:`Attention` run after checking; what the benchmarks compile)."""
+    and :class:`Attention` run after checking; what the benchmarks compile). ``log_scaled``: take the
+    kernel's :meth:`~approxlab.core.protocol.KernelVariant.log_scaled_features` (inputs in the underflow range)."""
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
     own = getattr(kernel, "efficient", None)
@@ -98,8 +177,10 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     def scaled(feature_map):  # x = q·√scale (in the working dtype) per block, while the block is in cache
         return lambda x: feature_map(x.to(work) * root)
 
+    query_map, key_map = ((kernel.log_scaled_features, kernel.log_scaled_features) if log_scaled
+                          else (kernel.query_features, kernel.key_features))
     out = chunk.efficient_attention(
-        scaled(kernel.query_features), scaled(kernel.key_features), q, k, v.to(work),
+        scaled(query_map), scaled(key_map), q, k, v.to(work),
         causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )
@@ -110,7 +191,7 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``variant`` and ``**params`` as for :func:`approxlab.api`. ``rows=slice(a, b)`` returns only
+    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
     query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
     without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
     """
@@ -127,7 +208,7 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
     (kept when they take at most 1/16 of the memory budget; recomputed per block otherwise).
     """
     variant, _ = _check_call(variant, params, None, "torch")
-    scale = _prepare(q, k, None, variant, causal, scale)
+    q, k, scale, reach = _checked_inputs(q, k, None, variant, causal, scale)
     blocks = list(blocks)
     n = q.shape[-2]
     for rows in blocks:
@@ -135,13 +216,22 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
             raise TypeError(f"rows must be a contiguous slice, got {rows!r}")
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
+    name = kernel_name(variant)
     kernel = None if is_softmax(variant) else build_kernel(variant, q.shape[-1], **params)
+    if reach is None:  # an empty batch
+        for rows in blocks:
+            yield torch.empty(*q[..., rows, :].shape[:-1], k.shape[-2], dtype=q.dtype, device=q.device)
+        return
+    if kernel is not None:
+        _verify_kernel(kernel, q, k, scale, work, name)
+    log_scaled = _log_scaled(kernel, reach, work)
     keys = k.to(work) if kernel is None else k.to(work) * root
     key_features = None
-    if kernel is not None and getattr(type(kernel), "kernel", None) is KernelVariant.kernel:
+    by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
+    if by_features:
         size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
         if size <= budget.get_memory_budget() // 16:
-            key_features = kernel.key_features(keys)
+            key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
         span = range(n)[rows]
         offset = span.start if len(span) else 0
@@ -151,23 +241,35 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
                        "with the kernel matrix and mask; rows=slice(...) computes a block of rows)")
         if kernel is None:
             weights = naive.normalise_logits((qb.to(work) @ keys.transpose(-1, -2)) * scale, causal=causal,
-                                              offset=offset)
+                                             offset=offset)
         elif callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage (core.protocol)
             matrix, _ = kernel.explicit_kernel(qb.to(work) * root, keys, causal=causal, offset=offset)
             weights = naive.normalise_kernel(matrix, None, causal=causal, offset=offset)
         else:
-            if key_features is None:
-                matrix, col_log_scale = kernel.kernel(qb.to(work) * root, keys)
+            xb = qb.to(work) * root
+            if log_scaled:
+                fk, ck = key_features if key_features is not None else kernel.log_scaled_features(keys)
+                matrix, col_log_scale = kernel.log_scaled_features(xb)[0] @ fk.transpose(-1, -2), ck
+            elif key_features is None:
+                matrix, col_log_scale = _checked_matrix(kernel.kernel(xb, keys), xb, keys, kernel, name)
             else:
-                fq, _ = kernel.query_features(qb.to(work) * root)
+                fq, _ = kernel.query_features(xb)
                 matrix, col_log_scale = fq @ key_features[0].transpose(-1, -2), key_features[1]
             weights = naive.normalise_kernel(matrix, col_log_scale, causal=causal, offset=offset)
-        yield check_finite_result(weights, qb, k, scale, kernel_name(variant), work).to(q.dtype)
+        yield check_finite_result(weights, qb, k, scale, name, work, kernel).to(q.dtype)
+
+
+def _checked_matrix(out, x, y, kernel, name):
+    """A user kernel's ``kernel(x, y)`` checked against the protocol (built-in ones are held to it by the tests)."""
+    if not _is_builtin(kernel):
+        check_kernel_matrix(out, x, y, name)
+    return out
 
 
 def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
                        **params) -> torch.Tensor:
     """Reference output a @ v from the explicit weights (N×N memory); arguments as for :func:`attention`."""
+    _check_causal(causal)
     check_qkv(q, k, v, causal=causal)
     weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
     work = chunk.compute_dtype(q.dtype)
@@ -225,8 +327,11 @@ class Attention(nn.Module):
         if not is_softmax(variant):
             if self.head_dim is not None or not needs_head_dim(variant):
                 self._kernels[self.head_dim] = self._build(self.head_dim or 1)
-            else:
-                self._build(2)  # checks the parameter values; the kernel for the real head dim comes at the first call
+            else:  # checks the parameter values; the kernel for the real head dim comes at the first call
+                try:
+                    self._build(2)
+                except HeadDimError:  # a value that only the real head dim can judge (cosFormer, dpfp nu)
+                    pass
 
     @property
     def name(self) -> str:
@@ -258,13 +363,10 @@ class Attention(nn.Module):
         return out
 
     def forward(self, q, k, v):
-        _check_causal(self.causal)
-        check_qkv(q, k, v, causal=self.causal)
-        scale = resolve_scale(self.scale, q.shape[-1])
-        if is_softmax(self.variant):
-            return softmax_attention(q, k, v, causal=self.causal, scale=scale)
-        return unchecked_kernel_attention(self.kernel(q.shape[-1]), q, k, v, causal=self.causal, scale=scale,
-                                chunk_size=self.chunk_size, backend=self.backend)
+        """:func:`approxlab.attention` with this module's settings: the same checks, the same kernel checks and
+        the same result check (one path), with the kernel built once per head dim."""
+        return _efficient(self.variant, self.kernel, q, k, v, causal=self.causal, scale=self.scale,
+                          chunk_size=self.chunk_size, backend=self.backend)
 
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))

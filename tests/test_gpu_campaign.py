@@ -208,3 +208,60 @@ def test_captured_real_heads_round_trip(tmp_path):
     q, k, v, labels = fve._real_inputs(16, 1, 4, 2)
     assert torch.equal(data["lengths"][16]["k"][2], k.float()) and data["lengths"][16]["labels"][2] == labels
     assert data["lengths"][16]["q"].shape == (fve.REAL_LAYERS, *q.shape)
+
+
+def test_the_guide_shows_the_estimate_the_code_computes():
+    """docs/guides/gpu_campaign.md holds `approxlab gpu-campaign --estimate`'s output verbatim."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "gpu_campaign.md").read_text()
+    shown = page.split("<!-- estimate:begin -->\n")[1].split("\n<!-- estimate:end -->")[0]
+    assert shown == gc.estimate_table(), "regenerate the block with: approxlab gpu-campaign --estimate"
+
+
+def _prepare_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "prepare_gpu_campaign.py"
+    spec = importlib.util.spec_from_file_location("prepare_gpu_campaign", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prepare_script_checks_wheel_requirements_and_names_the_command(tmp_path):
+    import zipfile
+
+    prep = _prepare_script()
+
+    def wheel(name, requires):
+        path = tmp_path / f"{name}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w") as z:
+            meta = "Metadata-Version: 2.1\nName: x\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+            z.writestr(f"{name}-1.0.dist-info/METADATA", meta)
+        return path
+
+    a = wheel("performer_pytorch", ["einops (>=0.3)", "local-attention (>=1.1.1)", "torch (>=1.6)",
+                                    "pytest ; extra == 'test'"])
+    b = wheel("local_attention", ["einops>=0.8.0", "hyper-connections>=0.1.8"])
+    assert prep.requirements(a) == ["einops", "local-attention", "torch"]
+    assert prep.unmet([a, b]) == {b.name: ["hyper-connections"]}
+    assert prep.unmet([a, b, wheel("hyper_connections", ["torch"])]) == {}
+    cmd = prep.device_command()
+    assert "--no-index" in cmd and "gpu_carry/*.whl" in cmd and "--budget-s 420" in cmd and "$OUT" in cmd
+    assert "--heads gpu_carry/real_heads.pt" in cmd and "\n" not in cmd
+    assert len(cmd) < 2000  # the device tool's limit on a command
+    guide = (prep.ROOT / "docs" / "guides" / "gpu_campaign.md").read_text()
+    assert cmd in guide
+
+
+def test_the_campaign_output_draws_the_gpu_validation_figure_without_a_gpu(dry_run, tmp_path):
+    """``--collect``: the campaign's validation and lesson rows are the data of figures/gpu_validation."""
+    out, summary, _ = dry_run
+    if summary.set_index("stage").loc["validation", "rows_ok"] == 0:
+        pytest.skip("the budget left no validation case on this machine")
+    table = gc.figure_table(out)
+    assert set(table["part"]) <= {"numerics", "lesson"} and (table["part"] == "numerics").any()
+    paths = gc.collect(out, tmp_path)
+    assert {p.suffix for p in paths} >= {".png", ".csv"} and all(p.stat().st_size > 0 for p in paths)

@@ -304,7 +304,7 @@ def test_projection_cache_is_bounded(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 BAD_INPUTS = {
     # name: (code run with q, k, v (1, 2, 8, 64) float32 in scope, the error type, text the message must hold)
-    "performer num_features=10**9": ("attention(q, k, v, 'performer', num_features=10**9)", "MemoryBudgetError",
+    "performer num_features=10**9": ("attention(q, k, v, 'performer', num_features=10**9)", "WorkBudgetError",
                                      "num_features=1,000,000,000"),
     "taylor order=20": ("attention(q, k, v, 'taylor', order=20)", "MemoryBudgetError", "order=20"),
     "polynomial degree=12": ("attention(q, k, v, 'polynomial', degree=12)", "MemoryBudgetError", "degree=12"),

@@ -9,11 +9,17 @@ for minutes and dying with ``MemoryError``. What is sized:
 - the explicit forms: the B·H·Nq·Nk weight matrix;
 - Performer's m × D projection (float64), at construction.
 
-The budget is 4 GiB unless set otherwise::
+Beside the bytes, the work: the efficient forms estimate their floating-point operations before they
+start, and a call over the work budget (10¹² FLOPs unless set otherwise) raises :class:`WorkBudgetError`
+with the estimate, instead of running for minutes without a word.
+
+The memory budget is 4 GiB unless set otherwise (at least 1 KiB)::
 
     approxlab.set_memory_budget("16GiB")        # for the session (None restores the default)
     with approxlab.memory_budget(2**34): ...     # for a block
     APPROXLAB_MEMORY_BUDGET=16GiB python ...     # from the environment
+    approxlab.set_work_budget(1e14)              # the work budget, likewise (also work_budget(...),
+                                                 # $APPROXLAB_WORK_BUDGET)
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import re
 from numbers import Integral, Real
 
 DEFAULT_BUDGET = 4 * 2**30
+#: the smallest budget accepted: below it a number is a forgotten unit (1.9 meaning 1.9 GiB)
+MIN_BUDGET = 2**10
 ENV_VAR = "APPROXLAB_MEMORY_BUDGET"
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -44,6 +52,9 @@ def parse_bytes(value, name: str = "memory budget") -> int:
     if isinstance(value, bool) or not isinstance(value, Real) or not value == value or value <= 0 \
             or value == float("inf"):
         raise ValueError(f"{name} must be a positive finite number of bytes, got {value!r}")
+    if value < MIN_BUDGET:  # 1.9 or "0.5" is a forgotten unit, not a budget
+        raise ValueError(f"{name} is in bytes and must be at least {MIN_BUDGET} (1 KiB), got {value!r}; "
+                         "give a unit, e.g. '2GiB'")
     return int(value)
 
 
@@ -88,3 +99,64 @@ def require(nbytes: int, what: str) -> None:
         raise MemoryBudgetError(
             f"{what} needs {format_bytes(nbytes)} ({nbytes:,} bytes), over the memory budget of "
             f"{format_bytes(limit)}; approxlab.set_memory_budget(...) or ${ENV_VAR} raises it")
+
+
+# ----------------------------------------------------------------------------------------------
+# work budget: the floating-point operations one call may take
+# ----------------------------------------------------------------------------------------------
+#: FLOPs one call may take unless set otherwise: about a minute of a CPU core at tens of GFLOP/s; a GPU
+#: runs this much in well under a second, so device runs raise it (``set_work_budget``)
+DEFAULT_WORK = 10**12
+WORK_ENV_VAR = "APPROXLAB_WORK_BUDGET"
+_work: int | None = None
+
+
+class WorkBudgetError(ValueError):
+    """A computation would take more floating-point operations than the work budget."""
+
+
+def parse_work(value, name: str = "work budget") -> int:
+    """A FLOP count ≥ 1 from an int/float or a string such as ``"1e13"``."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number of floating-point operations such as 1e13, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, Real) or not value == value or value < 1 \
+            or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number of floating-point operations >= 1, got {value!r}")
+    return int(value)
+
+
+def get_work_budget() -> int:
+    """FLOPs one call may take: :func:`set_work_budget`'s value, else $APPROXLAB_WORK_BUDGET, else 10¹²."""
+    if _work is not None:
+        return _work
+    env = os.environ.get(WORK_ENV_VAR)
+    return parse_work(env, WORK_ENV_VAR) if env else DEFAULT_WORK
+
+
+def set_work_budget(flops) -> None:
+    """Set the work budget for this process (FLOPs, e.g. ``1e14``); None restores the default."""
+    global _work
+    _work = None if flops is None else parse_work(flops)
+
+
+@contextlib.contextmanager
+def work_budget(flops):
+    """``with work_budget(1e14): ...`` — the work budget inside the block, the previous one after."""
+    global _work
+    previous, _work = _work, parse_work(flops)
+    try:
+        yield _work
+    finally:
+        _work = previous
+
+
+def require_work(flops: float, what: str) -> None:
+    """Raise :class:`WorkBudgetError` when ``what`` needs more than the work budget (checked before computing)."""
+    limit = get_work_budget()
+    if flops > limit:
+        raise WorkBudgetError(
+            f"{what} needs about {flops:.3g} FLOPs, over the work budget of {limit:.3g} FLOPs (minutes on a CPU); "
+            f"approxlab.set_work_budget(...) or ${WORK_ENV_VAR} raises it")

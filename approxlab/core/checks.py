@@ -74,12 +74,19 @@ def resolve_scale(scale: float | None, head_dim: int) -> float:
     return float(scale)
 
 
+class HeadDimError(ValueError):
+    """A parameter value that this head dim does not allow (another head dim may): raised for ``head_dim``
+    itself and for parameters bounded by it, so that :class:`approxlab.Attention` can defer the check to the
+    first call, when the real head dim is known."""
+
+
 def check_int(value, name: str, *, minimum: int, maximum: int | None = None) -> int:
     """An integer parameter ``>= minimum`` (and ``<= maximum`` when given; bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise (HeadDimError if name == "head_dim" and value >= 1 else ValueError)(
+            f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
@@ -117,21 +124,116 @@ def check_similarity_range(magnitudes: tuple, head_dim: int, scale: float, work:
 
 
 def check_finite_result(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, scale: float, variant: str,
-                        work: torch.dtype) -> torch.Tensor:
-    """Finite inputs must give a finite result: otherwise name the overflow (never return NaN silently).
+                        work: torch.dtype, kernel=None) -> torch.Tensor:
+    """Finite inputs must give a finite result: otherwise say what happened (never return NaN silently).
 
-    Checked once on the output (one reduction); the message gives the largest ‖q_i‖·‖k_j‖·scale, the bound
-    on |s| that tells whether the similarities themselves overflow the working dtype.
+    Checked once on the output (one reduction). On a non-finite result: when the largest ‖q_i‖·‖k_j‖·scale
+    (the bound on |s|) exceeds the working dtype, the similarities overflowed (OverflowError); else, when
+    ``kernel`` is given and its features of these inputs hold NaN/inf, the kernel is named with the method
+    and what it returned (ValueError); else the kernel's values or their sums overflowed (OverflowError).
     """
     if not out.numel() or bool(torch.isfinite(out.sum())) or bool(torch.isfinite(out).all()):
         return out
     bound = float(q.double().norm(dim=-1).amax() * k.double().norm(dim=-1).amax() * scale)
     limit = torch.finfo(work).max
+    if bound <= limit and kernel is not None:
+        _name_non_finite_features(kernel, q, k, scale, variant, work)
     where = (f"the similarities s = q·k·scale reach |s| up to {bound:.3g}, beyond {work}'s largest {limit:.3g}"
              if bound > limit else
-             f"|s| stays below {bound:.3g}, but the kernel's values or sums exceed {work}'s largest {limit:.3g}")
+             f"|s| stays below {bound:.3g}, but the kernel's values or their sums exceed {work}'s largest {limit:.3g}")
     raise OverflowError(f"{variant} attention overflowed in {work}: {where}; the result would be NaN/inf. "
                         "Rescale q and k, lower scale, or pass float64 inputs")
+
+
+def _name_non_finite_features(kernel, q, k, scale, variant, work) -> None:
+    """Raise a ValueError naming the feature map (and the row) that returned NaN/inf for these finite inputs.
+    Runs only on the error path, on at most 4096 rows per tensor (the memory of one block)."""
+    from .budget import get_memory_budget
+
+    root = math.sqrt(scale)
+    for method, x in (("query_features", q), ("key_features", k)):
+        x = x.reshape(-1, x.shape[-1])
+        for start in range(0, x.shape[0], 4096):
+            rows = x[start:start + 4096]
+            width = rows.shape[0] * getattr(kernel, "num_features", lambda d: 1)(x.shape[-1])
+            if width * torch.finfo(work).bits // 8 > get_memory_budget() // 4:
+                return
+            f, log_scale = getattr(kernel, method)(rows.to(work) * root)
+            for part, values in (("features", f), ("log_scale", log_scale)):
+                if values is None or bool(torch.isfinite(values).all()):
+                    continue
+                what = "NaN" if bool(torch.isnan(values).any()) else "inf"
+                row = start + int((~torch.isfinite(values.reshape(rows.shape[0], -1))).any(-1).nonzero()[0, 0])
+                raise ValueError(f"kernel {variant!r}: {method}(x) returned {what} in its {part} for finite inputs "
+                                 f"(first at row {row} of the flattened (B·H·N, D) inputs); the attention would be "
+                                 f"NaN. Fix the kernel's {method} for such inputs")
+
+
+def check_num_features(value, kernel: str, head_dim: int) -> int:
+    """What a kernel's ``num_features(head_dim)`` returned: a positive integer (the width F of the state)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"kernel {kernel!r}: num_features({head_dim}) returned {value!r}; it must return the "
+                        "feature dimension F as a positive integer")
+    if value < 1:
+        raise ValueError(f"kernel {kernel!r}: num_features({head_dim}) returned {value}; it must return the "
+                         "feature dimension F as a positive integer")
+    return int(value)
+
+
+def check_features(out, x: torch.Tensor, kernel: str, method: str) -> int:
+    """Check what a kernel's feature map returned for the scaled inputs x (…, N, D) against the kernel protocol
+    (:mod:`approxlab.core.protocol`): a pair (f, log_scale) with f a tensor (…, N, F) of x's dtype and device,
+    log_scale None or (…, N) of the same dtype and device, and no NaN/inf in f (nor NaN/+inf in log_scale).
+    Returns F. The error names the kernel and the method."""
+    where = f"kernel {kernel!r}: {method}(x)"
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{where} must return a pair (f, log_scale) (log_scale None when there is none), "
+                        f"got {type(out).__name__}")
+    f, log_scale = out
+    for part, value, shape in (("features f", f, None), ("log_scale", log_scale, tuple(x.shape[:-1]))):
+        if value is None and part == "log_scale":
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{where} returned {part} of type {type(value).__name__}; it must be a torch tensor")
+        if shape is None and (value.ndim != x.ndim or value.shape[:-1] != x.shape[:-1]):
+            raise ValueError(f"{where} returned {part} of shape {tuple(value.shape)} for x of shape "
+                             f"{tuple(x.shape)}; it must be (…, N, F) with x's leading shape {tuple(x.shape[:-1])}")
+        if shape is not None and tuple(value.shape) != shape:
+            raise ValueError(f"{where} returned a log_scale of shape {tuple(value.shape)} for x of shape "
+                             f"{tuple(x.shape)}; it must be (…, N) = {shape}, or None")
+        if value.dtype != x.dtype:
+            raise TypeError(f"{where} returned {part} of dtype {value.dtype} for x of dtype {x.dtype}; "
+                            "it must keep x's dtype")
+        if value.device != x.device:
+            raise ValueError(f"{where} returned {part} on {value.device} for x on {x.device}; "
+                             "it must keep x's device")
+        if value.numel():
+            lo, hi = (float(t) for t in torch.aminmax(value.detach()))
+            if math.isnan(lo) or math.isnan(hi):
+                raise ValueError(f"{where} returned NaN in its {part} for finite inputs")
+            if hi == math.inf or (part == "features f" and lo == -math.inf):
+                raise ValueError(f"{where} returned inf in its {part} for finite inputs")
+    return f.shape[-1]
+
+
+def check_kernel_matrix(out, x: torch.Tensor, y: torch.Tensor, kernel: str) -> None:
+    """Check what a kernel's ``kernel(x, y)`` returned: a pair (K, col_log_scale), K (…, Nq, Nk) of x's dtype
+    and device, col_log_scale None or (…, Nk)."""
+    where = f"kernel {kernel!r}: kernel(x, y)"
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{where} must return a pair (K, col_log_scale), got {type(out).__name__}")
+    matrix, col = out
+    want = (*x.shape[:-1], y.shape[-2])
+    for part, value, shape in (("K", matrix, want), ("col_log_scale", col, tuple(y.shape[:-1]))):
+        if value is None and part == "col_log_scale":
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{where} returned {part} of type {type(value).__name__}; it must be a torch tensor")
+        if tuple(value.shape) != tuple(shape):
+            raise ValueError(f"{where} returned {part} of shape {tuple(value.shape)}; it must be {tuple(shape)}")
+        if value.dtype != x.dtype or value.device != x.device:
+            raise TypeError(f"{where} returned {part} as {value.dtype} on {value.device}; it must be {x.dtype} "
+                            f"on {x.device}, as x")
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Tuple
 import torch
 
 from . import budget
-from .naive import safe_divide
+from .naive import causal_mask, safe_divide
 from .protocol import FeatureMap
 from .states import chunk_prefix_states, chunked
 
@@ -129,9 +129,19 @@ def efficient_attention(
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if num_features is None:
         num_features = key_map(k[..., :1, :])[0].shape[-1]
-    if causal and backend == "triton":
-        return _causal_fused(query_map, key_map, q, k, v, chunk_size)
+    if chunk_size is not None:  # a chunk or block longer than the sequence is the sequence
+        chunk_size = max(1, min(chunk_size, max(q.shape[-2], k.shape[-2])))
     batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], v.element_size()
+
+    def check_work(chunk: int = 0) -> None:  # after the memory plan, before any work
+        budget.require_work(efficient_flops(batch_heads, q.shape[-2], k.shape[-2], q.shape[-1], dv, num_features,
+                                            chunk),
+                            f"{label}, (B·H, Nq, Nk, D, Dv) = ({batch_heads}, {q.shape[-2]}, {k.shape[-2]}, "
+                            f"{q.shape[-1]}, {dv}){', causal' if causal else ''}")
+
+    if causal and backend == "triton":
+        check_work(chunk_size or causal_chunk(num_features))
+        return _causal_fused(query_map, key_map, q, k, v, chunk_size)
     if causal:
         preferred = chunk_size or causal_chunk(num_features)
         chunk = block_rows(q.shape[-2], num_features, batch_heads, dv, itemsize, preferred=preferred, label=label)
@@ -139,11 +149,28 @@ def efficient_attention(
             block_rows(chunk_size, num_features, batch_heads, dv, itemsize, preferred=chunk_size, label=label,
                        rows=chunk_size)
             chunk = chunk_size
+        check_work(chunk)
         return _causal(query_map, key_map, q, k, v, chunk, num_features)
     preferred = chunk_size or noncausal_block(num_features, batch_heads)
     rows = block_rows(max(k.shape[-2], q.shape[-2]), num_features, batch_heads, dv, itemsize, preferred=preferred,
                       label=label)
+    check_work()
     return _noncausal(query_map, key_map, q, k, v, rows)
+
+
+def efficient_flops(batch_heads: int, nq: int, nk: int, head_dim: int, dv: int, num_features: int,
+                    chunk: int = 0) -> float:
+    """Estimated floating-point operations of the efficient form (checked against the work budget):
+
+        2·B·H·(Nq + Nk)·F·(D + Dv + 1)  +  2·B·H·N·C·(F + Dv)   (the second term causal, chunks of C)
+
+    the feature maps (taken as a D → F projection per row, an upper estimate for most maps), the state
+    updates and read-outs (F·(Dv + 1) per row each way), and the causal C × C blocks inside each chunk.
+    """
+    flops = 2.0 * batch_heads * (nq + nk) * num_features * (head_dim + dv + 1)
+    if chunk:
+        flops += 2.0 * batch_heads * nq * min(chunk, nq) * (num_features + dv)
+    return flops
 
 
 def block_rows(n: int, num_features: int, batch_heads: int, dv: int, itemsize: int, *, preferred: int,

@@ -20,6 +20,14 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
 ``sympy_kernel(s)``  (optional; default: ``similarity_function`` on the sympy symbol)
     κ as a sympy expression of s, for :mod:`approxlab.analysis.symbolic` (degree, sign, monotonicity).
 ``num_features(head_dim)``  (default: probed)    the feature dimension F (the state is F × Dv).
+``exponential_order`` and ``log_scaled_features(x)``  (optional)
+    For features built from exponentials of the coordinates (elu + 1), which underflow to 0 for inputs far
+    below zero: the features with a per-row log scale factored out, used when the inputs reach that range.
+
+A user kernel's outputs are checked on first use (per head dim, dtype and device): ``num_features`` a
+positive integer, each feature map a pair (f, log_scale) of the input's dtype and device, f (…, N, F) with F
+equal to ``num_features``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
+method.
 ``exact_query_features(x)``  (default: ``query_features``)
     φ_q(x) with the per-query log scale kept, for forms where it does not cancel: a hybrid adds a kernel's
     κ to exact exp(s) under one denominator (:mod:`approxlab.variants.window`). Override it where
@@ -106,6 +114,18 @@ class KernelVariant:
         fq, _ = self.query_features(x)
         fk, ck = self.key_features(y)
         return fq @ fk.transpose(-1, -2), ck
+
+    #: how many exponentials of input coordinates multiply into one feature (elu + 1: 1; HLA's p elu factors: p),
+    #: for features that underflow far below zero; 0 for the others. A kernel with an order > 0 implements
+    #: :meth:`log_scaled_features`, which the entry points use when |x| reaches the underflow range
+    exponential_order: int = 0
+
+    def log_scaled_features(self, x: torch.Tensor) -> Features:
+        """The features with a per-row log scale c factored out, φ(x) = f·e^c, f's largest entry of order 1
+        (for exponential-type features, :attr:`exponential_order` > 0): keys far below zero then keep their
+        relative weights instead of underflowing to zero."""
+        raise NotImplementedError(f"{self.name} has exponential_order = {self.exponential_order} but no "
+                                  "log_scaled_features")
 
     #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
     size_parameter: Optional[str] = None

@@ -293,10 +293,12 @@ def method_flops(case: Case) -> float:
 
 
 def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
-            keep_freed: bool = True) -> dict:
-    """Time and peak memory of one case, with the roofline columns."""
+            keep_freed: bool = True, rel_iqr: Optional[float] = None, max_run_time: Optional[float] = None) -> dict:
+    """Time and peak memory of one case, with the roofline columns. ``rel_iqr`` / ``max_run_time``: the
+    adaptive timing budget of :func:`~approxlab.experiments.timing.time_call` (None: fixed ``min_run_time``)."""
     fn = build(case, device)
-    timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs, keep_freed=keep_freed)
+    timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs, keep_freed=keep_freed,
+                       rel_iqr=rel_iqr, max_run_time=max_run_time)
     median, iqr, runs = timing.median_s, timing.iqr_s, timing.runs
     peak = peak_memory(fn, device)
     elt = torch.finfo(DTYPES[case.dtype]).bits // 8
@@ -306,7 +308,7 @@ def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: in
     gbps = io_bytes / median / 1e9
     exact = split_method(case.method)[0] in ("sdpa", "naive_softmax")
     return dict(
-        time_ms=1e3 * median, iqr_ms=1e3 * iqr, runs=runs, peak_mem_mb=peak / 2**20, io_bytes=io_bytes,
+        time_ms=1e3 * median, iqr_ms=1e3 * iqr, runs=runs, timing_stop=timing.stop, peak_mem_mb=peak / 2**20, io_bytes=io_bytes,
         achieved_gbps=gbps, hbm_fraction=(gbps * 1e9 / roof) if roof else float("nan"),
         tflops=(flops / median / 1e12) if exact else float("nan"),
         gflops=method_flops(case) / median / 1e9,
@@ -398,7 +400,8 @@ def blog_cases(lengths=(128, 256, 512, 1024, 2048, 4096, 6000), methods=("naive_
 def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs: int = 3,
         memory_budget: float = 4 * 2**30, max_call_s: float = 10.0, progress: bool = True,
         keep_freed: bool = True, threads: Optional[int] = None, load_limit: float = 0.25,
-        rates: Optional[dict] = None, load_window: float = 0.2) -> pd.DataFrame:
+        rates: Optional[dict] = None, load_window: float = 0.2, rel_iqr: Optional[float] = None,
+        max_run_time: Optional[float] = None) -> pd.DataFrame:
     """Measure ``cases`` in order; one row each. A case is skipped (``status`` says why) when naive
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
@@ -409,7 +412,10 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same
     run, per dtype (``rates``: {dtype: GFLOP/s} measured by the caller in the same run, instead of
     measuring it here); ``matmul_fraction`` = gflops / matmul_gflops. ``load_window``: the shortest
-    window (s) over which the other processes' load is read (a shorter case is topped up by a sleep)."""
+    window (s) over which the other processes' load is read (a shorter case is topped up by a sleep).
+    ``rel_iqr`` / ``max_run_time``: each case's adaptive timing budget
+    (:func:`~approxlab.experiments.timing.time_call`; ``timing_stop`` says whether the IQR came within
+    ``rel_iqr`` of the median or the budget ran out); None: ``min_run_time`` for every case."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -436,7 +442,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
             try:
                 with others_busy(min_window=load_window) as load:
                     row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
-                                       keep_freed=keep_freed))
+                                       keep_freed=keep_freed, rel_iqr=rel_iqr, max_run_time=max_run_time))
                 row["other_cpu_load"] = load.value
                 if load.value > load_limit:
                     warnings.warn(f"{case.method} N={case.n}: other processes kept {load.value:.1f} CPUs busy while it "

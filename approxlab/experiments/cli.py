@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -29,10 +31,97 @@ def import_plugin(spec: str):
     return importlib.import_module(spec)
 
 
-def main(argv=None) -> None:
-    from .style import use_file_backend
+#: errors of ordinary bad input (a value, a name, a path): one line on stderr and exit status 2, argparse's
+#: convention, instead of a traceback; ``APPROXLAB_TRACEBACK=1`` shows the traceback
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, RuntimeError)
 
-    use_file_backend()
+
+def main(argv=None) -> None:
+    """Run the command line. A bad command (an argument out of range, an unknown name, a folder that cannot be
+    written) prints ``approxlab: error: ...`` on one line and exits with status 2, before any computation;
+    Ctrl-C prints one line and exits with 130."""
+    parser = build_parser()
+    try:
+        run(parser, argv)
+    except KeyboardInterrupt:
+        print("approxlab: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+    except USER_ERRORS as exc:
+        if os.environ.get("APPROXLAB_TRACEBACK"):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"approxlab: error: {message}", file=sys.stderr)
+        raise CommandError(message) from None
+
+
+class CommandError(SystemExit):
+    """Exit status 2 for a bad command; ``str()`` is the one-line message printed on stderr."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def positive_or_inf(text: str) -> float:
+    """argparse type: a number > 0 (inf: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number (inf: no limit), got {text!r}")
+    if not value > 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a positive number (inf: no limit), got {text!r}")
+    return value
+
+
+def writable_folder(path, flag: str) -> Path:
+    """``path`` as a folder this process can write into (created if missing), checked before any computation."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"{flag} {str(path)!r}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise OSError(f"{flag} {str(path)!r}: the folder is not writable")
+    return folder
+
+
+def writable_file(path, flag: str) -> Path:
+    """``path`` as a file this process can write (its folder exists and is writable), checked before computing."""
+    file = Path(path)
+    folder = file.parent if str(file.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"{flag} {str(path)!r}: no such folder {str(folder)!r}")
+    if file.is_dir() or not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        raise OSError(f"{flag} {str(path)!r}: not a writable file")
+    return file
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="approxlab", description=__doc__)
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="import a module (or .py file) that registers kernels with approxlab.register_kernel")
@@ -48,10 +137,18 @@ def main(argv=None) -> None:
     campaign_parser = sub.add_parser("gpu-campaign", help="every GPU measurement in priority order within a time "
                                                           "budget; --dry-run: the same at tiny sizes on any device")
     gpu_campaign.add_arguments(campaign_parser)
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv=None) -> None:
+    from .style import use_file_backend
+
     args = parser.parse_args(argv)
+    use_file_backend()
     for spec in args.imports + getattr(args, "report_imports", []):  # before any name is looked up
         import_plugin(spec)
     if args.command == "figures":
+        writable_folder(args.out, "--out")
         figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
     elif args.command == "bench":
         run_bench(args)
@@ -74,7 +171,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the all-MiniLM-L6 heads part (auto: when the 'real' extra is installed)")
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), metavar="PART",
                         help=f"parts to compute (default: all of {', '.join(PARTS)})")
-    parser.add_argument("--compare-degree", type=int, default=None,
+    parser.add_argument("--compare-degree", type=positive_int, default=None,
                         help="degree of the best polynomial / rational to compare δ with when none is derived")
     parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
 
@@ -86,7 +183,7 @@ def _parse_params(items) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise SystemExit(f"--param must be KEY=VALUE, got {item!r}")
+            raise ValueError(f"--param must be KEY=VALUE, got {item!r}")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -98,6 +195,7 @@ def run_report(args) -> None:
     from .report_card import report
 
     real = {"auto": None, "yes": True, "no": False}[args.real]
+    writable_folder(args.out, "--out")
     card = report(args.name, profile=args.profile, real=real, compare_degree=args.compare_degree, parts=args.parts,
                   **_parse_params(args.param))
     print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -111,20 +209,20 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--methods", nargs="+", default=list(bench.METHODS), metavar="METHOD",
                         help=f"methods to time (default: all of {', '.join(bench.METHODS)}; <variant>_compiled for torch.compile)")
-    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 512, 2048, 8192], metavar="N")
+    parser.add_argument("--lengths", nargs="+", type=positive_int, default=[128, 512, 2048, 8192], metavar="N")
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=list(bench.DTYPES))
     parser.add_argument("--causal", choices=["no", "yes", "both"], default="both")
-    parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--max-batch-heads", type=int, default=8, help="B·H at short N")
-    parser.add_argument("--max-tokens", type=int, default=2**16, help="B·H·N cap: B·H shrinks at long N")
+    parser.add_argument("--head-dim", type=positive_int, default=64)
+    parser.add_argument("--max-batch-heads", type=positive_int, default=8, help="B·H at short N")
+    parser.add_argument("--max-tokens", type=positive_int, default=2**16, help="B·H·N cap: B·H shrinks at long N")
     parser.add_argument("--protocol", choices=["scaling", "blog", "both"], default="scaling",
                         help="scaling: --methods × --lengths (default); blog: the blog's protocol (batch 32, "
                              "one head, D 64, N 128…6000; naive softmax, SDPA, linear, identity); both")
-    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of timed runs per case")
-    parser.add_argument("--max-call-s", type=float, default=10.0, help="skip larger N once a call takes longer")
-    parser.add_argument("--memory-budget-gib", type=float, default=4.0, help="skip naive softmax above this")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--chunk-sizes", nargs="+", type=int, default=None, metavar="C",
+    parser.add_argument("--min-run-time", type=positive_float, default=0.2, help="seconds of timed runs per case")
+    parser.add_argument("--max-call-s", type=positive_or_inf, default=10.0, help="skip larger N once a call takes longer")
+    parser.add_argument("--memory-budget-gib", type=positive_float, default=4.0, help="skip naive softmax above this")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--chunk-sizes", nargs="+", type=positive_int, default=None, metavar="C",
                         help="time every kernel variant at each causal chunk length / non-causal block rows C "
                              "(default: the engine's choice)")
     parser.add_argument("--csv", default="bench.csv", help="output CSV (default bench.csv)")
@@ -136,9 +234,13 @@ def run_bench(args) -> None:
     from . import bench
     from ..core.checks import check_int
 
+    device = bench.check_device(args.device)  # every argument before the banner and any timing
+    for method in args.methods:
+        bench.check_method(method)
+    writable_file(args.csv, "--csv")
     if args.threads is not None:  # before the banner, which reports the threads in force
         torch.set_num_threads(check_int(args.threads, "--threads", minimum=1))
-    print(bench.banner(bench.check_device(args.device)))
+    print(bench.banner(device))
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
     cases = []
     if args.protocol in ("scaling", "both"):

@@ -4,6 +4,9 @@ and ``draw(df)`` → matplotlib Figure, so a notebook can show, re-plot or exten
     approxlab figures [--profile quick|full] [--only NAME ...] [--jobs N | --scheduler ADDR] [--cache DIR]
     (or python analyses/NAME.py with the same options)
 
+The quick profile writes ``NAME.png/.pdf/.csv``, the full one ``NAME_full.*`` beside it. Every run records
+each study's wall and CPU seconds in ``study_times.csv`` in the same folder (:func:`record_times`).
+
 A study that needs hardware this machine lacks (``REQUIRES = "cuda"``) is redrawn from its committed
 CSV instead of recomputed. Studies built from cells (``approxlab.experiments.sweep``) run them on ``--jobs``
 joblib workers or a Dask ``--scheduler`` and keep each finished cell in ``--cache`` (default
@@ -13,6 +16,7 @@ joblib workers or a Dask ``--scheduler`` and keep each finished cell in ``--cach
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import time
 from pathlib import Path
@@ -22,6 +26,7 @@ import torch
 
 from . import sweep
 from .style import save_figure, use_style
+from .timing import others_busy
 
 #: figure name → study module under ``approxlab.experiments.studies``, in the order ``approxlab figures`` runs them
 FIGURES = {
@@ -70,9 +75,19 @@ def draw(name: str, df: pd.DataFrame, ax=None):
     return draw_fn(df, ax=ax)
 
 
+def output_name(name: str, profile: str = "quick") -> str:
+    """The files' stem: ``NAME`` for the quick profile, ``NAME_full`` for the full one, so a quick run never
+    overwrites a long one."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return name if profile == "quick" else f"{name}_{profile}"
+
+
 def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR):
-    """Compute (or, for hardware this machine lacks, read back) the data, draw, save PNG/PDF/CSV."""
+    """Compute (or, for hardware this machine lacks, read back) the data, draw, save PNG/PDF/CSV as
+    :func:`output_name` (a study redrawn from its committed CSV keeps that CSV's name)."""
     module = study(name)
+    stem = output_name(name, profile)
     if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available():
         # the data measured on a GPU: the copy in outdir, else the one committed in figures/
         candidates = [Path(outdir) / f"{name}.csv", DEFAULT_OUTDIR / f"{name}.csv"]
@@ -81,26 +96,81 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR)
             raise FileNotFoundError(f"{name} needs CUDA to compute and there is no {candidates[-1]} to redraw from")
         print(f"[{name}] no CUDA here: redrawing from the committed {csv.name}")
         df = pd.read_csv(csv)
+        stem = name
     else:
         cfg = sweep.settings()
         if getattr(module, "SERIAL", None) and (cfg.jobs != 1 or cfg.scheduler):
             print(f"[{name}] a {module.SERIAL} study: runs serially in this process (--jobs/--scheduler ignored)")
         df = compute(name, profile)
     fig = draw(name, df)
-    return df, fig, save_figure(fig, df, name, outdir)
+    return df, fig, save_figure(fig, df, stem, outdir)
 
 
 def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR, *, jobs: int = 1,
               scheduler: str | None = None, cache: str | Path | None = sweep.DEFAULT_CACHE,
-              cached_only: bool = False) -> None:
-    """Make each figure; cell-based studies run under ``sweep.configure(jobs, scheduler, cache, cached_only)``."""
+              cached_only: bool = False) -> pd.DataFrame:
+    """Make each figure; cell-based studies run under ``sweep.configure(jobs, scheduler, cache, cached_only)``.
+
+    Prints each study's seconds and records them in ``outdir/study_times.csv`` (:func:`record_times`);
+    returns this run's rows of it."""
     start = time.perf_counter()
+    rows = []
     with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only):
         for name in names or list(FIGURES):
-            began = time.perf_counter()
-            _, _, paths = make(name, profile, outdir)
-            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths) + f" ({time.perf_counter() - began:.0f} s)")
-    print(f"{len(names or FIGURES)} figure(s) in {time.perf_counter() - start:.0f} s")
+            began, cpu = time.perf_counter(), cpu_seconds()
+            with others_busy() as load:
+                _, _, paths = make(name, profile, outdir)
+            wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+            rows.append(dict(study=name, profile=profile, wall_s=wall, cpu_s=cpu, other_cpu_load=load.value,
+                             cache="off" if cache is None else ("cached only" if cached_only else "on"),
+                             jobs=jobs, threads=torch.get_num_threads(), **_host(),
+                             finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
+            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths)
+                  + f" ({wall:.0f} s; CPU {cpu:.0f} s; other processes kept {load.value:.1f} CPUs busy)")
+    print(f"{len(rows)} figure(s) in {time.perf_counter() - start:.0f} s")
+    times = pd.DataFrame(rows)
+    record_times(times, Path(outdir) / TIMES_CSV)
+    return times
+
+
+#: where :func:`make_many` records each study's seconds, in the output folder
+TIMES_CSV = "study_times.csv"
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished child processes (joblib / Dask
+    workers count once they have exited; a remote cluster's not at all)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _host() -> dict:
+    import os
+    import platform
+
+    return dict(host=platform.node(), cpus=os.cpu_count())
+
+
+def record_times(rows: pd.DataFrame, path: str | Path) -> Path:
+    """Merge ``rows`` (study, profile, wall_s, cpu_s, other_cpu_load, …) into the CSV at ``path``: a study's
+    row for a profile replaces the earlier one, other rows are kept; rows in :data:`FIGURES` order.
+
+    ``wall_s``: seconds from the start of the study to its files written (draw included); ``cpu_s``: CPU
+    seconds in that time (:func:`cpu_seconds`); ``other_cpu_load``: CPUs kept busy by other processes
+    meanwhile (:func:`approxlab.experiments.timing.others_busy`; well above 0 means ``wall_s`` was
+    stretched by a shared machine)."""
+    path = Path(path)
+    if path.exists():
+        old = pd.read_csv(path)
+        keep = ~old.set_index(["study", "profile"]).index.isin(rows.set_index(["study", "profile"]).index)
+        rows = pd.concat([old[keep], rows], ignore_index=True)
+    order = {name: i for i, name in enumerate(FIGURES)}
+    rows = rows.sort_values(["study", "profile"], key=lambda c: c.map(order) if c.name == "study" else c,
+                            kind="stable")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return sweep.write_csv(rows.reset_index(drop=True), path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

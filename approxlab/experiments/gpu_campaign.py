@@ -107,7 +107,7 @@ GRIDS = {
         triton=dict(lengths=(4096, 16384, 65536), dtypes=("bfloat16", "float16"), chunks=(16, 32, 64, 128),
                     value_blocks=(16, 32, 64), batch_heads=8, head_dim=64, min_run_time=0.1,
                     compile_s=TRITON_COMPILE_S),
-        lesson=dict(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536), causal=(False, True), min_run_time=0.5),
+        lesson=dict(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536), causal=(False, True), min_run_time=0.3),
         entropy=dict(profile="full"),
     ),
     "dry": dict(
@@ -750,7 +750,8 @@ def load_real_heads(path) -> dict:
 
 def stage_entropy(log: StageLog, grid: dict, device, ceilings: dict, heads) -> None:
     """The entropy study's real-head cells (positive orthogonal features; every seed × layer × length of the
-    profile that the heads file holds), each as :func:`features_vs_entropy.real_cell` computes it."""
+    profile that the heads file holds), each as :func:`features_vs_entropy.real_cell` computes it: in
+    float64 on the host's CPU, where the study's cells are defined and tested (``compute_device``)."""
     from ..analysis import entropy as ent
     from .studies import features_vs_entropy as fve
 
@@ -768,14 +769,14 @@ def stage_entropy(log: StageLog, grid: dict, device, ceilings: dict, heads) -> N
 
     def one(c):
         part = data["lengths"][c["n"]]
-        q, k, v = (part[x][c["layer"]].to(device=device, dtype=torch.float64) for x in ("q", "k", "v"))
+        q, k, v = (part[x][c["layer"]].to(dtype=torch.float64) for x in ("q", "k", "v"))
         labels = part["labels"][c["layer"]]
         offset = c["layer"] * len(labels)
         df = fve._mstar_rows(q, k, v, family="MiniLM-L6 heads", level_name="head",
                              levels=list(range(offset, offset + len(labels))), labels=labels, n=c["n"],
                              seed=c["seed"], kind=kind, orthogonal=orthogonal, m_max=cfg["m_max"])
         return [dict(r, heads_dtype=data["dtype"], heads_chunks=data["chunks"], heads_n_queries=data["n_queries"],
-                     status="ok") for r in df.to_dict("records")]
+                     compute_device="cpu", status="ok") for r in df.to_dict("records")]
 
     def work(c):  # Python-bound: a few ms per (head, m) evaluation of the search; the first cell calibrates
         heads = data["lengths"][c["n"]]["k"].shape[2]
@@ -922,19 +923,65 @@ def summary_table(df: pd.DataFrame) -> str:
             f"{first['device']} (torch {first['torch']}, CUDA {first['cuda']}, triton {first['triton']})")
 
 
+def figure_table(out) -> pd.DataFrame:
+    """A campaign's validation and lesson rows (status ok) as :mod:`~approxlab.experiments.studies.gpu_validation`
+    tabulates them (``part`` = numerics / lesson): the data of ``figures/gpu_validation``."""
+    out = Path(out)
+    parts = []
+    for name in ("validation", "lesson"):
+        path = out / f"{name}.csv"
+        if path.is_file():
+            df = pd.read_csv(path)
+            if "part" in df:
+                parts.append(df[df["status"] == "ok"])
+    if not parts or not any((p["part"] == "numerics").any() for p in parts):
+        raise FileNotFoundError(f"{out} holds no validation rows (validation.csv with status ok)")
+    return pd.concat(parts, ignore_index=True)
+
+
+def collect(out, figures_dir=None) -> list:
+    """Draw ``figures/gpu_validation`` (PNG, PDF, CSV) from a campaign's folder; returns the paths written."""
+    from .figures import DEFAULT_OUTDIR
+    from .studies import gpu_validation
+    from .style import save_figure, use_style
+
+    df = figure_table(out)
+    use_style()
+    return save_figure(gpu_validation.draw(df), df, gpu_validation.NAME, figures_dir or DEFAULT_OUTDIR)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder for the stage CSVs and campaign.csv")
-    parser.add_argument("--budget-s", type=float, required=True, help="wall seconds for the whole campaign")
+    parser.add_argument("--out", default=None, help="folder for the stage CSVs and campaign.csv (required to run)")
+    parser.add_argument("--budget-s", type=float, default=None, help="wall seconds for the whole campaign (required "
+                                                                       "to run; with --estimate: 420 unless given)")
     parser.add_argument("--dry-run", action="store_true", help="every stage at tiny sizes (any device, < 60 s on a CPU)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: cuda if available, else cpu)")
     parser.add_argument("--heads", default=None, help="real-heads tensor file for the entropy stage "
                                                       "(scripts/prepare_gpu_campaign.py writes gpu_carry/real_heads.pt)")
     parser.add_argument("--only", nargs="+", choices=list(STAGES), default=None, metavar="STAGE",
                         help=f"run only these stages ({', '.join(STAGES)})")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the predicted seconds of stages 1-4 on an H200 (estimate_table) and exit")
+    parser.add_argument("--collect", default=None, metavar="DIR",
+                        help="draw figures/gpu_validation.png/.pdf/.csv from a finished campaign's folder and exit "
+                             "(--out: another figures folder)")
 
 
 def main(args) -> None:
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the stages' progress bars would bury the summary
+    if args.estimate:
+        print(estimate_table(budget_s=args.budget_s or 420.0))
+        return
+    if args.collect:
+        try:
+            paths = collect(args.collect, args.out)
+        except FileNotFoundError as err:
+            raise SystemExit(f"gpu-campaign: {err}") from err
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return
+    missing = [flag for flag, value in (("--out", args.out), ("--budget-s", args.budget_s)) if value is None]
+    if missing:
+        raise SystemExit(f"gpu-campaign: {' and '.join(missing)} required (or --estimate)")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # honoured where tqdm is imported after this point
     try:
         run(args.out, args.budget_s, dry_run=args.dry_run, device=args.device, heads=args.heads, only=args.only)
     except (ValueError, FileNotFoundError) as err:

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
@@ -38,9 +38,24 @@ SYSTEM = "system default"
 
 @dataclass
 class Timing:
+    """``median_s`` and ``iqr_s`` over ``runs`` timed samples (each the mean of ``number`` calls).
+
+    ``spent_s``: seconds of timed calls; ``stop``: why sampling ended ("fixed": ``blocked_autorange`` for
+    ``min_run_time``; "tight": the IQR came within ``rel_iqr`` of the median; "budget": ``max_run_time``
+    was spent first); ``output``: what the last warm-up call returned (None without warm-up)."""
+
     median_s: float
     iqr_s: float
     runs: int
+    number: int = 1
+    spent_s: float = math.nan
+    stop: str = "fixed"
+    output: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def rel_iqr(self) -> float:
+        """IQR / median: how far one sample strays; a large value marks a noisy cell."""
+        return self.iqr_s / self.median_s if self.median_s > 0 else math.nan
 
 
 @lru_cache(maxsize=1)
@@ -78,22 +93,68 @@ def freed_memory_kept(enabled: bool = True):
         libc.malloc_trim(0)
 
 
+#: the least duration of one timed sample in adaptive mode: faster calls are repeated within a sample
+SAMPLE_S = 0.01
+
+
 def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float = 0.2, min_runs: int = 3,
-              keep_freed: bool = True) -> Timing:
-    """Median and IQR of ``fn()`` wall time: ``warmup`` untimed calls, ``blocked_autorange`` (CUDA
-    synchronised by the Timer), topped up to ``min_runs`` samples; all inside
-    :func:`freed_memory_kept` unless ``keep_freed`` is False."""
+              keep_freed: bool = True, rel_iqr: float | None = None, max_run_time: float | None = None) -> Timing:
+    """Median and IQR of ``fn()`` wall time, after ``warmup`` untimed calls; all inside
+    :func:`freed_memory_kept` unless ``keep_freed`` is False. CUDA is synchronised around every sample.
+
+    Fixed (``rel_iqr`` None): ``blocked_autorange`` for ``min_run_time`` seconds, topped up to ``min_runs``
+    samples.
+
+    Adaptive (``rel_iqr`` given): a time budget per call site. Samples of ``number`` calls (enough for
+    :data:`SAMPLE_S` seconds, from the last warm-up call's time) are taken one at a time until at least
+    ``min_runs`` samples and ``min_run_time`` seconds are in and IQR / median ≤ ``rel_iqr`` ("tight"), or
+    until ``max_run_time`` seconds (default 10 × ``min_run_time``) are spent ("budget"; never fewer than
+    ``min_runs`` samples). A steady call stops early; a noisy one gets the whole budget and its IQR says so.
+    """
+    min_runs = check_int(min_runs, "min_runs", minimum=1)
+    if rel_iqr is not None and not (isinstance(rel_iqr, (int, float)) and rel_iqr > 0):
+        raise ValueError(f"rel_iqr must be a positive number (IQR / median to stop at) or None, got {rel_iqr!r}")
+    if max_run_time is not None and not (isinstance(max_run_time, (int, float)) and max_run_time >= min_run_time):
+        raise ValueError(f"max_run_time must be a number >= min_run_time ({min_run_time}), got {max_run_time!r}")
+    output = None
     with freed_memory_kept(keep_freed):
+        last = None
         for _ in range(warmup):
-            fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+            began = time.perf_counter()
+            output = fn()
+            _synchronize()
+            last = time.perf_counter() - began
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-        times = list(timer.blocked_autorange(min_run_time=min_run_time).times)
-        while len(times) < min_runs:
-            times.append(timer.timeit(1).median)
+        if rel_iqr is None:
+            measurement = timer.blocked_autorange(min_run_time=min_run_time)
+            times, number, stop = list(measurement.times), measurement.number_per_run, "fixed"
+            while len(times) < min_runs:
+                times.append(timer.timeit(1).median)
+            spent = sum(times) * number
+        else:
+            if last is None:  # no warm-up: the first call sizes the samples and is not kept
+                last = timer.timeit(1).median
+            number = max(1, math.ceil(SAMPLE_S / max(last, 1e-9)))
+            budget = 10 * min_run_time if max_run_time is None else max_run_time
+            times, spent, stop = [], 0.0, "budget"
+            while True:
+                times.append(timer.timeit(number).median)
+                spent += times[-1] * number
+                if len(times) >= min_runs and spent >= min_run_time:
+                    q1, q3 = np.percentile(times, [25, 75])
+                    if q3 - q1 <= rel_iqr * float(np.median(times)):
+                        stop = "tight"
+                        break
+                    if spent >= budget:
+                        break
     q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times))
+    return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times), number=number, spent_s=spent,
+                  stop=stop, output=output)
+
+
+def _synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 # ----------------------------------------------------------------------------------------------

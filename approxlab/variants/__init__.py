@@ -25,7 +25,7 @@ from .favorpp import FavorPP
 from .favorsharp import FavorSharp
 from .dpfp import DPFP
 from .maclaurin import RandomMaclaurin
-from .cosformer import Cosformer, with_positions
+from .cosformer import Cosformer, has_positions, with_positions
 from .hedgehog import Hedgehog
 from .t2r import T2R
 
@@ -37,10 +37,26 @@ VARIANTS = ("softmax",) + tuple(KERNELS)
 def inputs_for(variant, q, k):
     """(q, k) as ``variant`` takes them: with positions appended (:func:`with_positions`) for a positional
     kernel such as cosFormer, unchanged otherwise. Studies that put every variant on the same q, k
-    call this so that cosFormer sees positions 0..N−1, not two content coordinates read as angles."""
+    call this so that cosFormer sees positions 0..N−1, not two content coordinates read as angles. Inputs that
+    carry positions already (both q and k, :func:`~approxlab.variants.cosformer.has_positions`) are returned
+    as given; every public entry point goes through this, so plain and positioned inputs give one answer."""
     variant = check_variant(variant)
+    if not is_positional(variant):
+        return q, k
+    carried = has_positions(q), has_positions(k)
+    if all(carried):  # already appended (with_positions): used as given
+        return q, k
+    if any(carried):
+        raise ValueError(f"{kernel_name(variant)} reads positions from the last two coordinates of q and k: "
+                         f"{'q' if carried[0] else 'k'} carries them (with_positions) but "
+                         f"{'k' if carried[0] else 'q'} does not; pass both plain or both from with_positions")
+    return with_positions(q, k)
+
+
+def is_positional(variant) -> bool:
+    """True for a kernel that reads token positions from two coordinates appended to q and k (cosFormer)."""
     cls = KERNELS.get(variant) if isinstance(variant, str) else variant if isinstance(variant, type) else type(variant)
-    return with_positions(q, k) if getattr(cls, "positional", False) else (q, k)
+    return bool(getattr(cls, "positional", False)) or bool(getattr(getattr(variant, "obj", None), "positional", False))
 
 
 __all__ = [
@@ -48,5 +64,5 @@ __all__ = [
     "check_variant", "check_params", "is_kernel", "is_softmax", "as_kernel", "needs_head_dim", "parameters_doc",
     "similarity_of", "calibrate", "KernelVariant", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
-    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "with_positions",
+    "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "inputs_for", "is_positional", "with_positions", "has_positions",
 ]

@@ -47,6 +47,17 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
     return attach(q), attach(k)
 
 
+def has_positions(x: torch.Tensor) -> bool:
+    """True when the last two coordinates of every row of x are a position (cos θ, sin θ) as
+    :func:`with_positions` appends them: both ≥ 0 and on the unit circle to within 2⁻⁶ (positions rounded
+    to bfloat16, then cast up, still count)."""
+    if x.shape[-1] < 3 or not x.numel():
+        return False
+    pos = x[..., -2:].detach()
+    radius = (pos.double() ** 2).sum(-1)
+    return bool((pos >= 0).all()) and bool(((radius - 1).abs() <= 2**-6).all())
+
+
 @register_kernel
 class Cosformer(KernelVariant):
     """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""

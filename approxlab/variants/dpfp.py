@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core.checks import check_int
+from ..core.checks import HeadDimError, check_int
 from ..core.protocol import KernelVariant
 from ._registry import register_kernel
 
@@ -24,7 +24,7 @@ class DPFP(KernelVariant):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.nu = check_int(nu, "nu", minimum=1)
         if self.nu >= 2 * self.head_dim:
-            raise ValueError(f"nu must be < 2·head_dim = {2 * self.head_dim} (rolls repeat beyond), got {nu}")
+            raise HeadDimError(f"nu must be < 2·head_dim = {2 * self.head_dim} (rolls repeat beyond), got {nu}")
 
     def features(self, x):
         xt = torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)

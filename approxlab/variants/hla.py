@@ -25,7 +25,7 @@ import torch
 from ..core.checks import check_choice, check_int, check_seed, check_tensor
 from ..core.protocol import KernelVariant
 from ._projections import haar_orthogonal
-from .linear import elu_feature
+from .linear import elu_feature, elu_log_scaled
 from ._registry import register_kernel
 
 
@@ -78,6 +78,22 @@ class HLA(KernelVariant):
         """Π_r D'_r, the Kronecker product's width (D'_r: factor r's projected width, +1 for affine)."""
         width = head_dim if self.projections is None else self.projections.shape[-1]
         return (width + (self.feature_map == "affine")) ** self.factors
+
+    @property
+    def exponential_order(self) -> int:
+        """p for elu factors (a feature multiplies p exponentials), 0 for relu and affine factors."""
+        return self.factors if self.feature_map == "elu" else 0
+
+    def log_scaled_features(self, x):
+        """The Kronecker product of the factors' log-scaled elu features (:func:`~approxlab.variants.linear.
+        elu_log_scaled`), with the sum of their log scales: keys far below zero keep their weights."""
+        out = total = None
+        for r in range(self.factors):
+            projected = x if self.projections is None else x @ self.projections[r].to(device=x.device, dtype=x.dtype)
+            f, c = elu_log_scaled(projected)
+            out = f if out is None else (out.unsqueeze(-1) * f.unsqueeze(-2)).flatten(-2)
+            total = c if total is None else total + c
+        return out, total
 
     def features(self, x):
         """Kronecker product of the p factor features: dimension Π_r D_r."""

@@ -32,6 +32,12 @@ def elu_feature(x: torch.Tensor) -> torch.Tensor:
     return negative.mul_(LOG2_E).exp2_().add_(positive)
 
 
+def elu_log_scaled(x: torch.Tensor):
+    """(f, c) with elu(x) + 1 = f·e^c per row, c = min(max_d x_d, 0) (see :meth:`Linear.log_scaled_features`)."""
+    c = x.amax(-1).clamp(max=0.0)
+    return elu_feature(x - c[..., None]), c
+
+
 @register_kernel
 class Linear(KernelVariant):
     """No parameters: φ(x) = elu(x) + 1 on the scaled inputs."""
@@ -41,5 +47,13 @@ class Linear(KernelVariant):
     def features(self, x):
         return elu_feature(x), None
 
+    exponential_order = 1
+
     def kernel(self, x, y):
         return elu_feature(x) @ elu_feature(y).transpose(-1, -2), None
+
+    def log_scaled_features(self, x):
+        """φ(x) = f·e^c with c = min(max_d x_d, 0): f = elu(x − c) + 1. A row whose coordinates are all
+        negative has φ_d = e^{x_d}, so f_d = e^{x_d − c} ≤ 1 with its largest entry 1; float32 keys below −104,
+        whose features underflow to 0, keep their weights."""
+        return elu_log_scaled(x)

@@ -21,6 +21,10 @@ m*_theory(ε) = (mean_i Σ_j a_ij √V_ij / √(2π) / ε)²; V = e^{u} − 1 (F
 M(A*, u) − 1 (FAVOR++/#, :func:`gerf_relative_second_moment`, on the rescaled pairs for FAVOR#),
 2(cosh u − 1) (hyperbolic, F/2 directions), u = ‖x_i + y_j‖².
 
+Cells (:mod:`approxlab.experiments.sweep`): one per family × kind × seed, cached and resumable; the
+softmax weights and input summary of a family are computed once per process and shared by every kind
+and seed, and random Maclaurin's draws once per F for all heads.
+
 Records (column ``record``): ``mstar`` per (family, head/level, n, kind, seed, ε); ``table`` per
 (kind, ε) on the real heads: median m* (censored values count as +∞), censored count, and
 ``ratio_vs_favor`` = FAVOR+'s median / this kind's (a lower bound when FAVOR+'s median is censored).
@@ -28,22 +32,22 @@ Records (column ``record``): ``mstar`` per (family, head/level, n, kind, seed, �
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
-
 from ...analysis import entropy as ent
 from ...api import attention_weights
 from ..environment import describe
 from ...analysis.metrics import row_tv
-from ...variants import calibrate, gaussian_projection
+from ...variants import build_kernel, calibrate, gaussian_projection
 from ...variants._projections import random_directions
 from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
+from ..sweep import Cell
 
 PROFILES = {
     "quick": dict(gaussian=[1.0, 2.0, 4.0, 8.0], gaussian_n=512, n_queries=16, real_n=128, real_queries=32,
@@ -69,17 +73,22 @@ KINDS: Dict[str, tuple] = {
 
 
 class KindSearch:
-    """Memoised mean row TV of one kind against softmax, head by head, at any feature count F."""
+    """Memoised mean row TV of one kind against softmax, head by head, at any feature count F.
 
-    def __init__(self, label: str, q, k, seed: int = 0):
+    ``reference``: the softmax weights of q, k (float64, heads flattened), when already at hand: they do
+    not depend on the kind or the seed, so one family computes them once for all its searches."""
+
+    def __init__(self, label: str, q, k, seed: int = 0, reference=None):
         self.label, self.seed = label, seed
         self.variant, self.directions, self.mode, self.per_direction = KINDS[label]
         self.q, self.k = q.reshape(1, -1, *q.shape[-2:]), k.reshape(1, -1, *k.shape[-2:])
-        self.reference = attention_weights(self.q, self.k, "softmax").double()
+        self.reference = (attention_weights(self.q, self.k, "softmax").double() if reference is None
+                          else reference.reshape(1, -1, *reference.shape[-2:]))
         self.calibrated = [calibrate(self.q[:, h], self.k[:, h], self.variant) if self.mode == "calibrated" else {}
                            for h in range(self.q.shape[1])]
         self.cache: dict = {}
         self.projections: dict = {}
+        self.kernels: dict = {}  # random Maclaurin: one kernel (its draws) per F, shared by every head
 
     def params(self, head: int) -> dict:
         return self.calibrated[head]
@@ -99,8 +108,10 @@ class KindSearch:
             h = slice(head, head + 1)
             params = dict(self.params(head))
             if self.variant == "maclaurin":
-                approx = attention_weights(self.q[:, h], self.k[:, h], "maclaurin", num_features=features,
-                                           seed=self.seed).double()
+                if features not in self.kernels:
+                    self.kernels[features] = build_kernel("maclaurin", self.q.shape[-1], num_features=features,
+                                                          seed=self.seed)
+                approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[features]).double()
                 self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
                 return self.cache[(features, head)]
             w = self._projection(max(1, features // self.per_direction))
@@ -155,67 +166,83 @@ def theory_coefficient(label: str, q, k) -> np.ndarray:
     return np.array(out)
 
 
-def _summary(q, k):
-    s = ent.input_summary(q.reshape(1, -1, *q.shape[-2:]), k.reshape(1, -1, *k.shape[-2:]))
-    return {key: val.reshape(-1).numpy() for key, val in s.items()}
+STUDY = "features_by_kind"
+REAL = "MiniLM-L6 heads"
 
 
-def _families(cfg):
-    q, k, _ = ent.gaussian_family(cfg["gaussian_n"], cfg["gaussian"], n_queries=cfg["n_queries"],
-                                  head_dim=HEAD_DIM, seed=0)
-    yield "gaussian", cfg["gaussian_n"], [f"T={t:g}" for t in cfg["gaussian"]], cfg["gaussian"], q, k
-    if not cfg.get("real", True):
-        return
+@functools.lru_cache(maxsize=2)
+def _family(family: str, n: int, n_queries: int, levels: tuple = ()) -> dict:
+    """A family's inputs and what every kind and seed shares: q, k (heads flattened), head labels, levels,
+    the softmax weights and the per-head input summary (one copy per worker process)."""
+    if family == "gaussian":
+        q, k, _ = ent.gaussian_family(n, list(levels), n_queries=n_queries, head_dim=HEAD_DIM, seed=0)
+        labels, values = [f"T={t:g}" for t in levels], list(levels)
+    else:
+        from ...analysis import real_heads
+
+        heads = real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=1)
+        L, C, H = heads.q.shape[:3]
+        rows = np.linspace(0, n - 1, min(n, n_queries)).round().astype(int)
+        q = heads.q[..., rows, :].reshape(1, L * C * H, len(rows), -1)
+        k = heads.k.reshape(1, L * C * H, n, -1)
+        labels, values = [f"L{l}H{h}" for l in range(L) for c in range(C) for h in range(H)], list(range(L * C * H))
+    summary = {key: val.reshape(-1).numpy() for key, val in ent.input_summary(q, k).items()}
+    return dict(q=q, k=k, labels=labels, levels=values, summary=summary,
+                reference=attention_weights(q, k, "softmax").double())
+
+
+def _real_available() -> bool:
     try:
         from ...analysis import real_heads
 
         real_heads.model_dir()
     except ImportError as err:  # the optional extra is missing: synthetic family only
         print(f"[features_by_kind] real heads skipped: {err}")
-        return
-    n = cfg["real_n"]
-    heads = real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=1)
-    L, C, H = heads.q.shape[:3]
-    rows = np.linspace(0, n - 1, min(n, cfg["real_queries"])).round().astype(int)
-    q = heads.q[..., rows, :].reshape(1, L * C * H, len(rows), -1)
-    k = heads.k.reshape(1, L * C * H, n, -1)
-    labels = [f"L{l}H{h}" for l in range(L) for c in range(C) for h in range(H)]
-    yield "MiniLM-L6 heads", n, labels, list(range(L * C * H)), q, k
+        return False
+    return True
+
+
+def kind_cell(family: str, n: int, n_queries: int, levels: list, kind: str, seed: int, m_max: int) -> pd.DataFrame:
+    """Cell: m* per head and ε, then the TV decay per head, of one kind and seed on one family (its
+    ``mstar`` and ``decay`` rows)."""
+    fam = _family(family, n, n_queries, tuple(levels))
+    q, k, labels, summary = fam["q"], fam["k"], fam["labels"], fam["summary"]
+    grid = ent.feature_grid(8, m_max)
+    coeff = theory_coefficient(kind, q, k)
+    search = KindSearch(kind, q, k, seed=seed, reference=fam["reference"])
+    rows = []
+    for eps in EPSILONS:
+        for h, m_star in enumerate(search.min_features(eps, grid)):
+            rows.append(dict(
+                record="mstar", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
+                kind=kind, seed=seed, eps=eps, m_star=math.nan if m_star is None else float(m_star),
+                censored=m_star is None, m_max=m_max, pred_theory=float((coeff[h] / eps) ** 2),
+                a=search.params(h).get("a", 0.0 if KINDS[kind][2] == "a0" else math.nan),
+                **{key: float(val[h]) for key, val in summary.items()}))
+    for h in range(len(labels)):
+        tv_max, beta = search.decay(h, m_max)
+        rows.append(dict(record="decay", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
+                         kind=kind, seed=seed, m_max=m_max, tv_at_max=tv_max, beta=beta,
+                         **{key: float(val[h]) for key, val in summary.items()}))
+    return pd.DataFrame(rows)
+
+
+def cells(cfg: dict, real: bool = True) -> list:
+    """The grid: family (Gaussian, then the real heads) × kind × seed, in the CSV's order."""
+    families = [("gaussian", cfg["gaussian_n"], cfg["n_queries"], list(cfg["gaussian"]))]
+    if real:
+        families.append((REAL, cfg["real_n"], cfg["real_queries"], []))
+    return [Cell(STUDY, kind_cell, dict(family=family, n=n, n_queries=nq, levels=levels, kind=kind, seed=seed,
+                                        m_max=cfg["m_max"]))
+            for family, n, nq, levels in families for kind in KINDS for seed in cfg["seeds"]]
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    with sweep.limited_threads(1):  # many small GEMMs and QRs: one thread is faster than contending ones
-        return _compute(profile)
-
-
-def _compute(profile: str) -> pd.DataFrame:
+    """The study's rows: its cells (:func:`cells`) through :mod:`approxlab.experiments.sweep` (cached,
+    resumable, one BLAS thread each), then the table per kind and ε."""
     cfg = PROFILES[profile]
-    grid = ent.feature_grid(8, cfg["m_max"])
-    families = list(_families(cfg))
-    rows = []
-    with tqdm(total=len(families) * len(KINDS) * len(cfg["seeds"]), desc="features_by_kind m*") as bar:
-        for family, n, labels, levels, q, k in families:
-            summary = _summary(q, k)
-            for label in KINDS:
-                coeff = theory_coefficient(label, q, k)
-                for seed in cfg["seeds"]:
-                    search = KindSearch(label, q, k, seed=seed)
-                    for eps in EPSILONS:
-                        for h, m_star in enumerate(search.min_features(eps, grid)):
-                            rows.append(dict(
-                                record="mstar", family=family, n=n, head=labels[h], level=float(levels[h]),
-                                kind=label, seed=seed, eps=eps, m_star=math.nan if m_star is None else float(m_star),
-                                censored=m_star is None, m_max=cfg["m_max"],
-                                pred_theory=float((coeff[h] / eps) ** 2),
-                                a=search.params(h).get("a", 0.0 if KINDS[label][2] == "a0" else math.nan),
-                                **{key: float(val[h]) for key, val in summary.items()}))
-                    for h in range(len(labels)):
-                        tv_max, beta = search.decay(h, cfg["m_max"])
-                        rows.append(dict(record="decay", family=family, n=n, head=labels[h], level=float(levels[h]),
-                                         kind=label, seed=seed, m_max=cfg["m_max"], tv_at_max=tv_max, beta=beta,
-                                         **{key: float(val[h]) for key, val in summary.items()}))
-                    bar.update(1)
-    df = pd.DataFrame(rows)
+    df = sweep.concat(sweep.run(cells(cfg, real=cfg.get("real", True) and _real_available()),
+                                desc="features_by_kind m*"))
     out = pd.concat([df, table(df)], ignore_index=True)
     for key, val in describe("cpu").items():
         out[key] = val
@@ -234,7 +261,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (kind, ε) on the real heads (the Gaussian family when there are none): median m* over heads
     of the seed-median m*, censored heads, and the ratio to FAVOR+'s median."""
     mstar = df[df["record"] == "mstar"]
-    fam = "MiniLM-L6 heads" if (mstar["family"] == "MiniLM-L6 heads").any() else "gaussian"
+    fam = REAL if (mstar["family"] == REAL).any() else "gaussian"
     d = mstar[mstar["family"] == fam]
     per_head = d.groupby(["kind", "eps", "head"]).apply(
         lambda g: pd.Series({"m": _median_censored(g["m_star"], g["censored"])}), include_groups=False).reset_index()

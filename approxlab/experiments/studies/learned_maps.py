@@ -14,6 +14,9 @@ from that best in the norm where it is exact (inf when F ≥ N, where the best i
 ``ey_rank`` = the least rank r whose best matrix is as close: min_{rank ≤ r} ‖A′ − P‖_F ≤ ‖A − P‖_F
 (the map's F features do what r would do at best).
 
+Cells (:mod:`approxlab.experiments.sweep`): one per head, cached and resumable; the model runs once per
+process.
+
 Records: ``head`` rows (one per head and method: train / test TV, feature count, final loss, and per
 window the bound, the map's Frobenius error and its ratio), ``bound`` rows (per head, window and F in
 1, 2, 4, …, N: the bound of the class), ``loss`` rows (the distillation loss per step, median over heads).
@@ -21,10 +24,11 @@ window the bound, the map's Frobenius error and its ratio), ``bound`` rows (per 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ...analysis import entropy as ent
 from ...api import attention_weights
@@ -33,6 +37,7 @@ from ...analysis.distill import distill
 from ...analysis.metrics import low_rank_bound, row_tv
 from ...variants import calibrate
 from .. import sweep
+from ..sweep import Cell
 
 PROFILES = {
     "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
@@ -40,20 +45,48 @@ PROFILES = {
 }
 
 
-def _heads(n):
+STUDY = "learned_maps"
+
+
+@functools.lru_cache(maxsize=2)
+def _real_heads(n: int):
+    """q, k of every layer and head on two windows of n tokens (one model run per worker process)."""
     from ...analysis import real_heads
 
-    heads = real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=2)
-    L, _, H = heads.q.shape[:3]
-    for layer in range(L):
-        for head in range(H):
-            pick = lambda t, c: t[layer, c, head][None, None]  # noqa: E731
-            yield f"L{layer}H{head}", (pick(heads.q, 0), pick(heads.k, 0)), (pick(heads.q, 1), pick(heads.k, 1))
+    return real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=2)
+
+
+def _head(n: int, layer: int, head: int):
+    """(q0, k0), (q1, k1) of one head on the fit window (0) and the held-out window (1), each (1, 1, n, D)."""
+    heads = _real_heads(n)
+    pick = lambda t, c: t[layer, c, head][None, None]  # noqa: E731
+    return (pick(heads.q, 0), pick(heads.k, 0)), (pick(heads.q, 1), pick(heads.k, 1))
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    with sweep.limited_threads(1):  # many small GEMMs and QRs: one thread is faster than contending ones
-        return _compute(profile)
+    """The study's rows: one cell per head (:func:`head_cell`) through :mod:`approxlab.experiments.sweep`
+    (cached, resumable, one BLAS thread each), then the median loss curve per method over heads."""
+    import json
+
+    from ...analysis import real_heads
+
+    cfg = PROFILES[profile]
+    model = json.loads((real_heads.model_dir() / "config.json").read_text())
+    cells = [Cell(STUDY, head_cell, dict(n=cfg["n"], layer=layer, head=head, feature_dim=cfg["feature_dim"],
+                                         steps=cfg["steps"], big_m=cfg["big_m"], seed=cfg["seed"]))
+             for layer in range(model["num_hidden_layers"]) for head in range(model["num_attention_heads"])]
+    df = sweep.concat(sweep.run(cells, desc="learned_maps heads"))
+    history = df["record"] == "loss_head"
+    curves = df[history]
+    loss = [pd.DataFrame(dict(record="loss", method=variant, step=np.arange(len(med)), loss=med))
+            for variant, g in curves.groupby("method", sort=False)
+            for med in [np.median(np.stack([h["loss"].to_numpy() for _, h in g.groupby("head", sort=False)]), axis=0)]]
+    out = pd.concat([df[~history]] + loss, ignore_index=True)
+    for key, val in describe("cpu").items():
+        out[key] = val
+    out["profile"] = profile
+    out["n"] = cfg["n"]
+    return out
 
 
 def _errors(q, k, p, variant, **params):
@@ -77,50 +110,43 @@ def _windows(variant, features, windows, bounds, **params):
     return out
 
 
-def _compute(profile: str) -> pd.DataFrame:
-    cfg = PROFILES[profile]
-    f = cfg["feature_dim"]
-    rows, losses = [], {}
-    heads = list(_heads(cfg["n"]))
-    grid = [2**i for i in range(cfg["n"].bit_length()) if 2**i <= cfg["n"]]
-    for label, (q0, k0), (q1, k1) in tqdm(heads, desc="learned_maps heads"):
-        summary = {key: float(val.reshape(-1)[0]) for key, val in ent.input_summary(q1, k1).items()}
-        windows = {name: (q, k, attention_weights(q, k, "softmax").double())
-                   for name, (q, k) in (("train", (q0, k0)), ("test", (q1, k1)))}
-        bounds, feats = {}, sorted(set(grid) | {2 * f, cfg["big_m"]})
-        for name, (_, _, p) in windows.items():
-            b = low_rank_bound(p[0, 0], feats)  # one SVD per window: the bound at every F
-            bounds[name] = {"tv": dict(zip(feats, b["tv"].tolist())), "fro": dict(zip(feats, b["frobenius"].tolist())),
-                            "fro_all": low_rank_bound(p[0, 0], range(1, cfg["n"] + 1))["frobenius"]}
-            rows += [dict(record="bound", head=label, window=name, features=m, tv_bound=float(b["tv"][i]),
-                          tv_bound_fro=float(b["tv_frobenius"][i]), ey_fro=float(b["frobenius"][i]))
-                     for i, m in enumerate(feats) if m in grid]
-        # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
-        for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
-            fit = distill(q0, k0, variant, feature_dim=cols, steps=cfg["steps"], seed=cfg["seed"])
-            params = {"weight": fit["weight"], "bias": fit["bias"]}
-            identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
-            init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
-            rows.append(dict(record="head", head=label, method=variant, features=2 * f,
-                             **_windows(variant, 2 * f, windows, bounds, **params),
-                             init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
-            losses.setdefault(variant, []).append(fit["loss"])
-        cal = calibrate(q0, k0, "favorpp")
-        for m in (2 * f, cfg["big_m"]):
-            rows.append(dict(record="head", head=label, method=f"FAVOR+ ({m})", features=m,
-                             **_windows("performer", m, windows, bounds, num_features=m, seed=cfg["seed"]), **summary))
-            rows.append(dict(record="head", head=label, method=f"FAVOR++ ({m})", features=m,
-                             **_windows("favorpp", m, windows, bounds, num_features=m, seed=cfg["seed"], **cal),
-                             **summary))
-    for variant, hist in losses.items():
-        med = np.median(np.array(hist), axis=0)
-        rows += [dict(record="loss", method=variant, step=i, loss=float(val)) for i, val in enumerate(med)]
-    out = pd.DataFrame(rows)
-    for key, val in describe("cpu").items():
-        out[key] = val
-    out["profile"] = profile
-    out["n"] = cfg["n"]
-    return out
+def head_cell(n: int, layer: int, head: int, feature_dim: int, steps: int, big_m: int, seed: int) -> pd.DataFrame:
+    """Cell: one head's ``bound`` and ``head`` rows, and its distillation loss per step (``loss_head`` rows,
+    which :func:`compute` turns into the median ``loss`` curves)."""
+    f = feature_dim
+    label = f"L{layer}H{head}"
+    (q0, k0), (q1, k1) = _head(n, layer, head)
+    rows, losses = [], []
+    grid = [2**i for i in range(n.bit_length()) if 2**i <= n]
+    summary = {key: float(val.reshape(-1)[0]) for key, val in ent.input_summary(q1, k1).items()}
+    windows = {name: (q, k, attention_weights(q, k, "softmax").double())
+               for name, (q, k) in (("train", (q0, k0)), ("test", (q1, k1)))}
+    bounds, feats = {}, sorted(set(grid) | {2 * f, big_m})
+    for name, (_, _, p) in windows.items():
+        b = low_rank_bound(p[0, 0], feats)  # one SVD per window: the bound at every F
+        bounds[name] = {"tv": dict(zip(feats, b["tv"].tolist())), "fro": dict(zip(feats, b["frobenius"].tolist())),
+                        "fro_all": low_rank_bound(p[0, 0], range(1, n + 1))["frobenius"]}
+        rows += [dict(record="bound", head=label, window=name, features=m, tv_bound=float(b["tv"][i]),
+                      tv_bound_fro=float(b["tv_frobenius"][i]), ey_fro=float(b["frobenius"][i]))
+                 for i, m in enumerate(feats) if m in grid]
+    # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
+    for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
+        fit = distill(q0, k0, variant, feature_dim=cols, steps=steps, seed=seed)
+        params = {"weight": fit["weight"], "bias": fit["bias"]}
+        identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
+        init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
+        rows.append(dict(record="head", head=label, method=variant, features=2 * f,
+                         **_windows(variant, 2 * f, windows, bounds, **params),
+                         init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
+        losses += [dict(record="loss_head", head=label, method=variant, step=i, loss=val)
+                   for i, val in enumerate(fit["loss"])]
+    cal = calibrate(q0, k0, "favorpp")
+    for m in (2 * f, big_m):
+        rows.append(dict(record="head", head=label, method=f"FAVOR+ ({m})", features=m,
+                         **_windows("performer", m, windows, bounds, num_features=m, seed=seed), **summary))
+        rows.append(dict(record="head", head=label, method=f"FAVOR++ ({m})", features=m,
+                         **_windows("favorpp", m, windows, bounds, num_features=m, seed=seed, **cal), **summary))
+    return pd.DataFrame(rows + losses)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

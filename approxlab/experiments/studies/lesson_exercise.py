@@ -1,7 +1,10 @@
 """The lesson's exercise: every variant against softmax on (1, 8, N, 64), N = 1024 … 8192
 (full profile: to 65536, the benchmark sizes, causal too).
 
-For each variant's efficient form: median forward time (torch.utils.benchmark) and divergence from
+For each variant's efficient form: median forward time and its IQR (adaptive budget per case,
+:func:`~approxlab.experiments.timing.time_call`: sampling stops once IQR / median ≤ ``rel_iqr`` after
+``min_run_time`` seconds, or at ``max_run_time``; ``time_runs`` and ``time_stop`` say which, and
+``other_cpu_load`` the CPUs other processes kept busy meanwhile, so a noisy cell shows) and divergence from
 exact softmax attention — mean row TV of the explicit weights (beyond ``tv_rows`` rows — 2048 quick,
 4096 full — on that many rows in eight evenly spaced runs, an unbiased sample of the row mean) and
 output error relative to ‖v‖ (all rows). Row TVs have a standard deviation of at most 0.09 here
@@ -21,28 +24,35 @@ from ...api import attention
 from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
 from ...analysis.metrics import output_error, row_divergence
-from ..timing import allocator_state, time_call
+from ..timing import allocator_state, others_busy, time_call
 from ...variants import VARIANTS, inputs_for, kernel_name
 
 #: ``approxlab figures`` runs this study serially and uncached: it measures time
 SERIAL = "timing"
 PROFILES = {
-    "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], min_run_time=0.2, tv_rows=2048),
-    "full": dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], causal=[False, True], min_run_time=1.0,
-                 tv_rows=4096),
+    "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], min_run_time=0.05, max_run_time=0.2,
+                  rel_iqr=0.05, tv_rows=2048),
+    "full": dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], causal=[False, True], min_run_time=0.25,
+                 max_run_time=1.0, rel_iqr=0.05, tv_rows=4096),
 }
 SHAPE = dict(batch=1, heads=8, head_dim=64)
+#: a timing is ringed in the figure when its IQR exceeds this share of its median, or other processes
+#: kept more than this many CPUs busy while it ran
+NOISY_IQR, NOISY_LOAD = 0.1, 0.25
 
 
 def compute(profile: str = "quick", device: str = "cpu", variants=None, **overrides) -> pd.DataFrame:
     """``device``: where to run; ``variants``: names (registered ones too) or kernel objects, softmax
     first (default: the built-in ``VARIANTS``); ``overrides`` replace profile entries (lengths, causal,
-    min_run_time)."""
+    min_run_time, max_run_time, rel_iqr: each case's timing budget, :func:`~approxlab.experiments.timing.time_call`;
+    ``min_run_time`` alone fixes the budget at that many seconds)."""
     variants = list(VARIANTS if variants is None else variants)
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
     if unknown:
         raise TypeError(f"unknown override(s) {unknown}; choose from {sorted(PROFILES[profile])}")
     cfg = {**PROFILES[profile], **overrides}
+    if "min_run_time" in overrides and "max_run_time" not in overrides:  # the caller's budget, as given
+        cfg["max_run_time"] = cfg["min_run_time"]
     env = describe(device)
     rows = []
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"]]
@@ -52,13 +62,16 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
         divergences = row_divergence(q, k, variants, causal=causal, max_rows=cfg["tv_rows"])
         for variant in variants:
             qv, kv = inputs_for(variant, q, k)  # cosFormer: positions appended
-            timing = time_call(lambda: attention(qv, kv, v, variant, causal=causal), warmup=1,
-                               min_run_time=cfg["min_run_time"])
-            out = attention(qv, kv, v, variant, causal=causal)
+            with others_busy() as load:  # the warm-up call's output is the one measured against softmax
+                timing = time_call(lambda: attention(qv, kv, v, variant, causal=causal), warmup=1,
+                                   min_run_time=cfg["min_run_time"], max_run_time=cfg["max_run_time"],
+                                   rel_iqr=cfg["rel_iqr"])
+            out = timing.output
             div = divergences[kernel_name(variant)]
             rows.append(dict(
                 variant=kernel_name(variant), n=n, causal=causal, dtype="float32", **SHAPE,
-                time_ms=1e3 * timing.median_s, time_iqr_ms=1e3 * timing.iqr_s,
+                time_ms=1e3 * timing.median_s, time_iqr_ms=1e3 * timing.iqr_s, time_runs=timing.runs,
+                time_stop=timing.stop, other_cpu_load=load.value,
                 mean_row_tv=div["tv"].mean().item(), mean_row_kl=div["kl"].mean().item(), tv_rows=len(div["rows"]),
                 output_error=output_error(out, exact, v).mean().item(), cpu_allocator=allocator_state(), **env,
             ))
@@ -127,6 +140,11 @@ def draw(df: pd.DataFrame, ax=None):
         a.xaxis.set_minor_locator(plt.NullLocator())
     if len(axes) == 4 and not outliers:
         out_ax.set(yscale="linear")
+    if {"time_iqr_ms", "other_cpu_load"} <= set(df.columns):  # timings to weigh with care: ringed
+        noisy = df[(df["time_iqr_ms"] > NOISY_IQR * df["time_ms"]) | (df["other_cpu_load"] > NOISY_LOAD)]
+        if len(noisy):
+            time_ax.scatter(noisy["n"], noisy["time_ms"], s=70, facecolors="none", edgecolors="k", lw=0.8, zorder=5,
+                            label=f"noisy: IQR > {NOISY_IQR:.0%} of median\nor other load > {NOISY_LOAD} CPU")
     handles, names = time_ax.get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right center", frameon=False, fontsize=8)
     device = df["device"].iloc[0] if "device" in df else "cpu"

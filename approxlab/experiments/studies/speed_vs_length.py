@@ -5,6 +5,11 @@ N 128…6000, float32) re-measured with an efficient form that is tested equal t
 
 Rows carry ``protocol`` ("scaling" or "blog"); B·H shrinks at long N so that B·H·N ≤ max_tokens.
 
+Timing budget per case (:func:`~approxlab.experiments.timing.time_call`, adaptive): samples stop once
+IQR / median ≤ ``rel_iqr`` after ``min_run_time`` seconds, or at ``max_run_time`` (at least three samples);
+each row keeps ``runs``, ``iqr_ms``, ``timing_stop`` and ``other_cpu_load`` (other processes' CPUs busy
+meanwhile), so noisy cells show.
+
 A timing study: it runs serially in one process whatever ``--jobs``/``--scheduler`` say (timings
 taken beside other workers are not fair timings), and is not cached (``approxlab.experiments.sweep``).
 """
@@ -24,10 +29,11 @@ METHODS = ["identity", "sdpa", "naive_softmax", "linear", "relu", "performer", "
 SERIAL = "timing"
 PROFILES = {
     "quick": dict(lengths=[256, 1024, 4096], dtypes=("float32", "bfloat16"), max_tokens=2**15,
-                  blog=[128, 512, 2048], min_run_time=0.05, max_call_s=2.0, memory_budget=2 * 2**30),
+                  blog=[128, 512, 2048], min_run_time=0.02, max_run_time=0.05, rel_iqr=0.05, max_call_s=2.0,
+                  memory_budget=2 * 2**30),
     "full": dict(lengths=[128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
                  dtypes=("float32", "bfloat16"), max_tokens=2**17, blog=[128, 256, 512, 1024, 2048, 4096, 6000],
-                 min_run_time=0.5, max_call_s=20.0, memory_budget=8 * 2**30),
+                 min_run_time=0.1, max_run_time=0.5, rel_iqr=0.05, max_call_s=20.0, memory_budget=8 * 2**30),
 }
 
 
@@ -45,8 +51,8 @@ def cases(profile: str = "quick") -> list[bench.Case]:
 
 def compute(profile: str = "quick", device: str = "cpu") -> pd.DataFrame:
     cfg = PROFILES[profile]
-    df = bench.run(cases(profile), device, min_run_time=cfg["min_run_time"], max_call_s=cfg["max_call_s"],
-                   memory_budget=cfg["memory_budget"])
+    df = bench.run(cases(profile), device, min_run_time=cfg["min_run_time"], max_run_time=cfg["max_run_time"],
+                   rel_iqr=cfg["rel_iqr"], max_call_s=cfg["max_call_s"], memory_budget=cfg["memory_budget"])
     return df.assign(**peer_columns())
 
 

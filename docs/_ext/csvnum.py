@@ -33,6 +33,7 @@ column stops the build with the page and line (``-W``).
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -45,7 +46,9 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 logger = logging.getLogger(__name__)
 
-FIGURES = Path(__file__).resolve().parents[2] / "figures"
+#: where the CSVs are read: the committed figures/, or $APPROXLAB_DOCS_FIGURES (to check the pages against a
+#: regenerated set before committing it)
+FIGURES = Path(os.environ.get("APPROXLAB_DOCS_FIGURES") or Path(__file__).resolve().parents[2] / "figures")
 _CACHE: dict[Path, tuple[float, pd.DataFrame]] = {}
 _NAME = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*:\s(.*)$", re.S)
 

@@ -121,6 +121,8 @@ def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backe
     :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
     for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
     every variant that takes one), checked against the work budget before the kernel draws its projection."""
+    if v is None:
+        raise TypeError("v must be a torch.Tensor (B, H, Nk, Dv), got None; attention_weights gives the weights alone")
     q, k, scale, reach = _checked_inputs(q, k, v, variant, causal, scale)
     work = chunk.compute_dtype(q.dtype)
     if isinstance(num_features, int) and not isinstance(num_features, bool) and num_features > 0:

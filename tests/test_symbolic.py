@@ -115,8 +115,11 @@ def test_feature_dimension_formula_matches_the_implementation(variant, params):
 
 def test_signs_and_monotonicity():
     ke = S.kernel_expression
-    assert S.feature_sign(S.elu_plus_one) == "positive"
-    assert S.feature_sign(S.relu) == "non-negative"
+    from approxlab.variants.linear import elu_plus_one
+    from approxlab.variants.relu import relu
+
+    assert S.feature_sign(elu_plus_one) == "positive"
+    assert S.feature_sign(relu) == "non-negative"
     assert S.feature_sign(lambda t: t) == "sign-changing"
     assert (S.positivity(ke("softmax")), S.monotonicity(ke("softmax"))) == ("positive", "increasing")
     assert (S.positivity(ke("taylor", order=2)), S.monotonicity(ke("taylor", order=2))) == ("positive", "not monotone")

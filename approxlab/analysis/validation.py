@@ -34,7 +34,7 @@ from ..api import attention, attention_weights
 from ..core.naive import causal_mask
 from .metrics import row_tv, value_scale
 from .theory import row_log_error, tv_bound, value_diameter
-from ..variants import VARIANTS, build_kernel
+from ..variants import VARIANTS, build_kernel, is_softmax
 
 #: dtype names accepted by :func:`validate`, in the order reported
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -77,15 +77,10 @@ def _nonfinite(x: torch.Tensor) -> int:
 def _fixed_params(variant: str, head_dim: int, params: dict | None) -> dict:
     """The same kernel with its random matrices built once (they are rebuilt on every call otherwise)."""
     params = dict(params or {})
-    if variant == "softmax":
+    if is_softmax(variant):
         return params
-    kernel = build_kernel(variant, head_dim, **params)
-    if variant == "performer":
-        return dict(projection=kernel.projection, kind=kernel.kind)
-    if variant == "hla" and isinstance(params.get("projections"), str):
-        params["projections"] = kernel.projections
-        params.pop("seed", None)
-    return params
+    fixed = getattr(build_kernel(variant, head_dim, **params), "fixed_params", None)
+    return fixed(params) if callable(fixed) else params
 
 
 def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), scale: float | None = None,

@@ -85,6 +85,8 @@ def log_uniform_error(f: Callable, R: float | None = None, *, interval=None, poi
     sampled on the grid and the smallest sample polished by a bounded minimisation.
     """
     lo, hi = _check_range(R, interval)
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an integer >= 2 (the grid δ is measured on), got {points!r}")
     s = chebyshev_grid(lo, hi, points)
     fs = np.asarray(f(s), dtype=float)
     if fs.shape != s.shape:
@@ -422,6 +424,11 @@ def minimax(f: Callable, interval, m: int, n: int = 0, *, error: str = "absolute
         raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     if error == "relative" and weight is not None:
         raise ValueError("weight is implied by error='relative'; pass one or the other")
+    from .budget import require_work
+
+    # each exchange round solves an LP over the grid with m + n + 1 unknowns (dense simplex: ~ grid·(m+n+1)²)
+    require_work(10.0 * rounds * max(points, 4 * (m + n + 2)) * (m + n + 1) ** 2 + 2.0 * fine_points * (m + n + 1),
+                 f"minimax type ({m}, {n}) on {points} points, {rounds} rounds")
     mapping = _make_map(interval, length)
     if not mapping.finite and m != n:
         raise ValueError(f"on an infinite interval the type must be (n, n), got ({m}, {n})")

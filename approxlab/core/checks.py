@@ -20,6 +20,8 @@ def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = Tr
     with finite entries, on a device that holds data. Returns max |x| (found by the finiteness check)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense tensor, got layout {x.layout}; pass {name}.to_dense()")
     if x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions {layout}, got shape {tuple(x.shape)}")
     if x.dtype not in FLOAT_DTYPES:

@@ -82,6 +82,9 @@ def row_condition(query_map: FeatureMap, key_map: FeatureMap, q: torch.Tensor, k
     minimax through monomials, trig features) cancel when κ ≪ Σ|terms|, e.g. s^p for a key nearly
     perpendicular to the query (inf where the row sum is exactly 0). Builds N×N: a diagnostic.
     """
+    entries = q.shape[:-1].numel() * k.shape[-2]
+    budget.require(4 * entries * q.element_size(), f"row_condition's N×N matrices (B·H·Nq·Nk = {entries:,} entries "
+                                                   "each, four at once: a diagnostic; pass fewer rows of q)")
     fq, _ = query_map(q)
     fk, ck = key_map(k)
     absolute, signed = fq.abs() @ fk.abs().transpose(-1, -2), fq @ fk.transpose(-1, -2)

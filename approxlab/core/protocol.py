@@ -20,6 +20,20 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
 ``sympy_kernel(s)``  (optional; default: ``similarity_function`` on the sympy symbol)
     κ as a sympy expression of s, for :mod:`approxlab.analysis.symbolic` (degree, sign, monotonicity).
 ``num_features(head_dim)``  (default: probed)    the feature dimension F (the state is F × Dv).
+``kernel_expression(dim) -> KernelExpression``  (optional; default: read from ``sympy_kernel(s)``)
+    κ in sympy with what the symbolic side needs (:class:`approxlab.variants.KernelExpression`: κ of the
+    feature vectors, where the form holds, the feature width F; or ``no_degree``, the stated reason it has
+    no finite rational degree, e.g. a random estimate). A kernel without any symbolic form still works
+    everywhere; ``symbolic.rational_degree`` then says None.
+``label``, ``color``, ``marker``, ``linestyle``  (optional class attributes; default: chosen from the name)
+    How plots and tables show the variant (:mod:`approxlab.experiments.style` reads them).
+``prepare_inputs(q, k) -> (q, k)``  (optional, on the class)
+    How the variant takes q and k when every variant sees the same inputs (cosFormer appends positions).
+``fixed_params(params) -> dict``  (optional)
+    Parameters that rebuild the same kernel without drawing its random matrices again (the projection
+    itself), for analyses that call a variant many times (:mod:`approxlab.analysis.validation`).
+``calibrate(q, k, *, scale) -> dict``  (optional classmethod)
+    Data-dependent parameters from a calibration set (FAVOR++, FAVOR#; :func:`approxlab.variants.calibrate`).
 ``exponential_order`` and ``log_scaled_features(x)``  (optional)
     For features built from exponentials of the coordinates (elu + 1), which underflow to 0 for inputs far
     below zero: the features with a per-row log scale factored out, used when the inputs reach that range.
@@ -41,16 +55,18 @@ forms themselves: ``explicit_kernel(x, y, *, causal, offset) -> (K, row_log_scal
 The way in: a kernel object, or a :class:`KernelVariant` subclass with parameters, goes wherever a
 variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``explicit_attention``,
 ``Attention``, ``theory``, ``metrics.row_divergence``, ``bench``, ``symbolic``, ``report``), and
-``register_kernel(name, cls)`` makes ``name`` work everywhere, the command line included
+``register_kernel`` (as ``@register_kernel`` above the class, the way every built-in variant registers
+itself, or ``register_kernel(name, cls)``) makes the name work everywhere, the command line included
 (``approxlab report NAME --import mymodule`` imports the module that registers it).
 
+    @approxlab.register_kernel                          # the name from the class
     class SoftmaxFeatures(approxlab.KernelVariant):     # φ(x) = exp(x − max_d x_d): f ≤ 1, and
         name = "softmax_features"                      # the max goes into the log scale
+        color = "#117733"
         def features(self, x):
             top = x.amax(-1)
             return torch.exp(x - top[..., None]), top
 
-    approxlab.register_kernel("softmax_features", SoftmaxFeatures)
     approxlab.attention(q, k, v, "softmax_features", causal=True)
     approxlab.report(SoftmaxFeatures())
 
@@ -88,6 +104,11 @@ class KernelVariant:
     name: str = "kernel"
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
+    #: how plots show it (None: a label from the name, a colour from the name's CRC, "o", "-")
+    label: Optional[str] = None
+    color: Optional[str] = None
+    marker: Optional[str] = None
+    linestyle: Optional[str] = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
     #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False

@@ -39,9 +39,12 @@ FIGURES = {
     "gpu_validation": "approxlab.experiments.studies.gpu_validation",
     "features_by_kind": "approxlab.experiments.studies.features_by_kind",
     "learned_maps": "approxlab.experiments.studies.learned_maps",
+    "model_swap": "approxlab.experiments.studies.model_swap",
+    "window_hybrid": "approxlab.experiments.studies.window_hybrid",
+    "variance_shrinkage": "approxlab.experiments.studies.variance_shrinkage",
 }
 PROFILES = ("quick", "full")
-DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+DEFAULT_OUTDIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's figures/
 
 
 def study(name: str):
@@ -56,6 +59,8 @@ def compute(name: str, profile: str = "quick", **options) -> pd.DataFrame:
     ``variants=[...]`` for lesson_exercise, registered kernel names and kernel objects included)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if isinstance(options.get("variants"), str):  # one name, not its characters
+        options["variants"] = [options["variants"]]
     return study(name).compute(profile=profile, **options)
 
 

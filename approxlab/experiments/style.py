@@ -1,11 +1,12 @@
-"""One paper style for every figure: a colour, marker and line style per variant, by family.
+"""One paper style for every figure, each variant's colour, label and marks (read from the variant), and
+saving a figure with its data.
 
-Variants come in families, and a figure reads best when a family shares a hue and a line style and its
-members differ by shade and marker: the exact references (black and greys, solid), the small feature maps
-(greens, solid), the learned maps (purples, dash-dot), the random features (blues, dashed), the polynomial
-kernels (oranges, dotted) and the peers from other packages (browns, dash-dot). A variant class that
-states its own ``color``, ``marker``, ``linestyle`` or ``label`` keeps it; a name in no family (a kernel
-registered by the user) gets a fixed colour from its CRC. :func:`appearance` is the one place a figure asks.
+Variants come in families, and a figure reads best when a family shares a line style and its members differ by
+colour and marker: the exact references (solid), the small feature maps (solid), the learned maps (dash-dot), the
+random features (dashed), the polynomial kernels (dotted) and the peers from other packages (dash-dot). What a
+variant class states about itself (``color``, ``label``, ``marker``, ``linestyle``) wins; the family scheme
+(:data:`FAMILIES`: a hue per family, shades, markers and the family's line style) fills in what it leaves out
+and draws the benchmark's reference methods. :func:`appearance` gives all of it at once.
 
 Importing approxlab leaves matplotlib's backend alone (a notebook keeps its inline backend); the
 command line and ``analyses/`` scripts pick a non-interactive one with :func:`use_file_backend`.
@@ -19,7 +20,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-#: family → (seaborn palette, line style, its members in order); members take the palette's shades in turn
+from ..variants import kernel_name, variant_class, variant_names
+
+#: colours of the benchmark's reference methods, which are not variants (a variant carries its own)
+_METHOD_COLORS = {"sdpa": "#ece133", "naive_softmax": "#56b4e9", "identity": "#001c7f",
+                  "performer_pytorch": "#b1400d", "fla_linear": "#12711c", "linear_triton": "#8c0800"}
+# what a name without a colour of its own draws from, by the CRC of the name (the same in every process)
+_PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
+
+#: family → (seaborn palette, line style, its members in order); members take the palette's shades and the
+#: markers in turn
 FAMILIES = {
     "exact": ("gray", "-", ["softmax", "sdpa", "naive_softmax", "identity"]),
     "small feature maps": ("Greens", "-", ["linear", "relu", "dpfp", "cosformer"]),
@@ -29,63 +39,21 @@ FAMILIES = {
     "peers": ("copper", "-.", ["performer_pytorch", "fla_linear", "linear_triton"]),
 }
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
-_OTHERS = sns.color_palette("colorblind", 10)
 
 
-def _shades(palette: str, count: int) -> list:
-    """``count`` well-separated shades of ``palette``, darkest first, none too pale to see on white."""
-    if palette == "gray":
+def _shades(palette_name: str, count: int) -> list:
+    """``count`` well-separated shades of a palette, darkest first, none too pale to see on white."""
+    if palette_name == "gray":
         return [(0.0, 0.0, 0.0), (0.3, 0.3, 0.3), (0.5, 0.5, 0.5), (0.65, 0.65, 0.65)][:count]
-    if palette == "copper":
+    if palette_name == "copper":
         return [(0.45, 0.25, 0.1), (0.65, 0.4, 0.2), (0.8, 0.55, 0.3)][:count]
-    shades = sns.color_palette(palette, count + 2)[2:]  # the palest two dropped
-    return shades[::-1]
+    return sns.color_palette(palette_name, count + 2)[2:][::-1]  # the palest two dropped
 
 
-def _scheme() -> dict:
-    scheme = {}
-    for family, (palette, linestyle, members) in FAMILIES.items():
-        for i, (name, shade) in enumerate(zip(members, _shades(palette, len(members)))):
-            scheme[name] = dict(color=tuple(shade), marker=MARKERS[i % len(MARKERS)], linestyle=linestyle,
-                                label=name.replace("_", " "), family=family)
-    return scheme
-
-
-SCHEME = _scheme()
-#: the colour of every name in a family (kept for the figures that take a seaborn ``palette``)
-VARIANT_COLORS = {name: style["color"] for name, style in SCHEME.items()}
-
-
-def family(name: str) -> str | None:
-    """The family of a variant or method name (None outside the families)."""
-    return SCHEME.get(name, {}).get("family")
-
-
-def appearance(name: str) -> dict:
-    """``color``, ``marker``, ``linestyle``, ``label`` and ``family`` of a variant or method name: what its class
-    states, else its family's scheme, else a colour from the name's CRC (the same in every process)."""
-    style = dict(SCHEME.get(name) or dict(color=_OTHERS[zlib.crc32(name.encode()) % len(_OTHERS)], marker="o",
-                                           linestyle="-", label=name, family=None))
-    from ..variants import KERNELS
-
-    cls = KERNELS.get(name)
-    for attr in ("color", "marker", "linestyle", "label"):
-        value = getattr(cls, attr, None)
-        if isinstance(value, (str, tuple)) and value:
-            style[attr] = value
-    return style
-
-
-def line_kwargs(name: str) -> dict:
-    """Keyword arguments for ``Axes.plot`` / ``errorbar``: colour, marker, line style and label of ``name``."""
-    s = appearance(name)
-    return dict(color=s["color"], marker=s["marker"], ls=s["linestyle"], label=s["label"])
-
-
-def legend_beside(ax, **options):
-    """A legend to the right of ``ax``, outside its frame, so that it never covers data."""
-    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **options}
-    return ax.legend(**options)
+#: name → the family scheme's colour, marker, line style and family
+SCHEME = {name: dict(color=tuple(shade), marker=MARKERS[i % len(MARKERS)], linestyle=linestyle, family=family)
+          for family, (palette_name, linestyle, members) in FAMILIES.items()
+          for i, (name, shade) in enumerate(zip(members, _shades(palette_name, len(members))))}
 
 
 def use_file_backend() -> None:
@@ -105,9 +73,70 @@ def use_style() -> None:
                       "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False})
 
 
-def color(name: str):
-    """The colour of ``name`` (see :func:`appearance`)."""
-    return appearance(name)["color"]
+def _carried(name, attribute: str):
+    """What the variant ``name`` (a name, kernel object or class) says about itself, or None."""
+    if not isinstance(name, str):
+        return getattr(name, attribute, None)
+    return getattr(variant_class(name), attribute, None) if name in variant_names() else None
+
+
+def color(name):
+    """The colour of a variant (its class's ``color``), of a benchmark method, or for any other name a fixed
+    one from the name's CRC (the same in every process)."""
+    own = _carried(name, "color")
+    if own is not None:
+        return own
+    name = kernel_name(name)
+    if name in _METHOD_COLORS:
+        return _METHOD_COLORS[name]
+    return SCHEME[name]["color"] if name in SCHEME else _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)]
+
+
+def palette(names) -> dict:
+    """{name: :func:`color`} for a seaborn ``palette=``."""
+    return {name: color(name) for name in names}
+
+
+def label(name) -> str:
+    """A variant's display label (its class's ``label``), else the name itself."""
+    return _carried(name, "label") or kernel_name(name)
+
+
+def family(name) -> str | None:
+    """The family of a variant or benchmark method (its class's ``family``, else :data:`FAMILIES`), or None."""
+    return _carried(name, "family") or SCHEME.get(kernel_name(name), {}).get("family")
+
+
+def marker(name) -> str:
+    """A variant's marker (its class's ``marker``), else its family's turn, else "o"."""
+    return _carried(name, "marker") or SCHEME.get(kernel_name(name), {}).get("marker", "o")
+
+
+def linestyle(name) -> str:
+    """A variant's line style (its class's ``linestyle``), else its family's, else "-"."""
+    return _carried(name, "linestyle") or SCHEME.get(kernel_name(name), {}).get("linestyle", "-")
+
+
+def appearance(name) -> dict:
+    """``color``, ``label``, ``marker``, ``linestyle`` and ``family`` of a variant or benchmark method."""
+    return dict(color=color(name), label=label(name), marker=marker(name), linestyle=linestyle(name),
+                family=family(name))
+
+
+def legend_beside(ax, **options):
+    """A legend to the right of ``ax``, outside its frame, so that it never covers data."""
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **options}
+    return ax.legend(**options)
+
+
+def is_variant(name) -> bool:
+    """True for a variant name the registry knows (built-in or registered)."""
+    return isinstance(name, str) and name in variant_names()
+
+
+#: metadata written into every figure file: no creation date and no software version, so that a regenerated figure
+#: whose content is unchanged is the same bytes (git shows only figures whose drawing changed)
+FIXED_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
 
 
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:
@@ -118,7 +147,7 @@ def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path
     from .sweep import write_csv
 
     write_csv(df, paths[0])
-    fig.savefig(paths[1])
-    fig.savefig(paths[2])
+    fig.savefig(paths[1], metadata=FIXED_METADATA["png"])
+    fig.savefig(paths[2], metadata=FIXED_METADATA["pdf"])
     plt.close(fig)
     return paths

@@ -22,8 +22,8 @@ class _ExpRandomFeatures(KernelVariant):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         if projection is not None:
             check_tensor(projection, "projection", ndim=2)
-            if projection.shape[1] != head_dim:
-                raise ValueError(f"projection must be (num_features, {head_dim}), got {tuple(projection.shape)}")
+            if projection.shape[0] == 0 or projection.shape[1] != head_dim:
+                raise ValueError(f"projection must be (num_features >= 1, {head_dim}), got {tuple(projection.shape)}")
             if num_features is not None and num_features != projection.shape[0]:
                 raise ValueError(f"num_features={num_features} disagrees with projection rows {projection.shape[0]}")
             self.projection = projection.double()

@@ -48,8 +48,18 @@ def register_kernel(name=None, cls=None, *, replace: bool = False):
         raise ValueError(f"a kernel named {name!r} is already registered ({KERNELS[name]!r}); pass replace=True")
     if not callable(cls):
         raise TypeError(f"cls must be a KernelVariant subclass or a callable returning a kernel, got {cls!r}")
+    if isinstance(cls, type) and issubclass(cls, KernelVariant) and not _has_feature_maps(cls):
+        raise TypeError(f"{cls.__name__} does not implement the kernel protocol: override features(x) (or both "
+                        "query_features and key_features); see approxlab.variants")
     KERNELS[name] = cls
     return cls
+
+
+def _has_feature_maps(cls) -> bool:
+    """True when a KernelVariant subclass overrides features, or both query_features and key_features, or gives
+    its own efficient form (the window hybrids, the shrinkage estimator)."""
+    own = lambda method: getattr(cls, method, None) is not getattr(KernelVariant, method, None)  # noqa: E731
+    return own("features") or (own("query_features") and own("key_features")) or callable(getattr(cls, "efficient", None))
 
 
 def seal_builtins() -> None:
@@ -84,6 +94,9 @@ class _Adapted(KernelVariant):
         self.obj = obj
         self.name = kernel_name(obj)
         self.similarity_function = getattr(obj, "similarity_function", None)
+        for carried in ("kernel_expression", "label", "color", "marker", "linestyle"):  # what it says about itself
+            if hasattr(obj, carried):
+                setattr(self, carried, getattr(obj, carried))
 
     def features(self, x):
         if callable(getattr(self.obj, "features", None)):
@@ -146,7 +159,36 @@ def check_variant(variant):
 
 
 def is_softmax(variant) -> bool:
+    """True for the name of the exact reference, ``"softmax"``."""
     return isinstance(variant, str) and variant == "softmax"
+
+
+def variant_class(variant):
+    """The class that describes ``variant`` (its colour, label, symbolic form, parameters): a registered
+    name's class, softmax's :class:`~approxlab.variants.softmax.Softmax`, a kernel class itself, or a
+    kernel object's class (None for a name that is not a variant)."""
+    if isinstance(variant, str):
+        if is_softmax(variant):
+            from .softmax import Softmax
+
+            return Softmax
+        return KERNELS.get(variant)
+    if isinstance(variant, _Adapted):
+        variant = variant.obj
+    return variant if isinstance(variant, type) else type(variant)
+
+
+def inputs_for(variant, q, k):
+    """(q, k) as ``variant`` takes them: through its class's ``prepare_inputs(q, k)`` when it has one (a
+    positional kernel such as cosFormer appends the positions unless q and k carry them), unchanged
+    otherwise. Every public entry point goes through this, so plain and prepared inputs give one answer."""
+    prepare = getattr(variant_class(check_variant(variant)), "prepare_inputs", None)
+    return prepare(q, k) if callable(prepare) else (q, k)
+
+
+def is_positional(variant) -> bool:
+    """True for a kernel that reads token positions from two coordinates appended to q and k (cosFormer)."""
+    return bool(getattr(variant_class(variant), "positional", False))
 
 
 def _constructor(variant):

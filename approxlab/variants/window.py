@@ -44,6 +44,7 @@ import torch
 from ..core import budget
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 #: rows per chunk of the efficient form (band and triangle blocks)
 DEFAULT_CHUNK = 64
@@ -78,17 +79,21 @@ def window_masks(nq: int, nk: int, window: int, *, causal: bool, offset: int = 0
     return inside, allowed & ~inside
 
 
+@register_kernel
 class Window(KernelVariant):
     """window: w (0 = the inner kernel alone); kernel: the inner kernel outside the window (a name or a
     kernel object; default "hedgehog"); window_weight: γ > 0, a number or one per head (a tensor (H,)), on
     exp(s) inside the window; kernel_params: the inner kernel's parameters."""
 
     name = "window"
+    label = "window hybrid"
+    color = "#882255"
+    marker = "P"
     size_parameter = "window"
 
     def __init__(self, head_dim: int, window: int = 64, kernel="hedgehog", window_weight=1.0,
                  kernel_params: Optional[dict] = None):
-        from . import build_kernel, is_softmax
+        from ._registry import build_kernel, is_softmax
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.window = check_int(window, "window", minimum=0)
@@ -123,6 +128,20 @@ class Window(KernelVariant):
 
     def kernel(self, x, y):
         raise TypeError("a window hybrid depends on positions: call explicit_kernel(x, y, causal=..., offset=...)")
+
+    def kernel_expression(self, dim: int = 2):
+        """κ = γ·exp(s) on the window, the inner kernel outside: exp(s) is not rational, so the row is not."""
+        import sympy as sp
+
+        from ._expression import KernelExpression, s
+
+        gamma, gap, w = sp.Symbol("gamma", positive=True), sp.Symbol("|i-j|", nonnegative=True), sp.Symbol("w")
+        inner = sp.Function(r"\kappa_{\mathrm{" + self.inner.name + "}}")(s)
+        return KernelExpression(
+            "", {}, sp.Piecewise((gamma * sp.exp(s), gap < w), (inner, True)), gamma * sp.exp(s), (), (s,), True,
+            features=sp.Symbol("F"), note="γ·exp(s) within the window, the inner kernel outside; one denominator",
+            no_degree="κ = γ·exp(s) on the keys within the window (exact softmax there) and the inner kernel "
+                      "outside: exp(s) is not rational, so neither is the hybrid row")
 
     def num_features(self, head_dim: int) -> int:
         """The inner kernel's F (the state is F × Dv, as for the kernel alone)."""

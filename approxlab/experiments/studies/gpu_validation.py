@@ -108,7 +108,7 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ..style import VARIANT_COLORS, legend_beside
+    from ..style import is_variant, legend_beside, palette
 
     num = df[df["part"] == "numerics"].copy()
     les = df[df["part"] == "lesson"].copy()
@@ -122,7 +122,7 @@ def draw(df: pd.DataFrame):
         ax.minorticks_off()
 
     opts = dict(hue="variant", style="causal", style_order=["non-causal", "causal"], marker="o",
-                palette=VARIANT_COLORS, markersize=4)
+                palette=palette(num["variant"].unique()), markersize=4)
     for i, (ax, dtype) in enumerate(zip(axes[0], DTYPES)):
         sub = num[num["dtype"] == dtype]
         sns.lineplot(data=sub, x="n", y="err_fp_mean", ax=ax, legend=i == 3, **opts)
@@ -177,7 +177,8 @@ def draw(df: pd.DataFrame):
         kernels = les[les["variant"] != "softmax"]
         kernels = kernels.assign(causal=kernels["causal"].astype(bool).map({False: "non-causal", True: "causal"}))
         sns.scatterplot(data=kernels, x="relative_time", y="mean_row_tv", hue="variant", size="n", sizes=(30, 120),
-                        style="causal", style_order=["non-causal", "causal"], palette=VARIANT_COLORS, ax=ax,
+                        style="causal", style_order=["non-causal", "causal"],
+                        palette=palette(kernels["variant"].unique()), ax=ax,
                         legend="brief")
         biggest = kernels[kernels["n"] == kernels["n"].max()]
         for r in biggest.itertuples():
@@ -193,7 +194,7 @@ def draw(df: pd.DataFrame):
         ax.set_title(f"lesson exercise (1, 8, N, 64) float32, N = {ns}\n"
                      f"speed and divergence vs SDPA (left of the line: faster)", fontsize=9)
         handles, labels = ax.get_legend_handles_labels()
-        keep = [i for i, lab in enumerate(labels) if lab not in VARIANT_COLORS and lab != "variant"]
+        keep = [i for i, lab in enumerate(labels) if not is_variant(lab) and lab != "variant"]
         legend_beside(ax, handles=[handles[i] for i in keep], labels=[labels[i] for i in keep], fontsize=7)
     else:
         ax.set_axis_off()

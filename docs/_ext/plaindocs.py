@@ -6,8 +6,9 @@ after a sentence as a block quote or a definition list, and warns. Before numpyd
 this extension
 
 - escapes ``|`` outside backquotes (grid-table lines, which start with ``|`` or ``+``, are left alone);
-- shows an indented run of lines under a sentence (with or without a blank line between) as a literal
-  block: what the author laid out by hand stays laid out; every indented run ends with a blank line.
+- shows an indented run of lines under a sentence (with or without a blank line between), and a paragraph
+  that reads as Python code, as a literal block: what the author laid out by hand stays laid out; every
+  indented run ends with a blank line.
 
 numpydoc's own sections (Parameters, Returns, Raises, ...) are left as they are: their indentation is
 syntax. A class documented at more than one public address (``approxlab.KernelVariant`` and the module
@@ -36,6 +37,15 @@ def _escape_bars(line: str) -> str:
         return line
     parts = _SPANS.split(line)
     return "".join(p if i % 2 else re.sub(r"(?<!\\)\|", r"\\|", p) for i, p in enumerate(parts))
+
+
+_CODE = re.compile(r"^\s*(from [a-z_]|import [a-z_]|\$ |[A-Za-z_][\w.\[\]]*\s*=\s*[A-Za-z_][\w.]*\(|"
+                   r"[A-Za-z_][\w.]*\(.*\)\s*(#.*)?$)", re.ASCII)
+
+
+def _is_code(paragraph: list[str]) -> bool:
+    """A paragraph every line of which reads as Python (imports, calls, assignments from calls)."""
+    return bool(paragraph) and all(_CODE.match(line) for line in paragraph)
 
 
 def _is_structure(line: str) -> bool:
@@ -123,6 +133,16 @@ def plain_to_rst(lines: list[str]) -> list[str]:
             prev_block = [p for p in out[-3:] if p.strip()]
             if prev_block and all(_indent(p) > _indent(line) for p in prev_block[-1:]):
                 out.append("")
+        if line.strip() and not previous.strip() and any(o.strip() for o in out) and section not in _NUMPYDOC_FIELDS:
+            paragraph = []
+            for following in lines[i:]:
+                if not following.strip():
+                    break
+                paragraph.append(following)
+            if _is_code(paragraph) and not paragraph[0].lstrip().startswith(">>>"):
+                out += ["::", ""] + ["    " + p for p in paragraph]
+                i += len(paragraph)
+                continue
         out.append(_escape_bars(line))
         i += 1
     return out

@@ -24,7 +24,7 @@ from torch import nn
 
 from .core import budget, chunk, naive
 from .core.checks import (
-    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_num_features, check_qkv,
+    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_feature_width, check_qkv,
     check_similarity_range, resolve_scale,
 )
 from .variants import (
@@ -90,8 +90,8 @@ def _is_builtin(kernel) -> bool:
 
 
 def _verify_kernel(kernel, q, k, scale, work, name) -> None:
-    """A user kernel's outputs on first use (per head dim, dtype and device): ``num_features`` a positive integer,
-    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
+    """A user kernel's outputs on first use (per head dim, dtype and device): ``feature_width`` a positive integer,
+    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = feature_width
     (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
     held to the protocol by the test suite and skip this."""
     if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
@@ -104,14 +104,14 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
     if key in seen:
         return
     head_dim = q.shape[-1]
-    width = check_num_features(kernel.num_features(head_dim), name, head_dim)
+    width = check_feature_width(kernel.feature_width(head_dim), name, head_dim)
     root = math.sqrt(scale)
     for method, x in (("query_features", q), ("key_features", k)):
         probe = x.reshape(-1, *x.shape[-2:])[:1, :2].to(work) * root
         got = check_features(getattr(kernel, method)(probe), probe, name, method)
         if got != width:
-            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but num_features("
-                             f"{head_dim}) = {width}; the state and the memory plan are sized by num_features, so "
+            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but feature_width("
+                             f"{head_dim}) = {width}; the state and the memory plan are sized by feature_width, so "
                              "they must agree")
     seen.add(key)
 
@@ -119,7 +119,7 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
 def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backend, num_features=None):
     """The efficient form behind :func:`attention` and :class:`Attention` alike: the checks of
     :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
-    for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
+    for NaN/inf once. ``num_features``: the number m of random features the caller gave (F ≥ m, for
     every variant that takes one), checked against the work budget before the kernel draws its projection."""
     if v is None:
         raise TypeError("v must be a torch.Tensor (B, H, Nk, Dv), got None; attention_weights gives the weights alone")
@@ -239,7 +239,7 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
                           else (kernel.query_features, kernel.key_features))
     out = chunk.efficient_attention(
         scaled(query_map), scaled(key_map), q, k, v.to(work),
-        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        causal=causal, chunk_size=chunk_size, feature_width=kernel.feature_width(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )
     return out.to(q.dtype)
@@ -326,7 +326,7 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
     key_features = None
     by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
     if by_features:
-        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        size = k.shape[:-1].numel() * kernel.feature_width(q.shape[-1]) * torch.finfo(work).bits // 8
         if size <= budget.get_memory_budget() // 16:
             key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:

@@ -445,7 +445,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
                                        keep_freed=keep_freed, rel_iqr=rel_iqr, max_run_time=max_run_time))
                 row["other_cpu_load"] = load.value
                 if load.value > load_limit:
-                    warnings.warn(f"{case.method} N={case.n}: other processes kept {load.value:.1f} CPUs busy while it "
+                    warnings.warn(f"{row['method']} N={case.n}: other processes kept {load.value:.1f} CPUs busy while it "
                                   "was timed; this timing is contended (see the other_cpu_load column)", stacklevel=2)
                 row["matmul_gflops"] = rate[case.dtype]
                 row["matmul_fraction"] = row["gflops"] / rate[case.dtype]

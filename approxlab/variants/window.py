@@ -15,7 +15,10 @@ for a query i with window W(i) and the other allowed keys O(i),
     W(i) = {j : |i − j| < w}     (non-causal)
 
 w = 0 is the inner kernel alone; w ≥ N is softmax (γ cancels). γ > 0 (``window_weight``) is one number
-or one per head. The kernel part must be the *true* κ, with the per-query factor a plain linear attention
+or one per head. The default γ = 1 is not neutral: it sets exp(s) against the inner kernel's absolute scale,
+which for an unfitted map can be far off (Hedgehog at W = I sums 2D exponentials), and a hybrid with a
+mismatched γ can be farther from softmax than its kernel alone. Fit γ first: :func:`fit_window_weight`
+(closed form, per head) or :func:`approxlab.analysis.distill.distill` with ``window=`` (with the map). The kernel part must be the *true* κ, with the per-query factor a plain linear attention
 may drop because it cancels there (FAVOR+'s exp(−‖x‖²/2)): :func:`exact_query_features`. LoLCATs' code
 multiplies γ by exp(s − max_{W(i)} s) instead, so its effective window weight varies with each row's largest
 logit; here both parts are on the absolute scale of κ, and each row is rescaled by one reference

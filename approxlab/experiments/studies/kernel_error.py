@@ -18,6 +18,8 @@ from .. import sweep
 from ..sweep import Cell
 from ...variants import HLA, Minimax, Taylor
 
+NAME = "kernel_error"
+
 PROFILES = {"quick": dict(radii=[1.0, 2.0, 4.0, 8.0], degrees=list(range(1, 9))),
             "full": dict(radii=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], degrees=list(range(1, 13)))}
 FAMILIES = ["taylor", "(1+s/p)^p", "minimax polynomial", "padé [p/p]", "best rational"]

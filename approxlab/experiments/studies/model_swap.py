@@ -55,6 +55,7 @@ FIXED = (("linear", {}), ("relu", {}), ("taylor", {"order": 2}), ("polynomial", 
          ("t2r", {}))
 CALIBRATED = ("favorpp", "favorsharp")
 NEIGHBOURS = 10
+NAME = "model_swap"
 SERIAL = "single-model"
 
 

@@ -26,6 +26,8 @@ from ...analysis.symbolic import derivation_table, kernel_expression
 from ...analysis.symbolic.kernels import s as s_symbol
 from ...variants import build_kernel
 
+NAME = "rational_degree"
+
 #: (variant, parameters) of the figure's rows
 ROWS = (
     ("softmax", {}),

@@ -61,6 +61,9 @@ def _checked_inputs(q, k, v, variant, causal, scale):
     _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
     if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
+        if causal and q.shape[-2] < k.shape[-2]:
+            raise ValueError(f"{kernel_name(variant)!r} reads positions, which inputs_for appends from 0 for the "
+                             "queries; with causal Nq < Nk they are the last Nq positions: approxlab.hf places them")
         q, k = inputs_for(variant, q, k)
         magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
     scale = resolve_scale(scale, q.shape[-1])
@@ -132,7 +135,10 @@ def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backe
     kernel = None if is_softmax(variant) else kernel_for(q.shape[-1])
     if reach is None:  # an empty batch: an empty output, as SDPA gives
         return torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
-    if kernel is None:
+    if kernel is None and causal and q.shape[-2] < k.shape[-2]:  # SDPA's is_causal aligns top-left
+        mask = naive.causal_mask(q.shape[-2], k.shape[-2], q.device, offset=k.shape[-2] - q.shape[-2])
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    elif kernel is None:
         out = softmax_attention(q, k, v, causal=causal, scale=scale)
     else:
         _verify_kernel(kernel, q, k, scale, work, kernel_name(variant))
@@ -157,7 +163,8 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
         :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
         (the protocol: :mod:`approxlab.core.protocol`).
     causal : bool, default False
-        Query i sees keys 0..i only.
+        Query i sees keys 0..i only. With Nq < Nk the queries are the last Nq positions: query i sees keys
+        j ≤ i + Nk − Nq, as with a KV cache (the cost is that of the Nk positions).
     scale : float or None
         The similarity is s = q·k · scale; None means 1/√D.
     chunk_size : int or None
@@ -222,6 +229,12 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     """The efficient form for an already-built kernel, without input checks (what :func:`attention`
     and :class:`Attention` run after checking; what the benchmarks compile). ``log_scaled``: take the
     kernel's :meth:`~approxlab.core.protocol.KernelVariant.log_scaled_features` (inputs in the underflow range)."""
+    nq, nk = q.shape[-2], k.shape[-2]
+    if causal and nq < nk:  # queries at the last Nq positions: dummy queries before them, their rows dropped
+        q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
+        out = unchecked_kernel_attention(kernel, q, k, v, causal=True, scale=scale, chunk_size=chunk_size,
+                                         backend=backend, log_scaled=log_scaled)
+        return out[..., nk - nq:, :]
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
     own = getattr(kernel, "efficient", None)
@@ -331,7 +344,7 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
             key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
         span = range(n)[rows]
-        offset = span.start if len(span) else 0
+        offset = (span.start if len(span) else 0) + (k.shape[-2] - n if causal else 0)  # Nq < Nk: bottom-right
         qb = q[..., rows, :]
         budget.require(3 * qb.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
                        f"the explicit form's weights (B·H·Nq·Nk = {qb.shape[:-1].numel() * k.shape[-2]:,} entries, "

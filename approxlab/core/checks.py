@@ -62,8 +62,9 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causa
         raise ValueError(f"k has head dim {k.shape[-1]} but q has {q.shape[-1]}")
     if v is not None and v.shape[-2] != k.shape[-2]:
         raise ValueError(f"v has {v.shape[-2]} positions but k has {k.shape[-2]}")
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal=True needs as many queries as keys, got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
+    if causal and q.shape[-2] > k.shape[-2]:
+        raise ValueError(f"causal=True needs Nq ≤ Nk (the queries are the last Nq positions, as a KV cache gives), "
+                         f"got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
     return magnitudes
 
 

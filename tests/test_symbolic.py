@@ -110,7 +110,7 @@ def test_hla_kronecker_features_give_the_product_of_factor_kernels():
 def test_feature_dimension_formula_matches_the_implementation(variant, params):
     formula = S.kernel_expression(variant, **params).features
     for dim in (1, 2, 5):
-        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).num_features(dim)
+        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).feature_width(dim)
 
 
 def test_signs_and_monotonicity():
@@ -221,6 +221,8 @@ def test_latex_rendering_and_table_export():
     latex = S.bridge_tv()._repr_latex_()
     assert latex.startswith("$$\\begin{aligned}") and "\\tanh" in latex and "holds" in latex
     assert "\\kappa" in S.kernel_expression("taylor", order=2)._repr_latex_()
+    assert sp.latex(S.kernel_expression("taylor", order=2)) == r"\frac{s^{2}}{2} + s + 1"  # κ itself
+    assert sp.sympify(S.kernel_expression("taylor", order=1)) == s_sym + 1
     df = S.derivation_table([("softmax", {}), ("linear", {}), ("taylor", {"order": 2})])
     assert list(df["numerator_degree"].astype(object).where(df["numerator_degree"].notna(), None)) == [None, 1, 2]
     tex = S.to_latex(df)

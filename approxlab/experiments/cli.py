@@ -155,7 +155,8 @@ def run(parser: argparse.ArgumentParser, argv=None) -> None:
         import_plugin(spec)
     if args.command == "figures":
         writable_folder(args.out, "--out")
-        figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        times = figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        figures.report_problems(times)
     elif args.command == "bench":
         run_bench(args)
     elif args.command == "report":

@@ -67,7 +67,7 @@ from .sweep import write_csv
 
 STAGES = ("ceilings", "bench", "validation", "triton_blocks", "lesson", "entropy_real")
 #: fraction of the budget each stage may use, in order; stage i ends by start + budget · (share_1 + … + share_i)
-SHARES = {"ceilings": 0.04, "bench": 0.26, "validation": 0.24, "triton_blocks": 0.10, "lesson": 0.17,
+SHARES = {"ceilings": 0.04, "bench": 0.26, "validation": 0.25, "triton_blocks": 0.10, "lesson": 0.16,
           "entropy_real": 0.19}
 #: ceilings measured on an H200 of the lending workplace (device notes, KINDS.md: a device-to-device copy
 #: moved 4.3 TB/s counting bytes read and written; an 8192³ bf16 GEMM ran at 788 TFLOP/s on random data).
@@ -106,7 +106,7 @@ GRIDS = {
                    batch_heads=8, head_dim=64, min_run_time=0.2, load_window=0.05, memory_budget=40 * 2**30,
                    compile_s=TRITON_COMPILE_S),
         validation=None,  # gpu_validation.PROFILES["full"]
-        triton=dict(lengths=(4096, 16384, 65536), dtypes=("bfloat16", "float16"), chunks=(16, 32, 64, 128),
+        triton=dict(lengths=(8192, 65536), dtypes=("bfloat16", "float16"), chunks=(16, 32, 64, 128),
                     value_blocks=(16, 32, 64), batch_heads=8, head_dim=64, min_run_time=0.1,
                     compile_s=TRITON_COMPILE_S),
         lesson=dict(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536), causal=(False, True), min_run_time=0.3),
@@ -335,7 +335,7 @@ def _feature_width(method: str, head_dim: int) -> int:
     from ..variants import build_kernel
 
     name = {"performer_pytorch": "performer", "fla_linear": "linear", "linear_triton": "linear"}.get(method, method)
-    return build_kernel(name, head_dim).num_features(head_dim)
+    return build_kernel(name, head_dim).feature_width(head_dim)
 
 
 def bench_work(case, cfg: dict, *, compile_first: bool = False) -> Work:
@@ -395,7 +395,7 @@ def validation_work(case: dict, cfg: dict) -> Work:
     else:
         kernel = build_kernel(name, d)
         by_features = getattr(type(kernel), "kernel", None) is KernelVariant.kernel
-        width = kernel.num_features(d) if by_features else d
+        width = kernel.feature_width(d) if by_features else d
     features = d if name == "softmax" else _feature_width(name, d) if name in KERNELS else d
     weights64 = 2 + (name != "softmax") + lower  # s and softmax, the variant's, each lower dtype's rounded inputs
     flops = {"float64": 2.0 * entries * (weights64 * width + (2 + lower) * d) + 4.0 * bh * n * features * d,

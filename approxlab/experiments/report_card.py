@@ -155,11 +155,11 @@ def delta_part(variant, params, cfg, degree) -> list[dict]:
                              text="max row δ on inputs filling [−R, R]"))
         if degree:
             rows.append(_row("delta", f"best polynomial, degree {degree}", R=R,
-                             delta=math.atanh(min(approx.best_exp(degree, R).error, 1 - 1e-16)),
+                             delta=approx.best_exp(degree, R).delta,
                              text="approx.best_exp: atanh of the minimax relative error"))
             rat = approx.best_exp(degree, R, rational=True)
             rows.append(_row("delta", f"best rational, type ({degree}, {degree})", R=R,
-                             delta=math.atanh(min(rat.error, 1 - 1e-16)),
+                             delta=rat.delta,
                              text="approx.best_exp(rational=True)"))
     return rows
 

@@ -20,6 +20,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+#: where the committed figures live (PNG, PDF and CSV of each study): the repository's figures/
+FIGURES_DIR = Path(__file__).resolve().parents[2] / "figures"
+
 from ..variants import kernel_name, variant_class, variant_names
 
 #: colours of the benchmark's reference methods, which are not variants (a variant carries its own)

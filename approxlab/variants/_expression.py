@@ -66,7 +66,7 @@ def feature_sign(phi: Callable) -> str:
 
 @dataclass(frozen=True)
 class KernelExpression:
-    """κ of one (query, key) pair as a sympy expression, with what the symbolic side needs to know about it.
+    r"""κ of one (query, key) pair as a sympy expression, with what the symbolic side needs to know about it.
 
     Parameters
     ----------
@@ -106,8 +106,8 @@ class KernelExpression:
     Examples
     --------
     >>> expr = similarity_expression(1 + s + s**2 / 2, features=(D + 1) * (D + 2) / 2)
-    >>> sp.latex(expr)
-    '\\frac{s^{2}}{2} + s + 1'
+    >>> print(sp.latex(expr))
+    \frac{s^{2}}{2} + s + 1
     >>> expr.row_weight(2)[0]
     (s_1**2/2 + s_1 + 1)/(s_1**2/2 + s_1 + s_2**2/2 + s_2 + 2)
     """

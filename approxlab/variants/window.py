@@ -15,7 +15,10 @@ for a query i with window W(i) and the other allowed keys O(i),
     W(i) = {j : |i − j| < w}     (non-causal)
 
 w = 0 is the inner kernel alone; w ≥ N is softmax (γ cancels). γ > 0 (``window_weight``) is one number
-or one per head. The kernel part must be the *true* κ, with the per-query factor a plain linear attention
+or one per head. The default γ = 1 is not neutral: it sets exp(s) against the inner kernel's absolute scale,
+which for an unfitted map can be far off (Hedgehog at W = I sums 2D exponentials), and a hybrid with a
+mismatched γ can be farther from softmax than its kernel alone. Fit γ first: :func:`fit_window_weight`
+(closed form, per head) or :func:`approxlab.analysis.distill.distill` with ``window=`` (with the map). The kernel part must be the *true* κ, with the per-query factor a plain linear attention
 may drop because it cancels there (FAVOR+'s exp(−‖x‖²/2)): :func:`exact_query_features`. LoLCATs' code
 multiplies γ by exp(s − max_{W(i)} s) instead, so its effective window weight varies with each row's largest
 logit; here both parts are on the absolute scale of κ, and each row is rescaled by one reference
@@ -143,9 +146,9 @@ class Window(KernelVariant):
             no_degree="κ = γ·exp(s) on the keys within the window (exact softmax there) and the inner kernel "
                       "outside: exp(s) is not rational, so neither is the hybrid row")
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """The inner kernel's F (the state is F × Dv, as for the kernel alone)."""
-        return self.inner.num_features(head_dim)
+        return self.inner.feature_width(head_dim)
 
     def describe_size(self, head_dim: int) -> str:
         return f"window={self.window} + {self.inner.describe_size(head_dim)}"
@@ -216,7 +219,7 @@ class Window(KernelVariant):
 
     def _check_memory(self, x, v, chunk):
         batch_heads, itemsize = x.shape[:-2].numel(), x.element_size()
-        f, dv = self.inner.num_features(x.shape[-1]), v.shape[-1]
+        f, dv = self.inner.feature_width(x.shape[-1]), v.shape[-1]
         band = chunk + 2 * min(self.window, x.shape[-2])
         need = itemsize * batch_heads * (4 * f * (dv + 1) + 4 * chunk * band + 4 * chunk * f + 2 * x.shape[-2] * (dv + 2))
         budget.require(need, f"window hybrid ({self.describe_size(x.shape[-1])}): the states B·H·F·(Dv+1) = "

@@ -20,6 +20,8 @@ from ..sweep import Cell
 from ...analysis.theory import bridge_rows, hybrid_rows
 from ...variants import calibrate, variant_class
 
+NAME = "bridge"
+
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            + [("polynomial", dict(degree=p, c=float(p))) for p in (2, 4, 6)]
            + [("minimax", dict(degree=p, R=6.0)) for p in (2, 4, 6)]

@@ -51,6 +51,8 @@ from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
 from ..sweep import Cell
 
+NAME = "features_by_kind"
+
 PROFILES = {
     "quick": dict(gaussian=[1.0, 2.0, 4.0, 8.0], gaussian_n=512, n_queries=16, real_n=128, real_queries=32,
                   seeds=[0], m_max=16384),

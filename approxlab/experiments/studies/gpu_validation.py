@@ -15,20 +15,17 @@ Without CUDA, ``approxlab figures`` redraws figures/gpu_validation.png from the 
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import figures
 from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
-from ..style import save_figure, use_style
-from ...analysis.validation import DTYPES, UNIT_ROUNDOFF, problems, validate
+from ...analysis.validation import DTYPES, UNIT_ROUNDOFF, validate
+from ...analysis.validation import problems as numerical_problems
 from ...variants import VARIANTS
 from . import lesson_exercise
 
@@ -211,6 +208,11 @@ def draw(df: pd.DataFrame):
     return fig
 
 
+def problems(df: pd.DataFrame) -> list:
+    """Non-finite values and bridge violations beyond the floating-point floor in the numerics rows."""
+    return numerical_problems(df[df["part"] == "numerics"])
+
+
 def summary(df: pd.DataFrame) -> str:
     num = df[df["part"] == "numerics"]
     c = _counts(num[num["bridge_rows"] > 0])
@@ -223,25 +225,3 @@ def summary(df: pd.DataFrame) -> str:
     worst = num.groupby("dtype")["err_fp_max"].max()
     lines.append("max fp output error / rms‖v‖: " + ", ".join(f"{d} {worst[d]:.2e}" for d in DTYPES if d in worst))
     return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    """``analyses/gpu_validation.py [--device cpu|cuda] [--profile quick|full] [--out DIR]``; exits 1 on
-    non-finite values or bridge violations (after writing the figure and CSV)."""
-    parser = argparse.ArgumentParser(description=f"Regenerate figures/{NAME}.png/.pdf/.csv on a device")
-    figures.add_arguments(parser)
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: cuda if available, else cpu)")
-    args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        parser.error(f"--device: {exc}")
-    df = compute(args.profile, device=device)
-    use_style()
-    paths = save_figure(draw(df), df, NAME, args.out)
-    print(f"[{NAME}] wrote " + ", ".join(str(p) for p in paths))
-    print(summary(df))
-    found = problems(df[df["part"] == "numerics"])
-    if found:
-        print("FAILED: " + "; ".join(found), file=sys.stderr)
-        sys.exit(1)

@@ -39,6 +39,8 @@ from ...variants import calibrate
 from .. import sweep
 from ..sweep import Cell
 
+NAME = "learned_maps"
+
 PROFILES = {
     "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
     "full": dict(n=256, feature_dim=32, steps=600, big_m=16384, seed=0),

@@ -27,6 +27,8 @@ from ...analysis.metrics import output_error, row_divergence
 from ..timing import allocator_state, others_busy, time_call
 from ...variants import VARIANTS, inputs_for, kernel_name
 
+NAME = "lesson_exercise"
+
 #: ``approxlab figures`` runs this study serially and uncached: it measures time
 SERIAL = "timing"
 PROFILES = {

@@ -28,6 +28,8 @@ from ...api import attention
 from ...variants import calibrate
 from ...variants.shrinkage import Shrinkage
 
+NAME = "variance_shrinkage"
+
 PROFILES = {
     "quick": dict(n=128, temperatures=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0], features=[64, 256], seeds=3),
     "full": dict(n=256, temperatures=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0], features=[64, 256, 1024], seeds=8),

@@ -28,6 +28,8 @@ from ...analysis.inputs import gaussian_qkv
 from ...analysis.theory import hybrid_rows
 from ...variants.window import fit_window_weight
 
+NAME = "window_hybrid"
+
 #: kernels outside the window: (label, variant, parameters)
 KERNELS = (("hedgehog", "hedgehog", {}), ("linear", "linear", {}), ("taylor", "taylor", dict(order=2)),
            ("performer", "performer", dict(num_features=64, seed=0)))

@@ -132,7 +132,7 @@ def _module_file(name: str) -> Optional[Path]:
 
 
 #: modules that never shape a cell's rows: the runner itself and the plotting style
-NOT_KEYED = {f"{PACKAGE}.sweep", f"{PACKAGE}.style"}
+NOT_KEYED = {f"{PACKAGE}.experiments.sweep", f"{PACKAGE}.experiments.style"}
 
 
 def _code_tree(path: Path) -> ast.Module:

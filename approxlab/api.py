@@ -24,7 +24,7 @@ from torch import nn
 
 from .core import budget, chunk, naive
 from .core.checks import (
-    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_num_features, check_qkv,
+    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_feature_width, check_qkv,
     check_similarity_range, resolve_scale,
 )
 from .variants import (
@@ -62,6 +62,9 @@ def _checked_inputs(q, k, v, variant, causal, scale):
     magnitudes = check_qkv(q, k, v, causal=causal)
     scale = resolve_scale(scale, q.shape[-1])  # from the head dim as given (before any positions are appended)
     if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
+        if causal and q.shape[-2] < k.shape[-2]:
+            raise ValueError(f"{kernel_name(variant)!r} reads positions, which inputs_for appends from 0 for the "
+                             "queries; with causal Nq < Nk they are the last Nq positions: approxlab.hf places them")
         q, k = inputs_for(variant, q, k)
         magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
     if magnitudes[0] is None:  # an empty batch (B = 0 or H = 0)
@@ -90,8 +93,8 @@ def _is_builtin(kernel) -> bool:
 
 
 def _verify_kernel(kernel, q, k, scale, work, name) -> None:
-    """A user kernel's outputs on first use (per head dim, dtype and device): ``num_features`` a positive integer,
-    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
+    """A user kernel's outputs on first use (per head dim, dtype and device): ``feature_width`` a positive integer,
+    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = feature_width
     (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
     held to the protocol by the test suite and skip this."""
     if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
@@ -104,14 +107,14 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
     if key in seen:
         return
     head_dim = q.shape[-1]
-    width = check_num_features(kernel.num_features(head_dim), name, head_dim)
+    width = check_feature_width(kernel.feature_width(head_dim), name, head_dim)
     root = math.sqrt(scale)
     for method, x in (("query_features", q), ("key_features", k)):
         probe = x.reshape(-1, *x.shape[-2:])[:1, :2].to(work) * root
         got = check_features(getattr(kernel, method)(probe), probe, name, method)
         if got != width:
-            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but num_features("
-                             f"{head_dim}) = {width}; the state and the memory plan are sized by num_features, so "
+            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but feature_width("
+                             f"{head_dim}) = {width}; the state and the memory plan are sized by feature_width, so "
                              "they must agree")
     seen.add(key)
 
@@ -119,7 +122,7 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
 def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backend, num_features=None):
     """The efficient form behind :func:`attention` and :class:`Attention` alike: the checks of
     :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
-    for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
+    for NaN/inf once. ``num_features``: the number m of random features the caller gave (F ≥ m, for
     every variant that takes one), checked against the work budget before the kernel draws its projection."""
     if v is None:
         raise TypeError("v must be a torch.Tensor (B, H, Nk, Dv), got None; attention_weights gives the weights alone")
@@ -132,7 +135,10 @@ def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backe
     kernel = None if is_softmax(variant) else kernel_for(q.shape[-1])
     if reach is None:  # an empty batch: an empty output, as SDPA gives
         return torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
-    if kernel is None:
+    if kernel is None and causal and q.shape[-2] < k.shape[-2]:  # SDPA's is_causal aligns top-left
+        mask = naive.causal_mask(q.shape[-2], k.shape[-2], q.device, offset=k.shape[-2] - q.shape[-2])
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    elif kernel is None:
         out = softmax_attention(q, k, v, causal=causal, scale=scale)
     else:
         _verify_kernel(kernel, q, k, scale, work, kernel_name(variant))
@@ -157,7 +163,8 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
         :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
         (the protocol: :mod:`approxlab.core.protocol`).
     causal : bool, default False
-        Query i sees keys 0..i only.
+        Query i sees keys 0..i only. With Nq < Nk the queries are the last Nq positions: query i sees keys
+        j ≤ i + Nk − Nq, as with a KV cache (the cost is that of the Nk positions).
     scale : float or None
         The similarity is s = q·k · scale; None means 1/√D.
     chunk_size : int or None
@@ -222,6 +229,12 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     """The efficient form for an already-built kernel, without input checks (what :func:`attention`
     and :class:`Attention` run after checking; what the benchmarks compile). ``log_scaled``: take the
     kernel's :meth:`~approxlab.core.protocol.KernelVariant.log_scaled_features` (inputs in the underflow range)."""
+    nq, nk = q.shape[-2], k.shape[-2]
+    if causal and nq < nk:  # queries at the last Nq positions: dummy queries before them, their rows dropped
+        q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
+        out = unchecked_kernel_attention(kernel, q, k, v, causal=True, scale=scale, chunk_size=chunk_size,
+                                         backend=backend, log_scaled=log_scaled)
+        return out[..., nk - nq:, :]
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
     own = getattr(kernel, "efficient", None)
@@ -239,7 +252,7 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
                           else (kernel.query_features, kernel.key_features))
     out = chunk.efficient_attention(
         scaled(query_map), scaled(key_map), q, k, v.to(work),
-        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        causal=causal, chunk_size=chunk_size, feature_width=kernel.feature_width(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )
     return out.to(q.dtype)
@@ -326,12 +339,12 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
     key_features = None
     by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
     if by_features:
-        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        size = k.shape[:-1].numel() * kernel.feature_width(q.shape[-1]) * torch.finfo(work).bits // 8
         if size <= budget.get_memory_budget() // 16:
             key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
         span = range(n)[rows]
-        offset = span.start if len(span) else 0
+        offset = (span.start if len(span) else 0) + (k.shape[-2] - n if causal else 0)  # Nq < Nk: bottom-right
         qb = q[..., rows, :]
         budget.require(3 * qb.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
                        f"the explicit form's weights (B·H·Nq·Nk = {qb.shape[:-1].numel() * k.shape[-2]:,} entries, "

@@ -291,3 +291,27 @@ def test_a_fused_kernel_block_is_timed_and_within_tolerance(dtype):
     assert row["within_tolerance"] and 0 < row["rel_error"] <= row["tolerance"]
     assert row["tolerance"] == pytest.approx(4 * torch.finfo(getattr(torch, dtype)).eps / 2)
     assert row["time_ms"] > 0 and row["nonfinite"] == 0
+
+
+def test_validation_reports_a_signed_kernels_rows_instead_of_failing():
+    """Random Maclaurin's weights can be negative (δ NaN: the bridge does not apply to that row); the
+    validation stage must count such rows, not stop on them (seen in the dry run at N = 32, D = 16)."""
+    from approxlab.analysis.validation import validate
+    from approxlab.experiments.studies.gpu_validation import inputs
+
+    rows = validate(*inputs(32, batch=1, heads=1, head_dim=16, device="cpu"), "maclaurin", causal=False,
+                    dtypes=("float64", "float32"), block_elements=2**9)
+    assert all(r["signed_rows"] > 0 for r in rows)
+    assert all(r["bridge_rows"] + r["signed_rows"] == r["rows"] for r in rows)
+
+
+def test_a_row_without_kernel_mass_is_left_out_of_the_bridge():
+    """dpfp's causal first row can have no kernel mass (weights all 0, output 0 by the engine's rule): not a
+    distribution, so the bridge is not checked there (it was counted as a violation in the dry run)."""
+    from approxlab.analysis.validation import validate
+    from approxlab.experiments.studies.gpu_validation import inputs
+
+    rows = validate(*inputs(32, batch=1, heads=1, head_dim=16, device="cpu"), "dpfp", causal=True,
+                    dtypes=("float64",), block_elements=2**9)
+    assert rows[0]["signed_rows"] >= 1
+    assert rows[0]["bridge_violations_outputs"] == 0 and rows[0]["bridge_violations_weights"] == 0

@@ -438,7 +438,7 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
                         steps=30, causal=True)
     assert fit["loss"][-1] < fit["loss"][0]
     kernel = fit["kernel"]
-    assert kernel.num_features(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
+    assert kernel.feature_width(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
     q64, k64, v64 = (t.double() for t in (r["query"], k, v))
     plan = hf.MaskPlan(causal=True)
     fast = hf.masked_attention(kernel, q64, k64, v64, scale=r["scaling"], causal=True, chunk_size=4)
@@ -501,3 +501,21 @@ def test_a_window_hybrid_runs_its_own_form_inside_a_causal_model():
     with hf.swapped(model, window, window=3, kernel="linear"):
         with pytest.raises(ValueError, match="key-padding"):
             model(input_ids=_ids(), attention_mask=_padding())
+
+
+@pytest.mark.parametrize("variant,params", [("softmax", {}), ("linear", {}), ("performer", {"num_features": 16}),
+                                            ("taylor", {"order": 2})])
+def test_approxlab_attention_takes_causal_queries_at_the_end(variant, params):
+    """approxlab.attention / attention_weights with causal=True and Nq < Nk: the last Nq rows of the full
+    causal call (bottom-right alignment, as a KV cache gives); Nq > Nk is refused."""
+    import approxlab
+
+    q, k, v = _qkv(nq=9, nk=9)
+    full = approxlab.attention(q, k, v, variant, causal=True, **params)
+    tail = approxlab.attention(q[..., -3:, :], k, v, variant, causal=True, **params)
+    assert torch.allclose(tail, full[..., -3:, :], atol=1e-12)
+    weights = approxlab.attention_weights(q[..., -3:, :], k, variant, causal=True, **params)
+    assert torch.allclose(weights, approxlab.attention_weights(q, k, variant, causal=True, **params)[..., -3:, :],
+                          atol=1e-12)
+    with pytest.raises(ValueError, match="Nq ≤ Nk"):
+        approxlab.attention(q, k[..., :4, :], v[..., :4, :], variant, causal=True, **params)

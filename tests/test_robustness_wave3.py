@@ -169,13 +169,13 @@ MALFORMED = [
      "features", "dtype"),
     (_malformed("widerkeys", "key_features", lambda self, x: (torch.cat([_fine(x), _fine(x)], -1), None)),
      "key_features", "features"),
-    (_malformed("zerofeatures", "num_features", lambda self, d: 0), "num_features", "num_features"),
-    (_malformed("negfeatures", "num_features", lambda self, d: -3), "num_features", "num_features"),
-    (_malformed("strfeatures", "num_features", lambda self, d: "64"), "num_features", "num_features"),
-    (_malformed("floatfeatures", "num_features", lambda self, d: 8.0), "num_features", "num_features"),
-    (_malformed("boolfeatures", "num_features", lambda self, d: True), "num_features", "num_features"),
-    (_malformed("underreports", "num_features", lambda self, d: 1), "num_features", "num_features"),
-    (_malformed("overreports", "num_features", lambda self, d: 10 * d), "num_features", "num_features"),
+    (_malformed("zerofeatures", "feature_width", lambda self, d: 0), "feature_width", "feature_width"),
+    (_malformed("negfeatures", "feature_width", lambda self, d: -3), "feature_width", "feature_width"),
+    (_malformed("strfeatures", "feature_width", lambda self, d: "64"), "feature_width", "feature_width"),
+    (_malformed("floatfeatures", "feature_width", lambda self, d: 8.0), "feature_width", "feature_width"),
+    (_malformed("boolfeatures", "feature_width", lambda self, d: True), "feature_width", "feature_width"),
+    (_malformed("underreports", "feature_width", lambda self, d: 1), "feature_width", "feature_width"),
+    (_malformed("overreports", "feature_width", lambda self, d: 10 * d), "feature_width", "feature_width"),
 ]
 FORMS = ["attention", "attention causal", "attention_weights", "Attention causal"]
 

@@ -61,13 +61,16 @@ def log_uniform_delta(weights: torch.Tensor, s: torch.Tensor, mask: torch.Tensor
 
     Equals min_c max_j |log κ_ij − s_ij − c| (the per-row normalisation is such a c). A zero weight on
     an allowed key gives δ = inf (bound 1, still valid); a negative one (a signed kernel, e.g. an odd
-    polynomial off its range) gives NaN: the bridge does not apply to that row. Shape (…, Nq).
+    polynomial off its range) gives NaN: the bridge does not apply to that row. Nor does it to a row
+    with no kernel mass at all (every weight 0, e.g. relu-type features at a causal row's first keys),
+    which is not a distribution and whose output the efficient form sets to 0: NaN too. Shape (…, Nq).
     """
     invalid = (weights < 0) | torch.isnan(weights)
     if mask is not None:
         invalid = invalid & mask
+    massless = (weights == 0).all(-1)
     delta = row_log_error(torch.log(weights.clamp_min(0)), s, mask)
-    return delta.masked_fill(invalid.any(-1), math.nan)
+    return delta.masked_fill(invalid.any(-1) | massless, math.nan)
 
 
 def _nonfinite(x: torch.Tensor) -> int:
@@ -142,7 +145,8 @@ def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), sca
             d["tv_approx"].append(tv_approx)
             d["tv_fp"].append(row_tv(a_t, a64))
     delta = torch.cat(deltas, -1)
-    bound = tv_bound(delta)
+    signed = torch.isnan(delta)  # a signed kernel's row: the bridge does not apply, its bound is NaN
+    bound = tv_bound(delta.masked_fill(signed, 0.0)).masked_fill(signed, math.nan)
     diam = value_diameter(v, causal=causal, block_rows=block) / v_rms
     result = {}
     for t in names:

@@ -160,10 +160,10 @@ class _Adapted(KernelVariant):
             return self.obj.sympy_kernel(s)
         return super().sympy_kernel(s)
 
-    def num_features(self, head_dim):
-        if callable(getattr(self.obj, "num_features", None)):
-            return self.obj.num_features(head_dim)
-        return super().num_features(head_dim)
+    def feature_width(self, head_dim):
+        if callable(getattr(self.obj, "feature_width", None)):
+            return self.obj.feature_width(head_dim)
+        return super().feature_width(head_dim)
 
 
 def as_kernel(obj) -> KernelVariant:
@@ -322,7 +322,7 @@ def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     --------
     >>> from approxlab.variants import build_kernel
     >>> kernel = build_kernel("taylor", 16, order=2)
-    >>> kernel.num_features(16)
+    >>> kernel.feature_width(16)
     153
     """
     if is_softmax(variant):

@@ -108,7 +108,7 @@ class Cosformer(KernelVariant):
         cos = torch.cos(theta_x[..., :, None] - theta_y[..., None, :]) * has_x[..., :, None] * has_y[..., None, :]
         return (rx @ ry.transpose(-1, -2)) * cos, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * (head_dim - 2)
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

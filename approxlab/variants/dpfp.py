@@ -46,7 +46,7 @@ class DPFP(KernelVariant):
             total = total + (xt * xt[..., behind]) @ (yt * yt[..., behind]).transpose(-1, -2)
         return total, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * head_dim * self.nu
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

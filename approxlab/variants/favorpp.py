@@ -106,7 +106,7 @@ class FavorPP(_ExpRandomFeatures):
         self.b = math.sqrt(1 - 4 * self.a)
         # per-direction bias A‖w‖² and the constant log D_A − log √m
         self.bias = self.a * (self.projection ** 2).sum(-1)
-        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_random)
+        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_features)
 
     @classmethod
     def calibrate(cls, q: torch.Tensor, k: torch.Tensor, *, scale: Optional[float] = None) -> dict:
@@ -130,5 +130,5 @@ class FavorPP(_ExpRandomFeatures):
     def features(self, x):
         return self._gerf(x)
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features

@@ -38,7 +38,7 @@ class Hedgehog(_Learned):
         top = logits.amax(-1)
         return torch.exp(logits - top[..., None]), top
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * self.weight.shape[1]
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

@@ -85,7 +85,7 @@ class HLA(KernelVariant):
         ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
         return torch.cat([ones, x / math.sqrt(self.factors)], dim=-1)
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """Π_r D'_r, the Kronecker product's width (D'_r: factor r's projected width, +1 for affine)."""
         width = head_dim if self.projections is None else self.projections.shape[-1]
         return (width + (self.feature_map == "affine")) ** self.factors

@@ -34,11 +34,11 @@ class Hyperbolic(_ExpRandomFeatures):
 
     def features(self, x):
         u = x @ self._cast_to("w", self.projection, x).T
-        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_random)
+        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_features)
         return self._stable_exp(torch.cat([u, -u], dim=-1), log_scale)
 
-    def num_features(self, head_dim: int) -> int:
-        return 2 * self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return 2 * self.num_features
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ̂ = (1/m) Σ_i e^{−(‖x‖²+‖y‖²)/2} cosh(w_i·x + w_i·y), random with mean exp(s): no finite degree."""

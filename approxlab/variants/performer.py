@@ -65,7 +65,7 @@ class Performer(KernelVariant):
             if num_features is None:
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
             self.projection = gaussian_projection(num_features, head_dim, orthogonal=orthogonal, seed=seed)
-        self.num_random = self.projection.shape[0]
+        self.num_features = self.projection.shape[0]
         self._cast: dict = {}
 
     def _projection(self, like: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -96,7 +96,7 @@ class Performer(KernelVariant):
         return self._features(x, with_scale=True)
 
     def _features(self, x, *, with_scale: bool):
-        log_m = 0.5 * math.log(self.num_random)
+        log_m = 0.5 * math.log(self.num_features)
         if self.kind == "positive":
             u2 = x @ self._projection(x, LOG2_E).T
             top2 = u2.amax(-1)
@@ -117,11 +117,11 @@ class Performer(KernelVariant):
         fy, cy = self.features(y)
         return (fx @ fy.transpose(-1, -2)) * torch.exp(cx[..., :, None] + cy[..., None, :])
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random * (1 if self.kind == "positive" else 2)
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features * (1 if self.kind == "positive" else 2)
 
     def describe_size(self, head_dim: int) -> str:
-        return f"performer num_features={self.num_random:,} (F = {self.num_features(head_dim):,} features)"
+        return f"performer num_features={self.num_features:,} (F = {self.feature_width(head_dim):,} features)"
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ̂ = (1/m) Σ_i φ_{w_i}(x) φ_{w_i}(y), a random estimate with mean exp(s): no finite degree."""

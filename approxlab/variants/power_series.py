@@ -41,7 +41,7 @@ class PowerSeriesKernel(KernelVariant):
     def kernel(self, x, y):
         return self.similarity_function(x @ y.transpose(-1, -2)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return feature_dimension(head_dim, self.coefficients)
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

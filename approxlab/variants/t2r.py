@@ -34,7 +34,7 @@ class T2R(_Learned):
     def features(self, x):
         return torch.relu(self._linear(x)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return self.weight.shape[1]
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

@@ -15,7 +15,7 @@ from ._registry import register_kernel
 
 @register_kernel
 class Taylor(PowerSeriesKernel):
-    """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
+    """order: p, the Taylor order of exp (2 = Based); feature width C(D+p, p)."""
 
     name = "taylor"
     label = "Taylor"

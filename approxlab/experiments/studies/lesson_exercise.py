@@ -146,7 +146,7 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
         tv = df[df["variant"] == variant]["mean_row_tv"]
         tv_text = f"{tv.min():.3g}" if tv.max() - tv.min() <= 0.005 else f"{tv.min():.3g} – {tv.max():.3g}"
         dim = inputs_for(variant, probe, probe)[0].shape[-1]  # the head dim the variant ran on (cosFormer: D + 2)
-        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).num_features(dim)}"
+        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).feature_width(dim)}"
         error = "0" if variant == "softmax" else f"{a['output_error']:.3g} → {b['output_error']:.3g}"
         lines.append(f"| {variant} | {features} | {ms(a['time_ms'])} | {ms(b['time_ms'])} | "
                      f"{softmax_hi / b['time_ms']:.2g}× | {tv_text} | {error} |")

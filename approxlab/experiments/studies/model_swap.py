@@ -111,17 +111,17 @@ def _configs(cfg: dict, fit_records: list) -> list:
     for name, params in FIXED:
         kernel = build_kernel(name, 32 + 2 * (name == "cosformer"), **params)
         label = name + "".join(f" {k}={v}" for k, v in params.items())
-        configs.append((label, name, kernel.num_features(32 + 2 * (name == "cosformer")), name, params, {}))
+        configs.append((label, name, kernel.feature_width(32 + 2 * (name == "cosformer")), name, params, {}))
     for m in cfg["features"]:
         for name in RANDOM if m in cfg["all_random_at"] else RANDOM[:1]:
             if name in CALIBRATED:  # per layer, on the fit set
                 per_layer = {r["layer"]: build_kernel(name, 32, num_features=m, seed=0,
                                                       **calibrate(r["query"], r["key"], name))
                              for r in fit_records}
-                configs.append((f"{name} m={m}", name, per_layer[0].num_features(32), per_layer, {}, {}))
+                configs.append((f"{name} m={m}", name, per_layer[0].feature_width(32), per_layer, {}, {}))
             else:
                 kernel = build_kernel(name, 32, num_features=m, seed=0)
-                configs.append((f"{name} m={m}", name, kernel.num_features(32), name, dict(num_features=m, seed=0), {}))
+                configs.append((f"{name} m={m}", name, kernel.feature_width(32), name, dict(num_features=m, seed=0), {}))
     return configs
 
 
@@ -139,7 +139,7 @@ def _distilled(cfg: dict, fit_records: list) -> list:
                                         steps=cfg["steps"], seed=record["layer"])
             per_layer[record["layer"]] = fit["kernel"]
             losses.append((fit["loss"][0], fit["loss"][-1]))
-        state_f = per_layer[0].num_features(32)
+        state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
                      fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
         out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
@@ -247,3 +247,35 @@ def draw(df: pd.DataFrame):
     ax.legend(fontsize=8)
     fig.suptitle("all-MiniLM-L6 with its attention swapped: per layer and end to end (held-out text)")
     return fig
+
+
+def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
+    """The study's tables as Markdown, every number read from ``df`` (the CSV): per configuration and N,
+    embedding cosine and recall@10 with every layer swapped (✓ where both pass ``cosine`` and ``recall``),
+    and per configuration the mean over layers (largest N) of the layer-alone numbers."""
+    model = df[df["scope"] == "model"]
+    lengths = sorted(model["N"].unique())
+    head = "| configuration | state F | " + " | ".join(f"cos N={n} | R@10 N={n}" for n in lengths) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(lengths))]
+    order = model[model["N"] == lengths[-1]].sort_values("embedding_cosine", ascending=False)["config"]
+    for config in order:
+        part = model[model["config"] == config].set_index("N")
+        state = part["state"].iloc[0]
+        cells = []
+        for n in lengths:
+            c, r = part.loc[n, "embedding_cosine"], part.loc[n, "recall10"]
+            mark = " ✓" if c >= cosine and r >= recall else ""
+            cells += [f"{c:.4f}{mark}", f"{r:.3f}"]
+        lines.append(f"| {config} | {'—' if not np.isfinite(state) else int(state)} | " + " | ".join(cells) + " |")
+    layer = df[(df["scope"] == "layer") & (df["N"] == lengths[-1])]
+    means = layer.groupby("config")[["tv", "output_error", "bound", "bound_holds", "embedding_cosine"]].mean()
+    lines += ["", f"Per layer, swapped alone (N = {lengths[-1]}, mean over the six layers):", "",
+              "| configuration | TV | output error / ‖v‖ | tanh(δ/2) | rows under the bound | embedding cosine |",
+              "|---|---|---|---|---|---|"]
+    for config in order:
+        if config in means.index:
+            m = means.loc[config]
+            held = "—" if not np.isfinite(m["bound_holds"]) else f"{m['bound_holds']:.0%}"
+            lines.append(f"| {config} | {m['tv']:.3f} | {m['output_error']:.3f} | {m['bound']:.3f} | {held} | "
+                         f"{m['embedding_cosine']:.4f} |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""figures/rational_degree: the table of every variant (κ, rational degree, feature dimension, sign,
+"""figures/rational_degree: the table of every variant (κ, rational degree, feature width, sign,
 monotonicity; derived by ``approxlab.analysis.symbolic``) and each kernel f(s) against exp(s) on s ∈ [−4, 4].
 
 Kernels of s alone (taylor, polynomial, hla affine, softmax) are drawn exactly from their sympy κ.

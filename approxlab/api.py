@@ -24,12 +24,12 @@ from torch import nn
 
 from .core import budget, chunk, naive
 from .core.checks import (
-    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_num_features, check_qkv,
+    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_feature_width, check_qkv,
     check_similarity_range, resolve_scale,
 )
 from .variants import (
     KERNELS, VARIANTS, KernelVariant, build_kernel, check_params, check_variant, inputs_for, is_positional, is_softmax,
-    kernel_name, needs_head_dim, parameters_doc,
+    kernel_name, needs_head_dim,
 )
 from .variants.softmax import softmax_attention
 
@@ -60,10 +60,13 @@ def _checked_inputs(q, k, v, variant, causal, scale):
     the largest scaled input coordinate (None for an empty batch)."""
     _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
+    scale = resolve_scale(scale, q.shape[-1])  # from the head dim as given (before any positions are appended)
     if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
+        if causal and q.shape[-2] < k.shape[-2]:
+            raise ValueError(f"{kernel_name(variant)!r} reads positions, which inputs_for appends from 0 for the "
+                             "queries; with causal Nq < Nk they are the last Nq positions: approxlab.hf places them")
         q, k = inputs_for(variant, q, k)
         magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
-    scale = resolve_scale(scale, q.shape[-1])
     if magnitudes[0] is None:  # an empty batch (B = 0 or H = 0)
         return q, k, scale, None
     check_similarity_range(magnitudes, q.shape[-1], scale, chunk.compute_dtype(q.dtype), kernel_name(variant))
@@ -90,8 +93,8 @@ def _is_builtin(kernel) -> bool:
 
 
 def _verify_kernel(kernel, q, k, scale, work, name) -> None:
-    """A user kernel's outputs on first use (per head dim, dtype and device): ``num_features`` a positive integer,
-    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
+    """A user kernel's outputs on first use (per head dim, dtype and device): ``feature_width`` a positive integer,
+    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = feature_width
     (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
     held to the protocol by the test suite and skip this."""
     if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
@@ -104,14 +107,14 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
     if key in seen:
         return
     head_dim = q.shape[-1]
-    width = check_num_features(kernel.num_features(head_dim), name, head_dim)
+    width = check_feature_width(kernel.feature_width(head_dim), name, head_dim)
     root = math.sqrt(scale)
     for method, x in (("query_features", q), ("key_features", k)):
         probe = x.reshape(-1, *x.shape[-2:])[:1, :2].to(work) * root
         got = check_features(getattr(kernel, method)(probe), probe, name, method)
         if got != width:
-            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but num_features("
-                             f"{head_dim}) = {width}; the state and the memory plan are sized by num_features, so "
+            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but feature_width("
+                             f"{head_dim}) = {width}; the state and the memory plan are sized by feature_width, so "
                              "they must agree")
     seen.add(key)
 
@@ -119,8 +122,10 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
 def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backend, num_features=None):
     """The efficient form behind :func:`attention` and :class:`Attention` alike: the checks of
     :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
-    for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
+    for NaN/inf once. ``num_features``: the number m of random features the caller gave (F ≥ m, for
     every variant that takes one), checked against the work budget before the kernel draws its projection."""
+    if v is None:
+        raise TypeError("v must be a torch.Tensor (B, H, Nk, Dv), got None; attention_weights gives the weights alone")
     q, k, scale, reach = _checked_inputs(q, k, v, variant, causal, scale)
     work = chunk.compute_dtype(q.dtype)
     if isinstance(num_features, int) and not isinstance(num_features, bool) and num_features > 0:
@@ -130,7 +135,10 @@ def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backe
     kernel = None if is_softmax(variant) else kernel_for(q.shape[-1])
     if reach is None:  # an empty batch: an empty output, as SDPA gives
         return torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
-    if kernel is None:
+    if kernel is None and causal and q.shape[-2] < k.shape[-2]:  # SDPA's is_causal aligns top-left
+        mask = naive.causal_mask(q.shape[-2], k.shape[-2], q.device, offset=k.shape[-2] - q.shape[-2])
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    elif kernel is None:
         out = softmax_attention(q, k, v, causal=causal, scale=scale)
     else:
         _verify_kernel(kernel, q, k, scale, work, kernel_name(variant))
@@ -143,16 +151,73 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
               chunk_size: int | None = None, backend: str = "torch", **params) -> torch.Tensor:
     """Efficient form of ``variant``: never allocates N×N (softmax: SDPA), linear in N for kernels.
 
-    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
-    ``backend="triton"`` runs the causal form as one fused Triton kernel (see :mod:`approxlab.core.fused`).
-    ``chunk_size``: positions per causal chunk, or rows per key/query block when non-causal (None: the
-    engine's measured default; longer than the sequence: the sequence; checked, and unused, for softmax).
-    softmax takes no kernel parameters (TypeError) and only ``backend="torch"``. An empty batch (B = 0 or
-    H = 0) gives an empty output. cosFormer takes q, k with positions appended
-    (:func:`~approxlab.variants.with_positions`) or plain, when it appends positions 0..N−1 itself.
-    Per-variant parameters (``**params``):
+    Parameters
+    ----------
+    q, k : torch.Tensor
+        Queries (B, H, Nq, D) and keys (B, H, Nk, D). cosFormer takes them plain (it appends positions
+        0..N−1 itself) or with positions appended (:func:`~approxlab.variants.with_positions`).
+    v : torch.Tensor
+        Values (B, H, Nk, Dv).
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only. With Nq < Nk the queries are the last Nq positions: query i sees keys
+        j ≤ i + Nk − Nq, as with a KV cache (the cost is that of the Nk positions).
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    chunk_size : int or None
+        Positions per causal chunk, or rows per key/query block when non-causal (None: the engine's measured
+        default; longer than the sequence: the sequence). Checked, and unused, for softmax.
+    backend : {"torch", "triton"}
+        "triton" runs the causal form of scale-free features as one fused kernel (:mod:`approxlab.core.fused`).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
 
-{parameters}
+    Returns
+    -------
+    torch.Tensor
+        o (B, H, Nq, Dv) in the dtype of q (half precision is computed in float32). An empty batch (B = 0
+        or H = 0) gives an empty output.
+
+    Raises
+    ------
+    ValueError
+        An unknown variant, a bad parameter value, inputs of the wrong shape.
+    OverflowError
+        Similarities that would overflow the working dtype (checked before computing).
+    TypeError
+        Parameters the variant does not take, or any for softmax.
+    MemoryBudgetError
+        A buffer larger than the memory budget (:func:`approxlab.set_memory_budget`).
+
+    Notes
+    -----
+    With features φ_q, φ_k of the kernel κ(q, k) = φ_q(x)·φ_k(y), x = q·√scale, y = k·√scale:
+
+        o_i = Σ_j φ_q(x_i)·φ_k(y_j) v_j / Σ_j φ_q(x_i)·φ_k(y_j) = φ_q(x_i) S / φ_q(x_i) z,
+
+    S = Σ_j φ_k(y_j) v_jᵀ (F × Dv) and z = Σ_j φ_k(y_j), prefix sums of them when causal (chunked). Cost
+    O(N·F·Dv) instead of the explicit form's O(N²·D).
+
+    References
+    ----------
+    A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast Autoregressive
+    Transformers with Linear Attention", ICML 2020.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k, v = (torch.randn(1, 2, 16, 8, dtype=torch.float64) for _ in range(3))
+    >>> out = approxlab.attention(q, k, v, "linear", causal=True)
+    >>> out.shape
+    torch.Size([1, 2, 16, 8])
+    >>> ref = approxlab.explicit_attention(q, k, v, "linear", causal=True)
+    >>> bool(torch.allclose(out, ref, atol=1e-12))
+    True
     """
     variant, chunk_size = _check_call(variant, params, chunk_size, backend)
     return _efficient(variant, lambda head_dim: build_kernel(variant, head_dim, **params), q, k, v, causal=causal,
@@ -164,6 +229,12 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
     """The efficient form for an already-built kernel, without input checks (what :func:`attention`
     and :class:`Attention` run after checking; what the benchmarks compile). ``log_scaled``: take the
     kernel's :meth:`~approxlab.core.protocol.KernelVariant.log_scaled_features` (inputs in the underflow range)."""
+    nq, nk = q.shape[-2], k.shape[-2]
+    if causal and nq < nk:  # queries at the last Nq positions: dummy queries before them, their rows dropped
+        q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
+        out = unchecked_kernel_attention(kernel, q, k, v, causal=True, scale=scale, chunk_size=chunk_size,
+                                         backend=backend, log_scaled=log_scaled)
+        return out[..., nk - nq:, :]
     work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
     own = getattr(kernel, "efficient", None)
@@ -181,7 +252,7 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
                           else (kernel.query_features, kernel.key_features))
     out = chunk.efficient_attention(
         scaled(query_map), scaled(key_map), q, k, v.to(work),
-        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        causal=causal, chunk_size=chunk_size, feature_width=kernel.feature_width(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )
     return out.to(q.dtype)
@@ -191,9 +262,48 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                       rows: slice | None = None, **params) -> torch.Tensor:
     """Explicit normalised weights a (B, H, Nq, Nk) of ``variant``, from its kernel's definition.
 
-    ``variant`` and ``**params`` as for :func:`approxlab.attention`. ``rows=slice(a, b)`` returns only
-    query rows a..b−1 (all keys, causal mask kept), so row metrics can be computed block by block
-    without N×N memory (:func:`attention_weight_blocks` does that for many blocks at once).
+    Parameters
+    ----------
+    q, k : torch.Tensor
+        Queries (B, H, Nq, D) and keys (B, H, Nk, D).
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only.
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    rows : slice or None
+        Only query rows a..b−1 of ``slice(a, b)`` (all keys, causal mask kept), so row metrics can be
+        computed block by block without N×N memory (:func:`attention_weight_blocks` does many at once).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+
+    Returns
+    -------
+    torch.Tensor
+        a (B, H, rows, Nk); each row sums to 1 (a row without kernel mass, e.g. relu's, is all zero).
+
+    Raises
+    ------
+    ValueError, TypeError, MemoryBudgetError
+        As :func:`attention`; TypeError for a ``rows`` that is not a contiguous slice.
+
+    Notes
+    -----
+    a_ij = κ(q_i, k_j) / Σ_l κ(q_i, k_l) over the allowed keys l, with κ from the kernel's closed form
+    (``kernel(x, y)``) where it has one, so it is an independent reference for :func:`attention`.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k = (torch.randn(1, 1, 5, 4, dtype=torch.float64) for _ in range(2))
+    >>> a = approxlab.attention_weights(q, k, "taylor", order=2, causal=True)
+    >>> bool(torch.allclose(a.sum(-1), torch.ones(1, 1, 5, dtype=torch.float64))), float(a[0, 0, 0, 1])
+    (True, 0.0)
     """
     return next(attention_weight_blocks(q, k, variant, [slice(None) if rows is None else rows], causal=causal,
                                         scale=scale, **params))
@@ -229,12 +339,12 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
     key_features = None
     by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
     if by_features:
-        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        size = k.shape[:-1].numel() * kernel.feature_width(q.shape[-1]) * torch.finfo(work).bits // 8
         if size <= budget.get_memory_budget() // 16:
             key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
         span = range(n)[rows]
-        offset = span.start if len(span) else 0
+        offset = (span.start if len(span) else 0) + (k.shape[-2] - n if causal else 0)  # Nq < Nk: bottom-right
         qb = q[..., rows, :]
         budget.require(3 * qb.shape[:-1].numel() * k.shape[-2] * torch.finfo(work).bits // 8,
                        f"the explicit form's weights (B·H·Nq·Nk = {qb.shape[:-1].numel() * k.shape[-2]:,} entries, "
@@ -268,7 +378,36 @@ def _checked_matrix(out, x, y, kernel, name):
 
 def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float | None = None,
                        **params) -> torch.Tensor:
-    """Reference output a @ v from the explicit weights (N×N memory); arguments as for :func:`attention`."""
+    """Reference output a @ v from the explicit weights (N×N memory).
+
+    Parameters
+    ----------
+    q, k, v, variant, causal, scale, **params
+        As for :func:`attention`.
+
+    Returns
+    -------
+    torch.Tensor
+        o (B, H, Nq, Dv) = :func:`attention_weights` @ v.
+
+    Raises
+    ------
+    ValueError, TypeError, MemoryBudgetError
+        As :func:`attention_weights`.
+
+    Notes
+    -----
+    o_i = Σ_j a_ij v_j with a_ij = κ(q_i, k_j) / Σ_l κ(q_i, k_l): the reference the efficient form is
+    tested against (in float64 they agree per row to 1e-10 · max(1, cond_i) · max‖v‖).
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k, v = (torch.randn(1, 1, 6, 4, dtype=torch.float64) for _ in range(3))
+    >>> exact = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    >>> bool(torch.allclose(approxlab.explicit_attention(q, k, v, "softmax"), exact))
+    True
+    """
     _check_causal(causal)
     check_qkv(q, k, v, causal=causal)
     weights = attention_weights(q, k, variant, causal=causal, scale=scale, **params)
@@ -292,15 +431,45 @@ def _rebuild_after_load(module, _incompatible_keys) -> None:
 class Attention(nn.Module):
     """Drop-in module: ``Attention("performer", num_features=128)(q, k, v)`` → (B, H, N, Dv).
 
-    ``variant``: a name, a kernel object or a KernelVariant subclass (see :mod:`approxlab.variants`).
-    Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
-    ``backend``, parameter names and values) and the kernel is built once: at construction when it
-    does not depend on the head dim, or when ``head_dim`` is given (or fixed by a ``projection``);
-    otherwise (performer, hla) once per head dim at the first call, after a check build at
-    construction. A tensor ``projection`` (performer) or ``projections`` (hla) is a registered
-    buffer: it is in ``state_dict`` and follows ``.to(device)``. Per-variant parameters:
+    Parameters
+    ----------
+    variant : str, kernel object or KernelVariant subclass, default "softmax"
+        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
+        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
+        (the protocol: :mod:`approxlab.core.protocol`).
+    causal : bool, default False
+        Query i sees keys 0..i only.
+    scale : float or None
+        The similarity is s = q·k · scale; None means 1/√D.
+    chunk_size, backend
+        As for :func:`attention`.
+    head_dim : int or None
+        Build the kernel now for this head dim (else at the first call, per head dim).
+    **params
+        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
+        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
+        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
 
-{parameters}
+    Raises
+    ------
+    ValueError, TypeError
+        Everything is checked at construction (variant, ``causal``, ``scale``, ``chunk_size``,
+        ``backend``, parameter names and values), with a check build of the kernel.
+
+    Notes
+    -----
+    The kernel is built once: at construction when it does not depend on the head dim, or when
+    ``head_dim`` is given (or fixed by a ``projection``); otherwise once per head dim at the first call.
+    A tensor ``projection`` (performer) or ``projections`` (hla) is a registered buffer: it is in
+    ``state_dict`` and follows ``.to(device)``. ``forward(q, k, v)`` is :func:`attention`.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> layer = approxlab.Attention("hla", factors=2, causal=True)
+    >>> q, k, v = (torch.randn(1, 2, 8, 4) for _ in range(3))
+    >>> layer(q, k, v).shape
+    torch.Size([1, 2, 8, 4])
     """
 
     _BUFFERS = ("projection", "projections")
@@ -371,13 +540,3 @@ class Attention(nn.Module):
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
         return f"{self.name!r}, causal={self.causal}{extra}"
-
-
-def _document_parameters() -> None:
-    """Fill the per-variant parameter list into the docstrings (from the variants' own signatures)."""
-    text = "\n".join("        " + line for line in parameters_doc().splitlines())
-    for obj in (attention, Attention):
-        obj.__doc__ = obj.__doc__.replace("{parameters}", text)
-
-
-_document_parameters()

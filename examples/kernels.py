@@ -42,7 +42,7 @@ class ExpMap(approxlab.KernelVariant):
         matrix = sum(torch.exp(x[..., :, None, d] + y[..., None, :, d]) for d in range(x.shape[-1]))
         return matrix, top
 
-    def num_features(self, head_dim):
+    def feature_width(self, head_dim):
         return head_dim
 
 

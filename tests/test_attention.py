@@ -205,8 +205,8 @@ def test_bad_parameters_are_refused(variant, params, exc, message):
 
 def test_bad_call_options_are_refused():
     t = _qkv()
-    with pytest.raises(ValueError, match="causal=True needs as many queries as keys"):
-        attention(t["q"][..., :5, :], t["k"], t["v"], "linear", causal=True)
+    with pytest.raises(ValueError, match="causal=True needs Nq ≤ Nk"):
+        attention(t["q"], t["k"][..., :5, :], t["v"][..., :5, :], "linear", causal=True)
     with pytest.raises(ValueError, match="scale must be a positive finite number"):
         attention(t["q"], t["k"], t["v"], "linear", scale=0.0)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):

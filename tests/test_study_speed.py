@@ -3,7 +3,6 @@ seconds ``approxlab figures`` records, and the shared work and cached cells of f
 
 from __future__ import annotations
 
-import sys
 import time
 import types
 
@@ -67,9 +66,8 @@ def fake_study(monkeypatch):
         ax.plot(df["x"])
         return fig
 
-    module.compute, module.draw = compute, draw
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(figures.FIGURES, "fake", module.__name__)
+    module.NAME, module.compute, module.draw = "fake", compute, draw
+    monkeypatch.setitem(figures.FIGURES, "fake", module)
     return "fake"
 
 

@@ -110,13 +110,16 @@ def test_hla_kronecker_features_give_the_product_of_factor_kernels():
 def test_feature_dimension_formula_matches_the_implementation(variant, params):
     formula = S.kernel_expression(variant, **params).features
     for dim in (1, 2, 5):
-        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).num_features(dim)
+        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).feature_width(dim)
 
 
 def test_signs_and_monotonicity():
     ke = S.kernel_expression
-    assert S.feature_sign(S.elu_plus_one) == "positive"
-    assert S.feature_sign(S.relu) == "non-negative"
+    from approxlab.variants.linear import elu_plus_one
+    from approxlab.variants.relu import relu
+
+    assert S.feature_sign(elu_plus_one) == "positive"
+    assert S.feature_sign(relu) == "non-negative"
     assert S.feature_sign(lambda t: t) == "sign-changing"
     assert (S.positivity(ke("softmax")), S.monotonicity(ke("softmax"))) == ("positive", "increasing")
     assert (S.positivity(ke("taylor", order=2)), S.monotonicity(ke("taylor", order=2))) == ("positive", "not monotone")
@@ -218,6 +221,8 @@ def test_latex_rendering_and_table_export():
     latex = S.bridge_tv()._repr_latex_()
     assert latex.startswith("$$\\begin{aligned}") and "\\tanh" in latex and "holds" in latex
     assert "\\kappa" in S.kernel_expression("taylor", order=2)._repr_latex_()
+    assert sp.latex(S.kernel_expression("taylor", order=2)) == r"\frac{s^{2}}{2} + s + 1"  # κ itself
+    assert sp.sympify(S.kernel_expression("taylor", order=1)) == s_sym + 1
     df = S.derivation_table([("softmax", {}), ("linear", {}), ("taylor", {"order": 2})])
     assert list(df["numerator_degree"].astype(object).where(df["numerator_degree"].notna(), None)) == [None, 1, 2]
     tex = S.to_latex(df)

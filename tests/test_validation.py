@@ -200,14 +200,12 @@ def test_study_runs_end_to_end_and_redraws_from_csv(tmp_path, monkeypatch):
     assert "0 beyond fp floor" in fig.axes[6].get_title()
 
 
-def test_driver_refuses_unknown_or_missing_device(capsys):
-    with pytest.raises(SystemExit):
-        study.main(["--device", "tpu"])
-    assert "--device" in capsys.readouterr().err
+def test_runner_refuses_unknown_or_missing_device(tmp_path):
+    with pytest.raises(ValueError, match="device"):
+        figures.make("gpu_validation", "quick", tmp_path, device="tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit):
-            study.main(["--device", "cuda"])
-        assert "no CUDA" in capsys.readouterr().err
+        with pytest.raises(ValueError, match="no CUDA"):
+            figures.make("gpu_validation", "quick", tmp_path, device="cuda")
 
 
 def test_bound_is_tanh_half_delta_of_each_row():

@@ -16,19 +16,26 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.checks import check_choice, check_int, check_tensor
+from ..core.masked import MaskPlan, masked_weights
+from ..core.protocol import KernelVariant
 from ..api import attention_weights
 from .metrics import row_tv
+from ..variants.linear import elu_feature
 
 LEARNED = ("hedgehog", "t2r")
 
 
 def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feature_dim: Optional[int] = None,
             steps: int = 300, lr: float = 0.02, init_noise: float = 0.1, seed: int = 0, causal: bool = False,
-            progress: bool = False) -> Dict[str, object]:
+            progress: bool = False, window: Optional[int] = None) -> Dict[str, object]:
     """Fit ``variant``'s (W, b) on queries/keys (1, 1, N, D) of one head; returns {"weight", "bias", "loss"}.
 
     ``feature_dim`` F (default D); W starts at the first F columns of I (padded with zeros) plus
     ``init_noise``·N(0, 1/D) from ``seed``. ``loss`` is the per-step history.
+    ``window``: fit the map as the outside part of a window hybrid (:mod:`approxlab.variants.window`: exact
+    exp(s) on the ``window`` nearest keys), its window weight γ with it (log γ from 0, returned as
+    ``"window_weight"``, a tensor (1,) for ``attention(..., "window", window_weight=...)``): the LoLCATs
+    conversion, here on the same cross-entropy as the pure map.
     """
     check_choice(variant, "variant", set(LEARNED))
     check_tensor(q, "q")
@@ -46,19 +53,201 @@ def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feat
     bias = torch.zeros(f, dtype=torch.float64, requires_grad=True)
     q, k = q.double(), k.double()
     target = attention_weights(q, k, "softmax", causal=causal)
-    opt = torch.optim.Adam([weight, bias], lr=lr)
+    log_gamma = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    if window is not None:
+        window = check_int(window, "window", minimum=0)
+    opt = torch.optim.Adam([weight, bias] + ([log_gamma] if window is not None else []), lr=lr)
     history = []
     for _ in tqdm(range(steps), desc=f"distill {variant}", disable=not progress, leave=False):
         opt.zero_grad()
-        approx = attention_weights(q, k, variant, causal=causal, weight=weight, bias=bias)
+        if window is None:
+            approx = attention_weights(q, k, variant, causal=causal, weight=weight, bias=bias)
+        else:
+            approx = attention_weights(q, k, "window", causal=causal, window=window, kernel=variant,
+                                       kernel_params=dict(weight=weight, bias=bias), window_weight=log_gamma.exp())
         loss = -(target * torch.log(approx.clamp_min(1e-30))).sum(-1).mean()
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
-    return {"weight": weight.detach().clone(), "bias": bias.detach().clone(), "loss": history}
+    fitted = {"weight": weight.detach().clone(), "bias": bias.detach().clone(), "loss": history}
+    if window is not None:
+        fitted["window_weight"] = log_gamma.detach().exp()
+    return fitted
 
 
 def mean_row_tv(q: torch.Tensor, k: torch.Tensor, variant: str, *, causal: bool = False, **params) -> float:
     """Mean row TV of ``variant`` against softmax on (1, 1, N, D) inputs."""
     ref = attention_weights(q, k, "softmax", causal=causal).double()
     return float(row_tv(ref, attention_weights(q, k, variant, causal=causal, **params).double()).mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# layer-wise distillation: every head of a layer at once, attention transfer on weights and outputs
+# ----------------------------------------------------------------------------------------------
+#: the per-head maps :func:`distill_layer` fits: Hedgehog's exp(±(xW + b)), a learned ELU linear map
+#: elu(xW + b) + 1 (degree 1, the linear-attention baseline at any state size), and HLA's Hadamard product
+#: Π_r (elu(xW_r) + 1) of p factors (degree p)
+HEADWISE = ("hedgehog", "linear", "hla")
+
+
+class HeadwiseMap(KernelVariant):
+    """A learned feature map with its own parameters per head; inputs (B, H, N, D) with H = the heads.
+
+    Parameters
+    ----------
+    kind : {"hedgehog", "linear", "hla"}
+        ``hedgehog``: φ(x) = [exp(xW + b), exp(−xW − b)] (2F features; the paper's exponential, carried
+        as (f ≤ 1, log scale) like FAVOR+); ``linear``: φ(x) = elu(xW + b) + 1 (F features);
+        ``hla``: φ(x) = ⊗_r (elu(xW_r) + 1), the Kronecker product of p factors (F^p features), so
+        κ = Π_r φ_r(x)·φ_r(y) (Hadamard linear attention, the reconstruction of :mod:`approxlab.variants.hla`).
+    weight : torch.Tensor
+        (H, D, F) for hedgehog / linear, (p, H, D, F) for hla.
+    bias : torch.Tensor, optional
+        (H, F) for hedgehog / linear (None: zero); hla takes none.
+
+    Notes
+    -----
+    Fitted parameters are data of the kernel, fixed before any pass, so the causal forms cannot leak.
+    """
+
+    def __init__(self, kind: str, weight: torch.Tensor, bias: Optional[torch.Tensor] = None):
+        self.kind = check_choice(kind, "kind", set(HEADWISE))
+        self.name = f"{kind}-distilled"
+        expected = 4 if kind == "hla" else 3
+        if not isinstance(weight, torch.Tensor) or weight.ndim != expected:
+            raise ValueError(f"weight of a {kind} map must have {expected} dimensions, got "
+                             f"{getattr(weight, 'shape', weight)!r}")
+        if kind == "hla" and bias is not None:
+            raise ValueError("an hla map takes no bias")
+        if bias is None and kind != "hla":
+            bias = torch.zeros(weight.shape[0], weight.shape[-1], dtype=weight.dtype)
+        self.weight, self.bias = weight, bias
+
+    @property
+    def heads(self) -> int:
+        return self.weight.shape[-3]
+
+    def _linear(self, x, weight, bias=None):
+        if x.ndim < 3 or x.shape[-3] != weight.shape[0]:
+            raise ValueError(f"this map was fitted for {weight.shape[0]} heads; inputs (…, H, N, D) have shape "
+                             f"{tuple(x.shape)}")
+        out = x @ weight.to(device=x.device, dtype=x.dtype)
+        return out if bias is None else out + bias.to(device=x.device, dtype=x.dtype)[:, None, :]
+
+    def features(self, x):
+        if self.kind == "hedgehog":
+            u = self._linear(x, self.weight, self.bias)
+            logits = torch.cat([u, -u], dim=-1)
+            top = logits.amax(-1)
+            return torch.exp(logits - top[..., None]), top
+        if self.kind == "linear":
+            return elu_feature(self._linear(x, self.weight, self.bias)), None
+        out = None
+        for w in self.weight:
+            f = elu_feature(self._linear(x, w))
+            out = f if out is None else (out.unsqueeze(-1) * f.unsqueeze(-2)).flatten(-2)
+        return out, None
+
+    def kernel(self, x, y):
+        if self.kind != "hla":
+            return super().kernel(x, y)
+        out = None
+        for w in self.weight:  # the Hadamard product of the factor kernels (the definition)
+            factor = elu_feature(self._linear(x, w)) @ elu_feature(self._linear(y, w)).transpose(-1, -2)
+            out = factor if out is None else out * factor
+        return out, None
+
+    def feature_width(self, head_dim: int) -> int:
+        f = self.weight.shape[-1]
+        return 2 * f if self.kind == "hedgehog" else f if self.kind == "linear" else f ** self.weight.shape[0]
+
+
+def _initial(kind: str, heads: int, d: int, f: int, factors: int, noise: float, gen) -> list:
+    """Starting parameters: the first F columns of I (repeated when F > D) plus noise·N(0, 1/D)."""
+    def block():
+        eye = torch.eye(d, dtype=torch.float32).repeat(1, -(-f // d))[:, :f]
+        return eye + noise * torch.randn(heads, d, f, generator=gen) / math.sqrt(d)
+
+    if kind == "hla":
+        # factor r starts on its own slice of coordinates, so the product is not one factor squared
+        weights = []
+        for r in range(factors):
+            eye = torch.eye(d, dtype=torch.float32).roll(-r * f, dims=1).repeat(1, -(-f // d))[:, :f]
+            weights.append(eye + noise * torch.randn(heads, d, f, generator=gen) / math.sqrt(d))
+        return [torch.stack(weights).requires_grad_(True)]
+    return [block().requires_grad_(True), torch.zeros(heads, f).requires_grad_(True)]
+
+
+def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str = "hedgehog", *,
+                  feature_dim: int = 32, factors: int = 2, scale: Optional[float] = None, steps: int = 200,
+                  lr: float = 0.01, output_weight: float = 1.0, init_noise: float = 0.1, seed: int = 0,
+                  causal: bool = False) -> Dict[str, object]:
+    """Fit a :class:`HeadwiseMap` to every head of one layer at once (attention transfer).
+
+    Parameters
+    ----------
+    q, k, v : torch.Tensor
+        (B, H, N, D), (B, H, N, D), (B, H, N, Dv): the layer's softmax inputs on the fit texts.
+    kind : {"hedgehog", "linear", "hla"}
+    feature_dim : int
+        F: columns of each W (the state is 2F for hedgehog, F for linear, F^p for hla).
+    factors : int
+        p, for hla.
+    scale : float, optional
+        Similarity scale (default 1/√D).
+    steps, lr : int, float
+        Adam, full batch.
+    output_weight : float
+        λ in the loss below.
+    init_noise, seed : float, int
+        W starts at the first F columns of I plus init_noise·N(0, 1/D) (seeded); b = 0.
+    causal : bool
+
+    Returns
+    -------
+    dict
+        ``kernel`` (the fitted :class:`HeadwiseMap`, parameters detached) and ``loss`` (per step).
+
+    Notes
+    -----
+    loss = mean_i CE(a_i, â_i) + λ · mean_i ‖ô_i − o_i‖² / mean_j ‖v_j‖², with a the softmax weights, â the
+    map's (its explicit form), o = a v: Hedgehog's softmax-mimicry cross-entropy (Zhang et al. 2024) plus
+    the output MSE that LoLCATs' attention transfer minimises (Zhang et al. 2024, stage 1), on the teacher's
+    own q, k, v (layer by layer, no end-to-end pass). Computed in float32.
+
+    References
+    ----------
+    M. Zhang, K. Bhatia, H. Kumbong, C. Ré, "The Hedgehog & the Porcupine", ICLR 2024 (arXiv 2402.04347).
+    M. Zhang et al., "LoLCATs: On Low-Rank Linearizing of Large Language Models", arXiv 2410.10254.
+    """
+    check_choice(kind, "kind", set(HEADWISE))
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(x, name)
+    steps = check_int(steps, "steps", minimum=1)
+    f = check_int(feature_dim, "feature_dim", minimum=1)
+    p = check_int(factors, "factors", minimum=1)
+    heads, d = q.shape[1], q.shape[-1]
+    scale = d ** -0.5 if scale is None else float(scale)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    params = _initial(kind, heads, d, f, p, init_noise, gen)
+    q, k, v = q.float(), k.float(), v.float()
+    plan = MaskPlan(causal=causal)
+    target = masked_weights(None, q, k, scale=scale, plan=plan)
+    out_ref = target @ v
+    v_scale = v.pow(2).sum(-1).mean()
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def make(ps):
+        return HeadwiseMap(kind, ps[0], None if kind == "hla" else ps[1])
+
+    history = []
+    for _ in range(steps):
+        opt.zero_grad()
+        approx = masked_weights(make(params), q, k, scale=scale, plan=plan)
+        cross_entropy = -(target * torch.log(approx.clamp_min(1e-30))).sum(-1).mean()
+        mse = ((approx @ v - out_ref).pow(2).sum(-1).mean()) / v_scale
+        loss = cross_entropy + output_weight * mse
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return {"kernel": make([t.detach().clone() for t in params]), "loss": history}

@@ -53,7 +53,9 @@ from typing import Optional
 import torch
 
 from ..core import chunk as engine
-from ..core.masked import MaskPlan, RecurrentState, feature_maps, masked_attention, masked_weights, padded_keys
+from ..core.masked import (
+    MaskPlan, RecurrentState, _allowed_log_weights, feature_maps, masked_attention, masked_weights, padded_keys,
+)
 from ..core.naive import causal_mask
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name, needs_head_dim
 from ..variants.cosformer import cosformer_angles
@@ -239,7 +241,8 @@ def attend(module, query, key, value, attention_mask, *, variant, scaling=None, 
     else:
         weights = None
         out = None
-        if swap is not None and swap.decoding == "recurrent" and plan.causal:
+        if (swap is not None and swap.decoding == "recurrent" and plan.causal
+                and not callable(getattr(kernel, "efficient", None))):
             out = _recurrent(swap, module, kernel, q, k, v, key, scale, plan)
         if out is None:
             out = masked_attention(kernel, q, k, v, scale=scale, causal=plan.causal, key_padding=plan.key_padding)
@@ -558,5 +561,165 @@ def softmax_of(record: dict) -> torch.Tensor:
     return masked_weights(None, q, k, scale=record["scaling"], plan=plan)
 
 
-__all__ = ["_configs", "attention_implementation", "swapped", "capture_qkv", "attention_modules", "read_mask", "MaskPlan",
+# ----------------------------------------------------------------------------------------------
+# measuring a swap: per layer and end to end
+# ----------------------------------------------------------------------------------------------
+def _kernel_of(variant, head_dim: int, params: dict):
+    return None if is_softmax(variant) else build_kernel(variant, head_dim, **params)
+
+
+def layer_metrics(record: dict, variant, **params) -> dict:
+    """How ``variant`` does on one captured attention call (a :func:`capture_qkv` record), row by row.
+
+    Parameters
+    ----------
+    record : dict
+        One record of :func:`capture_qkv`: the layer's softmax inputs and mask.
+    variant : str, kernel object or KernelVariant subclass
+    **params
+        The variant's parameters.
+
+    Returns
+    -------
+    dict
+        Means over the rows of real (unpadded) queries, all heads and batch items: ``tv`` (TV of the row's
+        weights from softmax), ``output_error`` (‖o − o_softmax‖ / rms_j ‖v_j‖), ``delta`` (median row δ over
+        rows where it is finite), ``bound`` (mean tanh(δ/2), 1 where δ = ∞), ``bound_holds`` (share of the rows
+        with finite δ where TV ≤ tanh(δ/2) + 1e-9: 1 by the bridge theorem; NaN when no row has one),
+        ``finite_delta`` (share of rows with κ > 0 on every allowed key), ``entropy`` (softmax row entropy / log of the allowed keys), ``sum_sq`` (the
+        attention-weighted ‖x + y‖², x = q·√scaling, y = k·√scaling: what FAVOR+'s variance grows with) and
+        ``rows``.
+
+    Notes
+    -----
+    Computed in float64 from the explicit forms under the record's mask, with the kernel the swapped
+    layer would run (positions appended for positional kernels, as :func:`swapped` does). δ_i = ½(max_j g_ij −
+    min_j g_ij) over the allowed keys, g = log κ − s (:func:`approxlab.analysis.theory.row_log_error`);
+    the bridge: TV_i ≤ tanh(δ_i/2).
+    """
+    from .metrics import row_entropy, row_tv
+    from .theory import row_log_error, tv_bound
+
+    query = record["query"].double()
+    heads = query.shape[1]
+    key, value = _repeat_kv(record["key"], heads).double(), _repeat_kv(record["value"], heads).double()
+    plan = record["plan"]
+    if plan.keys is not None:
+        key, value = key[..., :plan.keys, :], value[..., :plan.keys, :]
+    scale = record["scaling"]
+    nq, nk = query.shape[-2], key.shape[-2]
+    ref = masked_weights(None, query, key, scale=scale, plan=plan)
+    variant = check_variant(variant)
+    check_params(variant, params)
+    q_in, k_in = query, key
+    if not is_softmax(variant) and _positional(variant):
+        q_in, k_in = _with_positions(record["module"], query, key)
+    kernel = _kernel_of(variant, q_in.shape[-1], params)
+    approx = ref if kernel is None else masked_weights(kernel, q_in, k_in, scale=scale, plan=plan)
+    tv = row_tv(ref, approx)
+    scale_v = value.pow(2).sum(-1).mean(-1, keepdim=True).sqrt()
+    out_err = ((approx - ref) @ value).norm(dim=-1) / scale_v
+    bias = _allowed_log_weights(plan, query.shape[:2], nq, nk, query.device)
+    allowed = torch.ones(nq, nk, dtype=torch.bool) if bias is None else torch.isfinite(bias).expand(ref.shape)
+    logits = (query @ key.transpose(-1, -2)) * scale
+    if kernel is None:
+        delta = torch.zeros_like(tv)
+    else:
+        root = math.sqrt(scale)
+        matrix, col = kernel.kernel(q_in * root, k_in * root)
+        log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(matrix.dtype).tiny).log(),
+                                 torch.full_like(matrix, -math.inf))
+        if col is not None:
+            log_kernel = log_kernel + col[..., None, :]
+        delta = row_log_error(log_kernel, logits, allowed.expand(logits.shape))
+    bound = tv_bound(delta.clamp_max(1e6)).where(torch.isfinite(delta), torch.ones_like(delta))
+    x2, y2 = (query * query).sum(-1) * scale, (key * key).sum(-1) * scale
+    sum_sq = (ref * (x2[..., None] + y2[..., None, :] + 2 * logits)).sum(-1)
+    count = allowed.expand(ref.shape).sum(-1).clamp_min(2)
+    entropy = row_entropy(ref) / count.double().log()
+    real = torch.ones(tv.shape, dtype=torch.bool)
+    if plan.key_padding is not None:  # padded query positions are not rows of the text
+        real = plan.key_padding[:, None, nk - nq:].expand(tv.shape)
+    finite = torch.isfinite(delta) & real
+    return dict(tv=float(tv[real].mean()), output_error=float(out_err[real].mean()),
+                delta=float(delta[finite].median()) if bool(finite.any()) else math.inf,
+                bound=float(bound[real].mean()),
+                bound_holds=float((tv <= bound + 1e-9)[finite].double().mean()) if bool(finite.any()) else math.nan,
+                finite_delta=float(finite.sum()) / max(1, int(real.sum())), entropy=float(entropy[real].mean()),
+                sum_sq=float(sum_sq[real].mean()), rows=int(real.sum()))
+
+
+def _final_hidden(model, inputs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+    hidden = getattr(out, "last_hidden_state", None)
+    return hidden if hidden is not None else out.hidden_states[-1]
+
+
+def end_to_end(reference: torch.Tensor, changed: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    """How far the swapped model's final hidden states (B, N, d) moved from the reference: ``token_cosine``
+    (mean cosine per real token), ``embedding_cosine`` (mean over texts of the cosine of the mean-pooled
+    states: a sentence-transformers embedding), ``relative_change`` (‖Δ‖ / ‖ref‖ over real tokens)."""
+    ref, new = reference.double(), changed.double()
+    keep = torch.ones(ref.shape[:2], dtype=torch.bool) if mask is None else mask.bool()
+    weights = keep[..., None].double()
+    pooled_ref = (ref * weights).sum(1) / weights.sum(1)
+    pooled_new = (new * weights).sum(1) / weights.sum(1)
+    cos = torch.nn.functional.cosine_similarity
+    return dict(token_cosine=float(cos(ref[keep], new[keep], dim=-1).mean()),
+                embedding_cosine=float(cos(pooled_ref, pooled_new, dim=-1).mean()),
+                relative_change=float((new - ref)[keep].norm() / ref[keep].norm()))
+
+
+def report(model, inputs: dict, variants=("linear", "performer"), *, layers=None, alone: bool = False):
+    """The per-layer table of each variant swapped into ``model``, and the end-to-end change, as a DataFrame.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    inputs : dict
+        The model's inputs (e.g. a tokenizer's output: ``input_ids``, ``attention_mask``).
+    variants : sequence
+        Each a name, a kernel object, or a (name, params) pair, e.g. ``("performer", {"num_features": 256})``.
+    layers : sequence of int, optional
+        The layers to measure and swap (default all).
+    alone : bool
+        Also run the model with each layer swapped alone (one forward pass per layer and variant).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (variant, layer) with :func:`layer_metrics`'s columns, ``scope`` = "layer" (and the
+        end-to-end columns of that layer swapped alone, when ``alone``), plus one row per variant with
+        ``scope`` = "model" (every listed layer swapped) and :func:`end_to_end`'s columns.
+
+    Examples
+    --------
+    >>> df = report(model, tokenizer(texts, padding=True, return_tensors="pt"),        # doctest: +SKIP
+    ...             variants=["linear", ("performer", {"num_features": 256})])
+    """
+    import pandas as pd
+
+    modules = _check_model(model)
+    chosen = list(range(len(modules))) if layers is None else [modules.index(m) for m in _select(modules, layers)]
+    records = [r for r in capture_qkv(model, **inputs) if r["layer"] in chosen]
+    mask = inputs.get("attention_mask")
+    reference = _final_hidden(model, inputs)
+    rows = []
+    for item in variants:
+        variant, params = (item if isinstance(item, tuple) else (item, {}))
+        label = kernel_name(variant) + "".join(f" {k}={v}" for k, v in params.items() if not isinstance(v, torch.Tensor))
+        for record in records:
+            row = dict(variant=label, scope="layer", layer=record["layer"], **layer_metrics(record, variant, **params))
+            if alone:
+                with swapped(model, variant, layers=[record["layer"]], **params):
+                    row.update(end_to_end(reference, _final_hidden(model, inputs), mask))
+            rows.append(row)
+        with swapped(model, variant, layers=chosen, **params):
+            rows.append(dict(variant=label, scope="model", layer=-1,
+                             **end_to_end(reference, _final_hidden(model, inputs), mask)))
+    return pd.DataFrame(rows)
+
+
+__all__ = ["layer_metrics", "end_to_end", "report", "attention_implementation", "swapped", "capture_qkv", "attention_modules", "read_mask", "MaskPlan",
            "masked_attention", "masked_weights", "RecurrentState", "softmax_of", "attend", "DECODING"]

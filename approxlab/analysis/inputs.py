@@ -1,6 +1,9 @@
-"""Seeded iid N(0, 1) q, k, v: the inputs the benchmarks and the numerical studies draw."""
+"""Seeded inputs the benchmarks and the numerical studies draw: iid N(0, 1) q, k, v, and q, k whose
+similarities fill a range [−R, R]."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -16,3 +19,12 @@ def gaussian_qkv(batch: int, heads: int, n: int, head_dim: int, *, seed: int = 0
     shape = (batch, heads, n, head_dim)
     dtype = draw_dtype if dtype is None else dtype
     return tuple(torch.randn(shape, generator=gen, dtype=draw_dtype).to(device=device, dtype=dtype) for _ in range(3))
+
+
+def range_filling_qkv(R: float, n: int, seed: int, head_dim: int = 4, heads: int = 4):
+    """q, k, v (1, heads, n, head_dim) float64 with q, k of norm √(R·√D) and random directions, so that
+    s = q·k/√D = R cos θ fills [−R, R]; v iid N(0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(1, heads, n, head_dim, generator=gen, dtype=torch.float64) for _ in range(3))
+    rho = math.sqrt(R * math.sqrt(head_dim))
+    return q / q.norm(dim=-1, keepdim=True) * rho, k / k.norm(dim=-1, keepdim=True) * rho, v

@@ -121,7 +121,15 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     names = [kernel_name(v) for v in chosen]
     if len(set(names)) != len(names):
         raise ValueError(f"variants must have distinct names, got {names}")
+    if not names:
+        raise ValueError("variants must name at least one variant, got an empty list")
     params = params or {}
+    if not isinstance(params, dict) or set(params) - set(names):
+        raise ValueError(f"params must be a dict keyed by the variants' names {names}, got keys "
+                         f"{sorted(params) if isinstance(params, dict) else params!r}")
+    for label, value in (("block", block), ("max_rows", max_rows)):
+        if value is not None:
+            check_int(value, label, minimum=1)
     parts = {name: {"tv": [], "kl": []} for name in names}
     entropy = []
     nq = q.shape[-2]

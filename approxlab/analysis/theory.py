@@ -29,7 +29,7 @@ import math
 
 import torch
 
-from ..core import chunk, naive
+from ..core import budget, chunk, naive
 from ..core.checks import check_int, check_qkv, resolve_scale
 from ..api import attention_weights
 from .metrics import row_tv
@@ -39,6 +39,8 @@ from ..variants import build_kernel, check_variant, inputs_for
 def tv_bound(delta):
     """tanh(δ/2): the largest row TV from softmax of any kernel with log-uniform error δ on the row."""
     if isinstance(delta, torch.Tensor):
+        if bool((delta < 0).any()):  # NaN (an undefined row δ) passes through as NaN
+            raise ValueError("delta must be non-negative (a log-uniform error); got a negative entry")
         return torch.tanh(delta / 2)
     if isinstance(delta, (int, float)) and not isinstance(delta, bool):
         if math.isnan(delta) or delta < 0:
@@ -46,7 +48,10 @@ def tv_bound(delta):
         return math.tanh(delta / 2)
     import numpy as np
 
-    return np.tanh(np.asarray(delta, dtype=float) / 2)
+    delta = np.asarray(delta, dtype=float)
+    if np.any(delta < 0):  # NaN passes through as NaN
+        raise ValueError("delta must be non-negative (a log-uniform error); got a negative entry")
+    return np.tanh(delta / 2)
 
 
 def value_diameter(v: torch.Tensor, *, causal: bool = False, block_rows: int = 1024) -> torch.Tensor:
@@ -93,11 +98,19 @@ def _log_kernel(q, k, variant, causal, scale, params):
     check_qkv(q, k, None, causal=causal)
     scale = resolve_scale(scale, q.shape[-1])
     work = chunk.compute_dtype(q.dtype)
+    entries = q.shape[:-1].numel() * k.shape[-2]
+    budget.require(4 * entries * torch.finfo(work).bits // 8,
+                   f"the row δ's N×N matrices (logits, kernel, its log and the error: B·H·Nq·Nk = {entries:,} entries "
+                   "each; evaluate rows in blocks of q)")
     q, k = q.to(work), k.to(work)
     logits = (q @ k.transpose(-1, -2)) * scale
     root = math.sqrt(scale)
     xq, xk = inputs_for(variant, q, k)  # cosFormer: positions appended (the logits stay those of q, k)
-    matrix, col_log_scale = build_kernel(variant, xq.shape[-1], **params).kernel(xq * root, xk * root)
+    kernel = build_kernel(variant, xq.shape[-1], **params)
+    if callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids, shrinkage: (K, per-row log scale)
+        matrix, col_log_scale = kernel.explicit_kernel(xq * root, xk * root, causal=causal)[0], None
+    else:
+        matrix, col_log_scale = kernel.kernel(xq * root, xk * root)
     with torch.no_grad():
         log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(work).tiny).log(),
                                  torch.full_like(matrix, -math.inf))

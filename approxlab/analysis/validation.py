@@ -34,7 +34,7 @@ from ..api import attention, attention_weights
 from ..core.naive import causal_mask
 from .metrics import row_tv, value_scale
 from .theory import row_log_error, tv_bound, value_diameter
-from ..variants import VARIANTS, build_kernel
+from ..variants import VARIANTS, build_kernel, is_softmax
 
 #: dtype names accepted by :func:`validate`, in the order reported
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -61,13 +61,16 @@ def log_uniform_delta(weights: torch.Tensor, s: torch.Tensor, mask: torch.Tensor
 
     Equals min_c max_j |log κ_ij − s_ij − c| (the per-row normalisation is such a c). A zero weight on
     an allowed key gives δ = inf (bound 1, still valid); a negative one (a signed kernel, e.g. an odd
-    polynomial off its range) gives NaN: the bridge does not apply to that row. Shape (…, Nq).
+    polynomial off its range) gives NaN: the bridge does not apply to that row. Nor does it to a row
+    with no kernel mass at all (every weight 0, e.g. relu-type features at a causal row's first keys),
+    which is not a distribution and whose output the efficient form sets to 0: NaN too. Shape (…, Nq).
     """
     invalid = (weights < 0) | torch.isnan(weights)
     if mask is not None:
         invalid = invalid & mask
+    massless = (weights == 0).all(-1)
     delta = row_log_error(torch.log(weights.clamp_min(0)), s, mask)
-    return delta.masked_fill(invalid.any(-1), math.nan)
+    return delta.masked_fill(invalid.any(-1) | massless, math.nan)
 
 
 def _nonfinite(x: torch.Tensor) -> int:
@@ -77,15 +80,10 @@ def _nonfinite(x: torch.Tensor) -> int:
 def _fixed_params(variant: str, head_dim: int, params: dict | None) -> dict:
     """The same kernel with its random matrices built once (they are rebuilt on every call otherwise)."""
     params = dict(params or {})
-    if variant == "softmax":
+    if is_softmax(variant):
         return params
-    kernel = build_kernel(variant, head_dim, **params)
-    if variant == "performer":
-        return dict(projection=kernel.projection, kind=kernel.kind)
-    if variant == "hla" and isinstance(params.get("projections"), str):
-        params["projections"] = kernel.projections
-        params.pop("seed", None)
-    return params
+    fixed = getattr(build_kernel(variant, head_dim, **params), "fixed_params", None)
+    return fixed(params) if callable(fixed) else params
 
 
 def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), scale: float | None = None,
@@ -147,7 +145,8 @@ def row_errors(q, k, v, variant: str, *, causal: bool, dtypes=tuple(DTYPES), sca
             d["tv_approx"].append(tv_approx)
             d["tv_fp"].append(row_tv(a_t, a64))
     delta = torch.cat(deltas, -1)
-    bound = tv_bound(delta)
+    signed = torch.isnan(delta)  # a signed kernel's row: the bridge does not apply, its bound is NaN
+    bound = tv_bound(delta.masked_fill(signed, 0.0)).masked_fill(signed, math.nan)
     diam = value_diameter(v, causal=causal, block_rows=block) / v_rms
     result = {}
     for t in names:

@@ -85,6 +85,8 @@ def log_uniform_error(f: Callable, R: float | None = None, *, interval=None, poi
     sampled on the grid and the smallest sample polished by a bounded minimisation.
     """
     lo, hi = _check_range(R, interval)
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an integer >= 2 (the grid δ is measured on), got {points!r}")
     s = chebyshev_grid(lo, hi, points)
     fs = np.asarray(f(s), dtype=float)
     if fs.shape != s.shape:
@@ -213,7 +215,7 @@ def _make_map(interval, length) -> IntervalMap:
 # the minimax solver
 # ------------------------------------------------------------------------------------------------
 @dataclass
-class Minimax:
+class BestApproximation:
     """Best approximation r of f in the weighted uniform norm, r given as a function of t ∈ [−1, 1]."""
 
     approximant: Callable  # r(t)
@@ -228,6 +230,21 @@ class Minimax:
 
     def __call__(self, x):
         return self.approximant(self.map.t(x))
+
+    @property
+    def delta(self) -> float:
+        """The log-uniform error δ = atanh(ε) of a relative-error fit (``kind == "relative"``; ε capped below
+        1): rescaled, the best relative approximation of f is also the best in max |log r − log f|."""
+        if self.kind != "relative":
+            raise ValueError(f"delta = atanh(error) holds for a relative-error fit, this one is {self.kind!r}")
+        return math.atanh(min(self.error, 1 - 1e-16))
+
+    @property
+    def delta_lower(self) -> float:
+        """atanh of the de la Vallée Poussin lower bound (nan without one): δ* ≥ delta_lower."""
+        if self.kind != "relative":
+            raise ValueError(f"delta = atanh(error) holds for a relative-error fit, this one is {self.kind!r}")
+        return math.atanh(self.lower) if np.isfinite(self.lower) else math.nan
 
     def power_coefficients(self) -> np.ndarray:
         """Monomial coefficients in x of a polynomial approximant on a finite interval."""
@@ -404,7 +421,7 @@ def _sign_change_nodes(t, e, count):
 
 def minimax(f: Callable, interval, m: int, n: int = 0, *, error: str = "absolute", weight: Optional[Callable] = None,
             points: int = 400, fine_points: int = 20001, rounds: int = 6, maxiter: int = 60, length: float = 1.0,
-            tol: float = 1e-6, polish: bool = True) -> Minimax:
+            tol: float = 1e-6, polish: bool = True) -> BestApproximation:
     """Best type-(m, n) approximation of f on ``interval``: min_r max_x w(x) |f(x) − r(x)|.
 
     ``error``: "absolute" (weight w, default 1) or "relative" (w = 1/|f|). ``interval`` may have one
@@ -422,6 +439,11 @@ def minimax(f: Callable, interval, m: int, n: int = 0, *, error: str = "absolute
         raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     if error == "relative" and weight is not None:
         raise ValueError("weight is implied by error='relative'; pass one or the other")
+    from .budget import require_work
+
+    # each exchange round solves an LP over the grid with m + n + 1 unknowns (dense simplex: ~ grid·(m+n+1)²)
+    require_work(10.0 * rounds * max(points, 4 * (m + n + 2)) * (m + n + 1) ** 2 + 2.0 * fine_points * (m + n + 1),
+                 f"minimax type ({m}, {n}) on {points} points, {rounds} rounds")
     mapping = _make_map(interval, length)
     if not mapping.finite and m != n:
         raise ValueError(f"on an infinite interval the type must be (n, n), got ({m}, {n})")
@@ -460,7 +482,7 @@ def minimax(f: Callable, interval, m: int, n: int = 0, *, error: str = "absolute
         except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
             pass
     lower = alternation_lower_bound(curve, m + n + 2)
-    return Minimax(best, mapping, (m, n), fine_error, lower, error, method, num / den[0] if n == 0 else None)
+    return BestApproximation(best, mapping, (m, n), fine_error, lower, error, method, num / den[0] if n == 0 else None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -471,9 +493,11 @@ def _exp(x):
 
 
 @lru_cache(maxsize=None)
-def best_exp(degree: int, R: float, rational: bool = False) -> Minimax:
-    """Best degree-p polynomial (or type (p, p) rational) for exp on [−R, R] in relative error;
-    rescaled it is also optimal in log error: δ* = atanh(ε*). Cached."""
+def best_exp(degree: int, R: float, rational: bool = False) -> BestApproximation:
+    """Best degree-p polynomial (or type (p, p) rational) for exp on [−R, R] in relative error. Cached.
+
+    Returns a :class:`BestApproximation` whose ``error`` is the relative error ε* and whose ``delta`` is the
+    log-uniform error δ* = atanh(ε*) the bridge speaks of (rescaled, the fit is also optimal in log error)."""
     n = degree if rational else 0
     return minimax(_exp, (-R, R), degree, n, error="relative")
 

@@ -20,6 +20,8 @@ def check_tensor(x: torch.Tensor, name: str, *, ndim: int = 4, finite: bool = Tr
     with finite entries, on a device that holds data. Returns max |x| (found by the finiteness check)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense tensor, got layout {x.layout}; pass {name}.to_dense()")
     if x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions {layout}, got shape {tuple(x.shape)}")
     if x.dtype not in FLOAT_DTYPES:
@@ -60,8 +62,9 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, causa
         raise ValueError(f"k has head dim {k.shape[-1]} but q has {q.shape[-1]}")
     if v is not None and v.shape[-2] != k.shape[-2]:
         raise ValueError(f"v has {v.shape[-2]} positions but k has {k.shape[-2]}")
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal=True needs as many queries as keys, got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
+    if causal and q.shape[-2] > k.shape[-2]:
+        raise ValueError(f"causal=True needs Nq ≤ Nk (the queries are the last Nq positions, as a KV cache gives), "
+                         f"got Nq={q.shape[-2]}, Nk={k.shape[-2]}")
     return magnitudes
 
 
@@ -155,7 +158,7 @@ def _name_non_finite_features(kernel, q, k, scale, variant, work) -> None:
         x = x.reshape(-1, x.shape[-1])
         for start in range(0, x.shape[0], 4096):
             rows = x[start:start + 4096]
-            width = rows.shape[0] * getattr(kernel, "num_features", lambda d: 1)(x.shape[-1])
+            width = rows.shape[0] * getattr(kernel, "feature_width", lambda d: 1)(x.shape[-1])
             if width * torch.finfo(work).bits // 8 > get_memory_budget() // 4:
                 return
             f, log_scale = getattr(kernel, method)(rows.to(work) * root)
@@ -169,14 +172,14 @@ def _name_non_finite_features(kernel, q, k, scale, variant, work) -> None:
                                  f"NaN. Fix the kernel's {method} for such inputs")
 
 
-def check_num_features(value, kernel: str, head_dim: int) -> int:
-    """What a kernel's ``num_features(head_dim)`` returned: a positive integer (the width F of the state)."""
+def check_feature_width(value, kernel: str, head_dim: int) -> int:
+    """What a kernel's ``feature_width(head_dim)`` returned: a positive integer (the width F of the state)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"kernel {kernel!r}: num_features({head_dim}) returned {value!r}; it must return the "
-                        "feature dimension F as a positive integer")
+        raise TypeError(f"kernel {kernel!r}: feature_width({head_dim}) returned {value!r}; it must return the "
+                        "feature width F as a positive integer")
     if value < 1:
-        raise ValueError(f"kernel {kernel!r}: num_features({head_dim}) returned {value}; it must return the "
-                         "feature dimension F as a positive integer")
+        raise ValueError(f"kernel {kernel!r}: feature_width({head_dim}) returned {value}; it must return the "
+                         "feature width F as a positive integer")
     return int(value)
 
 

@@ -100,12 +100,29 @@ def masked_attention(kernel, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     if causal and nq > nk:
         raise ValueError(f"causal attention needs Nq ≤ Nk (queries are the last Nq positions), got Nq={nq}, Nk={nk}")
     work = engine.compute_dtype(q.dtype)
-    query_map, key_map = feature_maps(kernel, math.sqrt(scale), work)
+    root = math.sqrt(scale)
+    if callable(getattr(kernel, "efficient", None)):  # an estimator with its own efficient form (window hybrids)
+        if key_padding is not None:
+            raise ValueError(f"{getattr(kernel, 'name', kernel)!r} runs its own efficient form, which takes no "
+                             "key-padding mask; run the batch without padding, or use the explicit form")
+        x = q.to(work) * root
+        if causal and nq < nk:  # dummy queries at the first Nk − Nq positions keep the positions aligned
+            x = torch.cat([x.new_zeros(*x.shape[:-2], nk - nq, x.shape[-1]), x], dim=-2)
+        out = kernel.efficient(x, k.to(work) * root, v.to(work), causal=causal, chunk_size=chunk_size)
+        return out[..., out.shape[-2] - nq:, :].to(q.dtype)
+    query_map, key_map = feature_maps(kernel, root, work)
+    if key_padding is None:  # no padding coordinate to carry
+        k_in = k
+
+        def key_map(y):
+            return kernel.key_features(y.to(work) * root)
+    else:
+        k_in = padded_keys(k, key_padding)
     if causal and nq < nk:
         q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
     out = engine.efficient_attention(
-        query_map, key_map, q, padded_keys(k, key_padding), v.to(work), causal=causal, chunk_size=chunk_size,
-        num_features=kernel.num_features(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
+        query_map, key_map, q, k_in, v.to(work), causal=causal, chunk_size=chunk_size,
+        feature_width=kernel.feature_width(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
     )
     return out[..., out.shape[-2] - nq:, :].to(q.dtype)
 
@@ -164,6 +181,12 @@ def masked_weights(kernel, q: torch.Tensor, k: torch.Tensor, *, scale: float, pl
         weights = torch.exp(logits - top)
         return safe_divide(weights, weights.sum(-1, keepdim=True))
     root = math.sqrt(scale)
+    if callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids: their own masked kernel matrix
+        matrix, _ = kernel.explicit_kernel(q * root, k * root, causal=plan.causal and plan.bias is None,
+                                           offset=nk - nq)
+        if bias is not None:
+            matrix = matrix * torch.exp(bias.to(work))
+        return safe_divide(matrix, matrix.sum(-1, keepdim=True))
     matrix, log_scale = kernel.kernel(q * root, k * root)
     log_w = torch.zeros((), dtype=work, device=q.device) if log_scale is None else log_scale[..., None, :]
     if bias is not None:

@@ -19,14 +19,28 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
     sympy inputs alike); it enables the 1-D analyses (log-uniform error δ vs range, rational degree).
 ``sympy_kernel(s)``  (optional; default: ``similarity_function`` on the sympy symbol)
     κ as a sympy expression of s, for :mod:`approxlab.analysis.symbolic` (degree, sign, monotonicity).
-``num_features(head_dim)``  (default: probed)    the feature dimension F (the state is F × Dv).
+``feature_width(head_dim)``  (default: probed)    the feature width F (the state is F × Dv).
+``kernel_expression(dim) -> KernelExpression``  (optional; default: read from ``sympy_kernel(s)``)
+    κ in sympy with what the symbolic side needs (:class:`approxlab.variants.KernelExpression`: κ of the
+    feature vectors, where the form holds, the feature width F; or ``no_degree``, the stated reason it has
+    no finite rational degree, e.g. a random estimate). A kernel without any symbolic form still works
+    everywhere; ``symbolic.rational_degree`` then says None.
+``label``, ``color``, ``marker``, ``linestyle``  (optional class attributes; default: chosen from the name)
+    How plots and tables show the variant (:mod:`approxlab.experiments.style` reads them).
+``prepare_inputs(q, k) -> (q, k)``  (optional, on the class)
+    How the variant takes q and k when every variant sees the same inputs (cosFormer appends positions).
+``fixed_params(params) -> dict``  (optional)
+    Parameters that rebuild the same kernel without drawing its random matrices again (the projection
+    itself), for analyses that call a variant many times (:mod:`approxlab.analysis.validation`).
+``calibrate(q, k, *, scale) -> dict``  (optional classmethod)
+    Data-dependent parameters from a calibration set (FAVOR++, FAVOR#; :func:`approxlab.variants.calibrate`).
 ``exponential_order`` and ``log_scaled_features(x)``  (optional)
     For features built from exponentials of the coordinates (elu + 1), which underflow to 0 for inputs far
     below zero: the features with a per-row log scale factored out, used when the inputs reach that range.
 
-A user kernel's outputs are checked on first use (per head dim, dtype and device): ``num_features`` a
+A user kernel's outputs are checked on first use (per head dim, dtype and device): ``feature_width`` a
 positive integer, each feature map a pair (f, log_scale) of the input's dtype and device, f (…, N, F) with F
-equal to ``num_features``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
+equal to ``feature_width``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
 method.
 ``exact_query_features(x)``  (default: ``query_features``)
     φ_q(x) with the per-query log scale kept, for forms where it does not cancel: a hybrid adds a kernel's
@@ -41,16 +55,18 @@ forms themselves: ``explicit_kernel(x, y, *, causal, offset) -> (K, row_log_scal
 The way in: a kernel object, or a :class:`KernelVariant` subclass with parameters, goes wherever a
 variant name does (``attention(q, k, v, kernel)``, ``attention_weights``, ``explicit_attention``,
 ``Attention``, ``theory``, ``metrics.row_divergence``, ``bench``, ``symbolic``, ``report``), and
-``register_kernel(name, cls)`` makes ``name`` work everywhere, the command line included
+``register_kernel`` (as ``@register_kernel`` above the class, the way every built-in variant registers
+itself, or ``register_kernel(name, cls)``) makes the name work everywhere, the command line included
 (``approxlab report NAME --import mymodule`` imports the module that registers it).
 
+    @approxlab.register_kernel                          # the name from the class
     class SoftmaxFeatures(approxlab.KernelVariant):     # φ(x) = exp(x − max_d x_d): f ≤ 1, and
         name = "softmax_features"                      # the max goes into the log scale
+        color = "#117733"
         def features(self, x):
             top = x.amax(-1)
             return torch.exp(x - top[..., None]), top
 
-    approxlab.register_kernel("softmax_features", SoftmaxFeatures)
     approxlab.attention(q, k, v, "softmax_features", causal=True)
     approxlab.report(SoftmaxFeatures())
 
@@ -88,6 +104,11 @@ class KernelVariant:
     name: str = "kernel"
     #: κ as a function of the similarity s alone, or None when κ depends on more than s
     similarity_function = None
+    #: how plots show it (None: a label from the name, a colour from the name's CRC, "o", "-")
+    label: Optional[str] = None
+    color: Optional[str] = None
+    marker: Optional[str] = None
+    linestyle: Optional[str] = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
     #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False
@@ -127,7 +148,7 @@ class KernelVariant:
         raise NotImplementedError(f"{self.name} has exponential_order = {self.exponential_order} but no "
                                   "log_scaled_features")
 
-    #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
+    #: the constructor parameter that sets the feature width F (named in memory-budget errors)
     size_parameter: Optional[str] = None
 
     def sympy_kernel(self, s):
@@ -141,7 +162,7 @@ class KernelVariant:
         except (TypeError, ValueError, AttributeError):
             return None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form
         where one feature row would be large (the default builds the features of one zero row)."""
         return self.features(torch.zeros(1, head_dim, dtype=torch.float64))[0].shape[-1]
@@ -149,4 +170,4 @@ class KernelVariant:
     def describe_size(self, head_dim: int) -> str:
         """E.g. ``"taylor order=2 (F = 2,145 features)"``: what a memory-budget error names."""
         setting = f" {self.size_parameter}={getattr(self, self.size_parameter)!r}" if self.size_parameter else ""
-        return f"{self.name}{setting} (F = {self.num_features(head_dim):,} features)"
+        return f"{self.name}{setting} (F = {self.feature_width(head_dim):,} features)"

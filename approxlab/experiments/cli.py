@@ -1,5 +1,6 @@
 """Command line: ``approxlab figures`` regenerates the figures, ``approxlab bench`` times the variants,
-``approxlab report NAME`` writes a kernel's report card, ``approxlab gpu-campaign`` runs every GPU
+``approxlab report NAME`` writes a kernel's report card, ``approxlab model-report PATH_OR_NAME`` swaps variants
+into a local transformers model (:mod:`approxlab.experiments.model_report`), ``approxlab gpu-campaign`` runs every GPU
 measurement in one budgeted command (:mod:`approxlab.experiments.gpu_campaign`). ``--import MODULE_OR_FILE`` (before the
 command, repeatable) imports a module that calls ``approxlab.register_kernel``, so its names work."""
 
@@ -99,14 +100,16 @@ def positive_or_inf(text: str) -> float:
 
 
 def writable_folder(path, flag: str) -> Path:
-    """``path`` as a folder this process can write into (created if missing), checked before any computation."""
+    """``path`` as a folder this process can write into, or create (its nearest existing parent writable),
+    checked before any computation; nothing is created here."""
     folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"{flag} {str(path)!r}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise OSError(f"{flag} {str(path)!r}: the folder is not writable")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise OSError(f"{flag} {str(path)!r}: exists and is not a folder")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(f"{flag} {str(path)!r}: cannot write into {str(existing)!r}")
     return folder
 
 
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(bench_parser)
     report_parser = sub.add_parser("report", help="a kernel's report card: figures/report_NAME.png/.pdf/.csv")
     add_report_arguments(report_parser)
+    model_parser = sub.add_parser("model-report", help="swap variants into a local transformers model: per-layer "
+                                                       "and end-to-end table, figures/model_report_NAME.*")
+    add_model_report_arguments(model_parser)
     campaign_parser = sub.add_parser("gpu-campaign", help="every GPU measurement in priority order within a time "
                                                           "budget; --dry-run: the same at tiny sizes on any device")
     gpu_campaign.add_arguments(campaign_parser)
@@ -149,11 +155,14 @@ def run(parser: argparse.ArgumentParser, argv=None) -> None:
         import_plugin(spec)
     if args.command == "figures":
         writable_folder(args.out, "--out")
-        figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        times = figures.make_many(args.only, args.profile, args.out, **figures.run_arguments(args))
+        figures.report_problems(times)
     elif args.command == "bench":
         run_bench(args)
     elif args.command == "report":
         run_report(args)
+    elif args.command == "model-report":
+        run_model_report(args)
     elif args.command == "gpu-campaign":
         gpu_campaign.main(args)
 
@@ -200,6 +209,41 @@ def run_report(args) -> None:
                   **_parse_params(args.param))
     print(card.summary.drop(columns="kernel").to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     for path in card.save(args.out):
+        print(f"wrote {path}")
+
+
+def add_model_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from .model_report import DEFAULT_VARIANTS
+
+    parser.add_argument("model", metavar="PATH_OR_NAME",
+                        help="a saved model folder, a hub name in the local cache, or 'minilm' (the packaged "
+                             "all-MiniLM-L6); nothing is downloaded")
+    parser.add_argument("--variant", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
+                        help=f"a variant to swap in, repeatable (default: {', '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--text", action="append", default=None, help="an input text, repeatable (default: "
+                                                                      "paragraphs of stdlib docstrings)")
+    parser.add_argument("--max-length", type=positive_int, default=128, help="tokens per text (default 128)")
+    parser.add_argument("--layers", nargs="+", type=int, default=None, help="attention layers to swap (default all)")
+    parser.add_argument("--alone", action="store_true", help="also run each layer swapped alone")
+    parser.add_argument("--out", default=str(figures.DEFAULT_OUTDIR), help="output folder (default: figures/)")
+
+
+def run_model_report(args) -> None:
+    from . import model_report
+
+    writable_folder(args.out, "--out")
+    variants = args.variant or list(model_report.DEFAULT_VARIANTS)
+    for text in variants:  # names and parameters checked before the model loads
+        from ..variants import check_params, check_variant
+
+        name, params = model_report.parse_variant(text)
+        check_params(check_variant(name), params)
+    df = model_report.run(args.model, variants, args.text, max_length=args.max_length, alone=args.alone,
+                          layers=args.layers)
+    shown = [c for c in ("variant", "scope", "layer", "tv", "output_error", "delta", "bound", "entropy", "sum_sq",
+                         "embedding_cosine", "relative_change") if c in df]
+    print(df[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for path in model_report.save(df, args.model, args.out):
         print(f"wrote {path}")
 
 

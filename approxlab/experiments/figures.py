@@ -1,5 +1,6 @@
-"""The figure pipeline: each figure is a study module with ``compute(profile)`` → tidy DataFrame
-and ``draw(df)`` → matplotlib Figure, so a notebook can show, re-plot or extend any of them.
+"""The figure runner: each figure is a study (:mod:`approxlab.experiments.studies`, one written
+protocol: ``compute(profile)`` → tidy DataFrame, ``draw(df)`` → matplotlib Figure), so a notebook can
+show, re-plot or extend any of them.
 
     approxlab figures [--profile quick|full] [--only NAME ...] [--jobs N | --scheduler ADDR] [--cache DIR]
     (or python analyses/NAME.py with the same options)
@@ -8,16 +9,18 @@ The quick profile writes ``NAME.png/.pdf/.csv``, the full one ``NAME_full.*`` be
 each study's wall and CPU seconds in ``study_times.csv`` in the same folder (:func:`record_times`).
 
 A study that needs hardware this machine lacks (``REQUIRES = "cuda"``) is redrawn from its committed
-CSV instead of recomputed. Studies built from cells (``approxlab.experiments.sweep``) run them on ``--jobs``
-joblib workers or a Dask ``--scheduler`` and keep each finished cell in ``--cache`` (default
+CSV instead of recomputed, unless ``--device`` names where to run it (``--device cpu`` runs it here).
+Studies built from cells (``approxlab.experiments.sweep``) run them on ``--jobs`` joblib workers or a Dask ``--scheduler`` and keep each finished cell in ``--cache`` (default
 ~/.cache/approxlab/cells), so an interrupted run resumes; timing studies always run serially.
 """
 
 from __future__ import annotations
 
 import argparse
+import argparse
 import datetime
-import importlib
+import inspect
+import sys
 import time
 from pathlib import Path
 
@@ -25,29 +28,20 @@ import pandas as pd
 import torch
 
 from . import sweep
-from .style import save_figure, use_style
+from .studies import STUDIES
+from .style import FIGURES_DIR, save_figure, use_style
 from .timing import others_busy
 
-#: figure name → study module under ``approxlab.experiments.studies``, in the order ``approxlab figures`` runs them
-FIGURES = {
-    "rational_degree": "approxlab.experiments.studies.rational_degree",
-    "kernel_error": "approxlab.experiments.studies.kernel_error",
-    "bridge": "approxlab.experiments.studies.bridge",
-    "features_vs_entropy": "approxlab.experiments.studies.features_vs_entropy",
-    "lesson_exercise": "approxlab.experiments.studies.lesson_exercise",
-    "speed_vs_length": "approxlab.experiments.studies.speed_vs_length",
-    "gpu_validation": "approxlab.experiments.studies.gpu_validation",
-    "features_by_kind": "approxlab.experiments.studies.features_by_kind",
-    "learned_maps": "approxlab.experiments.studies.learned_maps",
-}
+#: figure name → study module (:mod:`approxlab.experiments.studies`), in the order ``approxlab figures`` runs them
+FIGURES = STUDIES
 PROFILES = ("quick", "full")
-DEFAULT_OUTDIR = Path(__file__).resolve().parent.parent / "figures"
+DEFAULT_OUTDIR = FIGURES_DIR  # the repository's figures/
 
 
 def study(name: str):
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; choose from {list(FIGURES)}")
-    return importlib.import_module(FIGURES[name])
+    return FIGURES[name]
 
 
 def compute(name: str, profile: str = "quick", **options) -> pd.DataFrame:
@@ -56,6 +50,8 @@ def compute(name: str, profile: str = "quick", **options) -> pd.DataFrame:
     ``variants=[...]`` for lesson_exercise, registered kernel names and kernel objects included)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if isinstance(options.get("variants"), str):  # one name, not its characters
+        options["variants"] = [options["variants"]]
     return study(name).compute(profile=profile, **options)
 
 
@@ -83,12 +79,14 @@ def output_name(name: str, profile: str = "quick") -> str:
     return name if profile == "quick" else f"{name}_{profile}"
 
 
-def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR):
+def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR, device: str | None = None):
     """Compute (or, for hardware this machine lacks, read back) the data, draw, save PNG/PDF/CSV as
-    :func:`output_name` (a study redrawn from its committed CSV keeps that CSV's name)."""
+    :func:`output_name` (a study redrawn from its committed CSV keeps that CSV's name).
+
+    ``device`` goes to the studies whose ``compute`` takes one (None: each study's default)."""
     module = study(name)
     stem = output_name(name, profile)
-    if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available():
+    if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available() and device is None:
         # the data measured on a GPU: the copy in outdir, else the one committed in figures/
         candidates = [Path(outdir) / f"{name}.csv", DEFAULT_OUTDIR / f"{name}.csv"]
         csv = next((c for c in candidates if c.exists()), None)
@@ -101,25 +99,27 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR)
         cfg = sweep.settings()
         if getattr(module, "SERIAL", None) and (cfg.jobs != 1 or cfg.scheduler):
             print(f"[{name}] a {module.SERIAL} study: runs serially in this process (--jobs/--scheduler ignored)")
-        df = compute(name, profile)
+        takes_device = "device" in inspect.signature(module.compute).parameters
+        df = compute(name, profile, **({"device": device} if takes_device and device is not None else {}))
     fig = draw(name, df)
     return df, fig, save_figure(fig, df, stem, outdir)
 
 
 def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR, *, jobs: int = 1,
               scheduler: str | None = None, cache: str | Path | None = sweep.DEFAULT_CACHE,
-              cached_only: bool = False) -> pd.DataFrame:
+              cached_only: bool = False, device: str | None = None) -> pd.DataFrame:
     """Make each figure; cell-based studies run under ``sweep.configure(jobs, scheduler, cache, cached_only)``.
 
-    Prints each study's seconds and records them in ``outdir/study_times.csv`` (:func:`record_times`);
-    returns this run's rows of it."""
+    Prints each study's seconds and records them in ``outdir/study_times.csv`` (:func:`record_times`),
+    and each study's ``summary`` where it has one; returns this run's rows of the times, with the
+    ``problems`` the studies found in ``.attrs["problems"]``."""
     start = time.perf_counter()
-    rows = []
+    rows, found = [], []
     with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only):
         for name in names or list(FIGURES):
             began, cpu = time.perf_counter(), cpu_seconds()
             with others_busy() as load:
-                _, _, paths = make(name, profile, outdir)
+                df, _, paths = make(name, profile, outdir, device)
             wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
             rows.append(dict(study=name, profile=profile, wall_s=wall, cpu_s=cpu, other_cpu_load=load.value,
                              cache="off" if cache is None else ("cached only" if cached_only else "on"),
@@ -127,9 +127,14 @@ def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_O
                              finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
             print(f"[{name}] wrote " + ", ".join(str(p) for p in paths)
                   + f" ({wall:.0f} s; CPU {cpu:.0f} s; other processes kept {load.value:.1f} CPUs busy)")
+            module = study(name)
+            if hasattr(module, "summary"):
+                print(module.summary(df))
+            found += [f"{name}: {problem}" for problem in getattr(module, "problems", lambda _: [])(df)]
     print(f"{len(rows)} figure(s) in {time.perf_counter() - start:.0f} s")
     times = pd.DataFrame(rows)
     record_times(times, Path(outdir) / TIMES_CSV)
+    times.attrs["problems"] = found
     return times
 
 
@@ -183,6 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "LocalCluster of --jobs workers); needs the dask extra")
     run.add_argument("--cache", default=str(sweep.DEFAULT_CACHE), help="folder of finished cells (default %(default)s)")
     run.add_argument("--no-cache", action="store_true", help="recompute every cell, keep nothing")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:i for the studies that take a device (default: each study's own)")
     run.add_argument("--cached-only", action="store_true",
                      help="draw from the cached cells only, leaving out (and counting) the missing ones")
 
@@ -192,7 +199,7 @@ def run_arguments(args) -> dict:
     if args.no_cache and args.cached_only:
         raise SystemExit("--no-cache and --cached-only exclude each other")
     return dict(jobs=args.jobs, scheduler=args.scheduler, cache=None if args.no_cache else args.cache,
-                cached_only=args.cached_only)
+                cached_only=args.cached_only, device=args.device)
 
 
 def script_main(name: str, argv=None) -> None:
@@ -203,4 +210,12 @@ def script_main(name: str, argv=None) -> None:
     from .style import use_file_backend
 
     use_file_backend()
-    make_many([name], args.profile, args.out, **run_arguments(args))
+    report_problems(make_many([name], args.profile, args.out, **run_arguments(args)))
+
+
+def report_problems(times: pd.DataFrame) -> None:
+    """Exit 1 with the problems the studies of a :func:`make_many` run found (after their figures were written)."""
+    found = times.attrs.get("problems", [])
+    if found:
+        print("FAILED: " + "; ".join(found), file=sys.stderr)
+        sys.exit(1)

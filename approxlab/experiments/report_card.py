@@ -35,9 +35,10 @@ import sympy as sp
 import torch
 
 from ..core import approx
+from ..core.checks import check_int
 from . import bench
 from ..api import attention, explicit_attention
-from ..analysis.inputs import gaussian_qkv
+from ..analysis.inputs import gaussian_qkv, range_filling_qkv
 from ..variants import similarity_of
 from ..analysis.theory import bridge_rows
 from ..variants import build_kernel, check_params, check_variant, is_softmax, kernel_name
@@ -113,8 +114,7 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
     try:
         expr = symbolic.kernel_expression(variant, **params)
     except ValueError as err:
-        return [_row("symbolic", "kappa", text="no sympy form of s (κ depends on more than s)",
-                     note=str(err))], None
+        return [_row("symbolic", "kappa", text=f"no sympy form of s: {err}", note=str(err))], None
     except (AttributeError, NotImplementedError, TypeError) as err:  # a gap of approxlab.analysis.symbolic: say so
         return [_row("symbolic", "kappa", text=f"symbolic form unavailable: {type(err).__name__}: {err}")], None
     try:
@@ -132,9 +132,7 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
 
 def _range_rows(variant, params, R, cfg, seed=0):
     """Row δ on inputs whose similarities fill [−R, R] (q, k of norm √(R√D) in D = 4, as in the bridge figure)."""
-    from .studies.bridge import _range_inputs
-
-    q, k, v = _range_inputs(R, cfg["range_n"], seed)
+    q, k, v = range_filling_qkv(R, cfg["range_n"], seed)
     return bridge_rows(q, k, v, variant, **params)
 
 
@@ -157,11 +155,11 @@ def delta_part(variant, params, cfg, degree) -> list[dict]:
                              text="max row δ on inputs filling [−R, R]"))
         if degree:
             rows.append(_row("delta", f"best polynomial, degree {degree}", R=R,
-                             delta=math.atanh(min(approx.best_exp(degree, R).error, 1 - 1e-16)),
+                             delta=approx.best_exp(degree, R).delta,
                              text="approx.best_exp: atanh of the minimax relative error"))
             rat = approx.best_exp(degree, R, rational=True)
             rows.append(_row("delta", f"best rational, type ({degree}, {degree})", R=R,
-                             delta=math.atanh(min(rat.error, 1 - 1e-16)),
+                             delta=rat.delta,
                              text="approx.best_exp(rational=True)"))
     return rows
 
@@ -270,9 +268,19 @@ def report(variant, *, profile: str = "quick", real: bool | None = None, compare
     check_params(variant, params)
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    if isinstance(parts, str):
+        parts = [parts]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"parts must be among {list(PARTS)}, got {unknown}")
+    if not parts:
+        raise ValueError(f"parts must name at least one of {list(PARTS)}, got an empty list")
+    if compare_degree is not None:
+        from ..variants.minimax import MAX_DEGREE
+
+        check_int(compare_degree, "compare_degree", minimum=1, maximum=MAX_DEGREE)
+    if "speed" in parts:
+        bench.check_device(device)
     if real is None:
         real = real_available()
     cfg = PROFILES[profile]
@@ -296,7 +304,7 @@ def report(variant, *, profile: str = "quick", real: bool | None = None, compare
     data = pd.concat(frames, ignore_index=True)
     data = data.reindex(columns=COLUMNS + [c for c in data.columns if c not in COLUMNS])
     data.insert(0, "kernel", name)
-    return ReportCard(name, data, summarise(data, name), draw(data))
+    return ReportCard(name, data, summarise(data, name), draw(data, variant=variant))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,10 +320,11 @@ def _plain_log_ticks(ax, values) -> None:
         ax.xaxis.set_minor_locator(NullLocator())
 
 
-def draw(data: pd.DataFrame, axes=None):
+def draw(data: pd.DataFrame, axes=None, *, variant=None):
     """Six panels (summary text, δ vs R, bridge on Gaussian inputs, real heads, speed vs N). ``axes``:
     six matplotlib Axes to draw into; by default a new Figure (not registered with pyplot, so a
-    notebook shows it once, when it is displayed). Returns the Figure."""
+    notebook shows it once, when it is displayed). ``variant``: the kernel (name, object or class) whose
+    colour the kernel's marks take (default: the name in ``data``). Returns the Figure."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
@@ -331,7 +340,7 @@ def draw(data: pd.DataFrame, axes=None):
             raise ValueError(f"axes must hold 6 Axes, got {len(axes)}")
         fig = axes[0].figure
     name = str(data["kernel"].iloc[0]) if "kernel" in data and len(data) else "kernel"
-    kc = color(name)
+    kc = color(name if variant is None else variant)
     ax_text, ax_delta, ax_bridge, ax_zero, ax_real, ax_speed = axes
 
     # 1. text: agreement and the symbolic facts

@@ -1,4 +1,5 @@
-"""One paper style for every figure, one colour per variant, and saving a figure with its data.
+"""One paper style for every figure, each variant's colour, label and marks (read from the variant), and
+saving a figure with its data.
 
 Importing approxlab leaves matplotlib's backend alone (a notebook keeps its inline backend); the
 command line and ``analyses/`` scripts pick a non-interactive one with :func:`use_file_backend`.
@@ -12,13 +13,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-_ORDER = ["softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax",
-          "sdpa", "naive_softmax", "identity", "performer_pytorch", "fla_linear", "linear_triton",
-          "hyperbolic", "favorpp", "favorsharp", "dpfp", "maclaurin", "cosformer",
-          "hedgehog", "t2r"]
-# 22 distinct colours: one per name in _ORDER (colour-blind, then dark, then black and crimson)
+#: where the committed figures live (PNG, PDF and CSV of each study): the repository's figures/
+FIGURES_DIR = Path(__file__).resolve().parents[2] / "figures"
+
+from ..variants import kernel_name, variant_class, variant_names
+
+#: colours of the benchmark's reference methods, which are not variants (a variant carries its own)
+_METHOD_COLORS = {"sdpa": "#ece133", "naive_softmax": "#56b4e9", "identity": "#001c7f",
+                  "performer_pytorch": "#b1400d", "fla_linear": "#12711c", "linear_triton": "#8c0800"}
+# what a name without a colour of its own draws from, by the CRC of the name (the same in every process)
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
-VARIANT_COLORS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_ORDER)}
 
 
 def use_file_backend() -> None:
@@ -38,9 +42,51 @@ def use_style() -> None:
                       "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False})
 
 
-def color(name: str):
-    """The variant's colour; any other name gets a fixed one from its CRC (same in every process)."""
-    return VARIANT_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+def _carried(name, attribute: str):
+    """What the variant ``name`` (a name, kernel object or class) says about itself, or None."""
+    if not isinstance(name, str):
+        return getattr(name, attribute, None)
+    return getattr(variant_class(name), attribute, None) if name in variant_names() else None
+
+
+def color(name):
+    """The colour of a variant (its class's ``color``), of a benchmark method, or for any other name a fixed
+    one from the name's CRC (the same in every process)."""
+    own = _carried(name, "color")
+    if own is not None:
+        return own
+    name = kernel_name(name)
+    return _METHOD_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+
+
+def palette(names) -> dict:
+    """{name: :func:`color`} for a seaborn ``palette=``."""
+    return {name: color(name) for name in names}
+
+
+def label(name) -> str:
+    """A variant's display label (its class's ``label``), else the name itself."""
+    return _carried(name, "label") or kernel_name(name)
+
+
+def marker(name) -> str:
+    """A variant's marker (its class's ``marker``), else "o"."""
+    return _carried(name, "marker") or "o"
+
+
+def linestyle(name) -> str:
+    """A variant's line style (its class's ``linestyle``), else "-"."""
+    return _carried(name, "linestyle") or "-"
+
+
+def is_variant(name) -> bool:
+    """True for a variant name the registry knows (built-in or registered)."""
+    return isinstance(name, str) and name in variant_names()
+
+
+#: metadata written into every figure file: no creation date and no software version, so that a regenerated figure
+#: whose content is unchanged is the same bytes (git shows only figures whose drawing changed)
+FIXED_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
 
 
 def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path]:
@@ -51,7 +97,7 @@ def save_figure(fig, df, name: str, outdir: str | Path = "figures") -> list[Path
     from .sweep import write_csv
 
     write_csv(df, paths[0])
-    fig.savefig(paths[1])
-    fig.savefig(paths[2])
+    fig.savefig(paths[1], metadata=FIXED_METADATA["png"])
+    fig.savefig(paths[2], metadata=FIXED_METADATA["pdf"])
     plt.close(fig)
     return paths

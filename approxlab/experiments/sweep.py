@@ -131,8 +131,10 @@ def _module_file(name: str) -> Optional[Path]:
     return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
 
 
-#: modules that never shape a cell's rows: the runner itself and the plotting style
-NOT_KEYED = {f"{PACKAGE}.experiments.sweep", f"{PACKAGE}.experiments.style"}
+#: modules that never shape a cell's rows: the runner itself and the plotting style (and what they contain)
+NOT_KEYED = {__name__, f"{__name__.rpartition('.')[0]}.style"}
+#: the study registry imports every study; a study's cells depend only on what the study itself imports
+REGISTRY = f"{__name__.rpartition('.')[0]}.studies"
 
 
 def _code_tree(path: Path) -> ast.Module:
@@ -166,7 +168,7 @@ def module_closure(module: str) -> list[str]:
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
-        if name in seen or name in NOT_KEYED:
+        if name in seen or name in NOT_KEYED or name == REGISTRY:
             continue
         path = _module_file(name)
         if path is None:  # `from pkg import function`: not a module

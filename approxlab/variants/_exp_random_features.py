@@ -22,8 +22,8 @@ class _ExpRandomFeatures(KernelVariant):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         if projection is not None:
             check_tensor(projection, "projection", ndim=2)
-            if projection.shape[1] != head_dim:
-                raise ValueError(f"projection must be (num_features, {head_dim}), got {tuple(projection.shape)}")
+            if projection.shape[0] == 0 or projection.shape[1] != head_dim:
+                raise ValueError(f"projection must be (num_features >= 1, {head_dim}), got {tuple(projection.shape)}")
             if num_features is not None and num_features != projection.shape[0]:
                 raise ValueError(f"num_features={num_features} disagrees with projection rows {projection.shape[0]}")
             self.projection = projection.double()
@@ -32,7 +32,7 @@ class _ExpRandomFeatures(KernelVariant):
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
             self.projection = random_directions(check_int(num_features, "num_features", minimum=1), head_dim,
                                                 check_choice(directions, "directions", set(DIRECTIONS)), seed)
-        self.num_random = self.projection.shape[0]
+        self.num_features = self.projection.shape[0]
         self._cast: dict = {}
 
     def _cast_to(self, name: str, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,12 @@ class _Learned(KernelVariant):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         if weight is None:
             weight = torch.eye(head_dim, dtype=torch.float64)
-        check_tensor(weight, "weight", ndim=2, finite=not weight.requires_grad)
-        if weight.shape[0] != head_dim:
-            raise ValueError(f"weight must be ({head_dim}, F), got {tuple(weight.shape)}")
+        check_tensor(weight, "weight", ndim=2, finite=not getattr(weight, "requires_grad", False))
+        if weight.shape[0] != head_dim or weight.shape[1] == 0:
+            raise ValueError(f"weight must be ({head_dim}, F >= 1), got {tuple(weight.shape)}")
         if bias is None:
             bias = torch.zeros(weight.shape[1], dtype=weight.dtype)
-        check_tensor(bias, "bias", ndim=1, finite=not bias.requires_grad)
+        check_tensor(bias, "bias", ndim=1, finite=not getattr(bias, "requires_grad", False))
         if bias.shape[0] != weight.shape[1]:
             raise ValueError(f"bias must have {weight.shape[1]} entries (the columns of weight), got {bias.shape[0]}")
         self.weight, self.bias = weight, bias  # kept as given (they may require grad while being fitted)

@@ -92,9 +92,11 @@ def random_directions(num_features: int, dim: int, directions: str = "orthogonal
     num_features = check_int(num_features, "num_features", minimum=1)
     dim = check_int(dim, "dim", minimum=1)
     check_choice(directions, "directions", set(DIRECTIONS))
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     if directions != "simplex":
         return gaussian_projection(num_features, dim, orthogonal=directions == "orthogonal", seed=seed)
+    budget.require(3 * math.ceil(num_features / dim) * dim * dim * 8,
+                   f"simplex directions num_features={num_features:,}: the rotations (⌈m/D⌉ × D × D float64)")
     return _simplex_projection(num_features, dim, seed).clone()
 
 

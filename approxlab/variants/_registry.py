@@ -18,7 +18,14 @@ _BUILTIN: set = set()
 
 
 def variant_names() -> tuple:
-    """Every name the entry points accept now: softmax, the built-in kernels, then registered ones."""
+    """Every name the entry points accept now: softmax, the built-in kernels, then registered ones.
+
+    Examples
+    --------
+    >>> from approxlab.variants import variant_names
+    >>> variant_names()[:4]
+    ('softmax', 'linear', 'relu', 'performer')
+    """
     return ("softmax",) + tuple(KERNELS)
 
 
@@ -31,7 +38,41 @@ def register_kernel(name=None, cls=None, *, replace: bool = False):
     ``register_kernel("expmap", ExpMap)``; ``@register_kernel("expmap")`` above the class; ``@register_kernel``
     above a class whose ``name`` attribute is the name (how every built-in variant registers itself).
     Returns ``cls`` (or the decorator). Built-in names cannot be replaced; a registered one only with
-    ``replace=True``."""
+    ``replace=True``.
+
+    Parameters
+    ----------
+    name : str or class, optional
+        The variant name (a Python identifier); omitted, the class's ``name`` attribute.
+    cls : class or callable, optional
+        What builds the kernel from the caller's parameters (and ``head_dim`` when it takes one).
+    replace : bool
+        Replace a name registered earlier (never a built-in one).
+
+    Returns
+    -------
+    class or callable
+        ``cls`` itself, or, when ``cls`` is not given yet, the decorator that registers it.
+
+    Raises
+    ------
+    ValueError
+        A name that is not an identifier, a built-in name, or one already registered without ``replace``.
+    TypeError
+        A ``cls`` that is not callable.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> @approxlab.register_kernel
+    ... class Squared(approxlab.KernelVariant):
+    ...     name = "squared_relu"
+    ...     def features(self, x):
+    ...         return torch.relu(x) ** 2, None
+    >>> "squared_relu" in approxlab.variant_names()
+    True
+    >>> approxlab.unregister_kernel("squared_relu")
+    """
     if cls is None and not isinstance(name, str):
         if name is None:  # @register_kernel(): the name from the class
             return lambda later: register_kernel(None, later, replace=replace)
@@ -48,8 +89,18 @@ def register_kernel(name=None, cls=None, *, replace: bool = False):
         raise ValueError(f"a kernel named {name!r} is already registered ({KERNELS[name]!r}); pass replace=True")
     if not callable(cls):
         raise TypeError(f"cls must be a KernelVariant subclass or a callable returning a kernel, got {cls!r}")
+    if isinstance(cls, type) and issubclass(cls, KernelVariant) and not _has_feature_maps(cls):
+        raise TypeError(f"{cls.__name__} does not implement the kernel protocol: override features(x) (or both "
+                        "query_features and key_features); see approxlab.variants")
     KERNELS[name] = cls
     return cls
+
+
+def _has_feature_maps(cls) -> bool:
+    """True when a KernelVariant subclass overrides features, or both query_features and key_features, or gives
+    its own efficient form (the window hybrids, the shrinkage estimator)."""
+    own = lambda method: getattr(cls, method, None) is not getattr(KernelVariant, method, None)  # noqa: E731
+    return own("features") or (own("query_features") and own("key_features")) or callable(getattr(cls, "efficient", None))
 
 
 def seal_builtins() -> None:
@@ -84,6 +135,9 @@ class _Adapted(KernelVariant):
         self.obj = obj
         self.name = kernel_name(obj)
         self.similarity_function = getattr(obj, "similarity_function", None)
+        for carried in ("kernel_expression", "label", "color", "marker", "linestyle"):  # what it says about itself
+            if hasattr(obj, carried):
+                setattr(self, carried, getattr(obj, carried))
 
     def features(self, x):
         if callable(getattr(self.obj, "features", None)):
@@ -106,10 +160,10 @@ class _Adapted(KernelVariant):
             return self.obj.sympy_kernel(s)
         return super().sympy_kernel(s)
 
-    def num_features(self, head_dim):
-        if callable(getattr(self.obj, "num_features", None)):
-            return self.obj.num_features(head_dim)
-        return super().num_features(head_dim)
+    def feature_width(self, head_dim):
+        if callable(getattr(self.obj, "feature_width", None)):
+            return self.obj.feature_width(head_dim)
+        return super().feature_width(head_dim)
 
 
 def as_kernel(obj) -> KernelVariant:
@@ -123,7 +177,14 @@ def as_kernel(obj) -> KernelVariant:
 
 def kernel_name(variant) -> str:
     """A label for a variant: the name itself, a kernel's ``name`` (its class name when it kept the
-    base class default), or a kernel class's."""
+    base class default), or a kernel class's.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Performer, kernel_name
+    >>> kernel_name("taylor"), kernel_name(Performer)
+    ('taylor', 'performer')
+    """
     if isinstance(variant, str):
         return variant
     cls = variant if isinstance(variant, type) else type(variant)
@@ -146,7 +207,52 @@ def check_variant(variant):
 
 
 def is_softmax(variant) -> bool:
+    """True for the name of the exact reference, ``"softmax"``."""
     return isinstance(variant, str) and variant == "softmax"
+
+
+def variant_class(variant):
+    """The class that describes ``variant`` (its colour, label, symbolic form, parameters): a registered
+    name's class, softmax's :class:`~approxlab.variants.softmax.Softmax`, a kernel class itself, or a
+    kernel object's class (None for a name that is not a variant).
+
+    Examples
+    --------
+    >>> from approxlab.variants import variant_class
+    >>> variant_class("performer").label, variant_class("softmax").color
+    ('FAVOR+', '#0173b2')
+    """
+    if isinstance(variant, str):
+        if is_softmax(variant):
+            from .softmax import Softmax
+
+            return Softmax
+        return KERNELS.get(variant)
+    if isinstance(variant, _Adapted):
+        variant = variant.obj
+    return variant if isinstance(variant, type) else type(variant)
+
+
+def inputs_for(variant, q, k):
+    """(q, k) as ``variant`` takes them: through its class's ``prepare_inputs(q, k)`` when it has one (a
+    positional kernel such as cosFormer appends the positions unless q and k carry them), unchanged
+    otherwise. Every public entry point goes through this, so plain and prepared inputs give one answer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import inputs_for
+    >>> q = k = torch.randn(1, 1, 5, 4)
+    >>> inputs_for("cosformer", q, k)[0].shape, inputs_for("linear", q, k)[0] is q
+    (torch.Size([1, 1, 5, 6]), True)
+    """
+    prepare = getattr(variant_class(check_variant(variant)), "prepare_inputs", None)
+    return prepare(q, k) if callable(prepare) else (q, k)
+
+
+def is_positional(variant) -> bool:
+    """True for a kernel that reads token positions from two coordinates appended to q and k (cosFormer)."""
+    return bool(getattr(variant_class(variant), "positional", False))
 
 
 def _constructor(variant):
@@ -191,8 +297,34 @@ def needs_head_dim(variant) -> bool:
 def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     """The kernel of a non-softmax variant with its parameters bound (same arguments, same kernel).
 
-    ``variant``: a name (built-in or registered), a :class:`KernelVariant` subclass (built with
-    ``params``), or a kernel object (returned as is; it takes no ``params``)."""
+    Parameters
+    ----------
+    variant : str, KernelVariant subclass or kernel object
+        A name (built-in or registered), a class (built with ``params``), or a kernel object (returned
+        as is; it takes no ``params``).
+    head_dim : int
+        The head dim D of the inputs it will see (passed on when the constructor takes ``head_dim``).
+    **params
+        The variant's parameters.
+
+    Returns
+    -------
+    KernelVariant
+
+    Raises
+    ------
+    ValueError
+        softmax (it has no feature kernel), an unknown variant, a bad parameter value.
+    TypeError
+        A parameter the variant does not take, or a constructor that built no kernel.
+
+    Examples
+    --------
+    >>> from approxlab.variants import build_kernel
+    >>> kernel = build_kernel("taylor", 16, order=2)
+    >>> kernel.feature_width(16)
+    153
+    """
     if is_softmax(variant):
         raise ValueError("softmax has no feature kernel; call approxlab.attention(..., 'softmax')")
     check_params(variant, params)
@@ -242,7 +374,16 @@ def calibrate(q, k, variant, *, scale=None) -> dict:
     """Data-dependent parameters of ``variant`` from a calibration set of queries and keys (…, N, D),
     through the variant class's ``calibrate(q, k, scale=...)`` (FAVOR++ and FAVOR# have one). Pass the
     result on as keyword arguments: ``attention(q, k, v, name, **calibrate(q0, k0, name))``. In causal
-    use, calibrate on data other than the future of the sequence (a held-out set or a prefix)."""
+    use, calibrate on data other than the future of the sequence (a held-out set or a prefix).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import calibrate
+    >>> q0, k0 = (torch.randn(1, 1, 64, 8, dtype=torch.float64) for _ in range(2))
+    >>> sorted(calibrate(q0, k0, "favorsharp"))
+    ['a', 'rescale']
+    """
     calibrated = [n for n, c in KERNELS.items() if callable(getattr(c, "calibrate", None))]
     cls = KERNELS.get(variant) if isinstance(variant, str) else variant
     if not callable(getattr(cls, "calibrate", None)):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.checks import check_int, check_tensor
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, d_index, orthant_vectors
 from ._registry import register_kernel
 
 
@@ -40,8 +42,9 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
     theta = cosformer_angles(n, max_len)
 
     def attach(x):
-        t = theta[: x.shape[-2]].to(device=x.device, dtype=x.dtype)
-        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).expand(*x.shape[:-1], 2)
+        t = theta[: x.shape[-2]]  # cos and sin in float64, then rounded once to x's dtype: the same positions
+        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).to(device=x.device, dtype=x.dtype)  # at any dtype
+        pos = pos.expand(*x.shape[:-1], 2)
         return torch.cat([x, pos], dim=-1)
 
     return attach(q), attach(k)
@@ -63,6 +66,8 @@ class Cosformer(KernelVariant):
     """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
 
     name = "cosformer"
+    label = "cosFormer"
+    color = "#006374"
     positional = True
 
     def __init__(self, head_dim: int):
@@ -75,6 +80,19 @@ class Cosformer(KernelVariant):
         unit = torch.where(radius > 0, pos / torch.where(radius > 0, radius, torch.ones_like(radius)),
                            torch.zeros_like(pos))
         return torch.relu(content), unit[..., 0:1], unit[..., 1:2]
+
+    @staticmethod
+    def prepare_inputs(q: torch.Tensor, k: torch.Tensor):
+        """q, k with positions (cos θ_i, sin θ_i) appended (:func:`with_positions`), unless both carry them
+        already (:func:`has_positions`): then as given. One of them carrying positions is an error."""
+        carried = has_positions(q), has_positions(k)
+        if all(carried):
+            return q, k
+        if any(carried):
+            raise ValueError(f"cosformer reads positions from the last two coordinates of q and k: "
+                             f"{'q' if carried[0] else 'k'} carries them (with_positions) but "
+                             f"{'k' if carried[0] else 'q'} does not; pass both plain or both from with_positions")
+        return with_positions(q, k)
 
     def features(self, x):
         r, c, s = self._split(x)
@@ -90,5 +108,18 @@ class Cosformer(KernelVariant):
         cos = torch.cos(theta_x[..., :, None] - theta_y[..., None, :]) * has_x[..., :, None] * has_y[..., None, :]
         return (rx @ ry.transpose(-1, -2)) * cos, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * (head_dim - 2)
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """On the positive orthant κ = φ(x)·φ(y), φ(x) = [x cos θ_x, x sin θ_x] (``dim`` content entries); in the
+        key's reweighted entries y cos θ_y, y sin θ_y (its 2D features) κ is linear, like relu's."""
+        x, yc, ys = orthant_vectors(dim, "x", "yc", "ys")   # yc = y_d cos θ_y, ys = y_d sin θ_y
+        cx, sx = sp.symbols(r"c_x s_x", positive=True)       # cos θ_x, sin θ_x of the query's position
+        concrete = sp.Add(*[a * cx * b for a, b in zip(x, yc)]) + sp.Add(*[a * sx * b for a, b in zip(x, ys)])
+        theta = sp.symbols(r"\theta_x \theta_y", real=True)
+        display = sp.cos(theta[0] - theta[1]) * sp.Sum(
+            sp.Max(0, sp.Indexed("x", d_index)) * sp.Max(0, sp.Indexed("y", d_index)), (d_index, 1, D))
+        return KernelExpression("", {}, display, concrete, x + (cx, sx), yc + ys, False, features=2 * D,
+                                feature_sign="non-negative",
+                                note="positions folded into the features (cos/sin of θ = πi/2M); positive orthant")

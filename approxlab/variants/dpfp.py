@@ -7,10 +7,12 @@ zero weights (engine convention), e.g. x = 0.
 
 from __future__ import annotations
 
+import sympy as sp
 import torch
 
 from ..core.checks import HeadDimError, check_int
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, d_index, orthant_vectors, r_index
 from ._registry import register_kernel
 
 
@@ -19,6 +21,8 @@ class DPFP(KernelVariant):
     """DPFP_ν: φ(x) = concat_{i=1..ν} x̃ ⊙ roll(x̃, i), x̃ = [relu(x), relu(−x)] (module doc)."""
 
     name = "dpfp"
+    label = "DPFP"
+    color = "#3c3c3c"
 
     def __init__(self, head_dim: int, nu: int = 1):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
@@ -42,5 +46,19 @@ class DPFP(KernelVariant):
             total = total + (xt * xt[..., behind]) @ (yt * yt[..., behind]).transpose(-1, -2)
         return total, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * head_dim * self.nu
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """On the positive orthant x̃ = (x, 0): κ = Σ_{i≤ν} Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i} (indices mod 2D), a
+        polynomial of degree 2 in the key entries; F = 2Dν."""
+        x, y = orthant_vectors(dim, "x", "y")
+        xt, yt = list(x) + [0] * dim, list(y) + [0] * dim
+        nu = min(self.nu, 2 * dim - 1)
+        concrete = sp.Add(*[xt[j] * xt[(j - i) % (2 * dim)] * yt[j] * yt[(j - i) % (2 * dim)]
+                            for i in range(1, nu + 1) for j in range(2 * dim)])
+        xi, yi = sp.IndexedBase(r"\tilde{x}"), sp.IndexedBase(r"\tilde{y}")
+        display = sp.Sum(xi[d_index] * xi[d_index - r_index] * yi[d_index] * yi[d_index - r_index],
+                         (d_index, 1, 2 * D), (r_index, 1, sp.Symbol(r"\nu")))
+        return KernelExpression("", {}, display, concrete, x, y, False, features=2 * D * self.nu,
+                                feature_sign="non-negative", note="x̃ = [relu(x), relu(−x)]; positive orthant")

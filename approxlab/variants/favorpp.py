@@ -22,10 +22,12 @@ import math
 from typing import Optional
 
 import numpy as np
+import sympy as sp
 import torch
 
 from ..core.checks import check_int, check_tensor, resolve_scale
 from ._exp_random_features import _ExpRandomFeatures
+from ._expression import D, KernelExpression, draw_symbols, m, random_estimate, s
 from ._registry import register_kernel
 
 
@@ -52,10 +54,18 @@ def calibration_pair(q: torch.Tensor, k: torch.Tensor, scale: Optional[float] = 
     return q.double() * root, k.double() * root
 
 
+#: the largest mean ‖x+y‖² and |A| accepted: |s| ≤ ‖x+y‖²/4·… reaches far beyond 709 (exp's float64 limit) well
+#: before, and A‖w‖² beyond ±1e6 overflows float32 features
+MAX_NORM_SUM_SQ = 1e6
+MAX_ABS_A = 1e6
+
+
 def oprf_a(norm_sum_sq: float, dim: int) -> float:
     """The OPRF / FAVOR++ optimum A* = (1 − 2ρ − √((2ρ+1)² + 8ρ))/16, ρ = ‖x+y‖²/D (Chefs' Random Tables)."""
-    if not (isinstance(norm_sum_sq, (int, float)) and math.isfinite(norm_sum_sq) and norm_sum_sq >= 0):
-        raise ValueError(f"norm_sum_sq must be a finite number >= 0, got {norm_sum_sq!r}")
+    if isinstance(norm_sum_sq, bool) or not (isinstance(norm_sum_sq, (int, float)) and math.isfinite(norm_sum_sq)
+                                             and 0 <= norm_sum_sq <= MAX_NORM_SUM_SQ):
+        raise ValueError(f"norm_sum_sq must be a number in [0, {MAX_NORM_SUM_SQ:g}] (‖x+y‖² beyond it puts the "
+                         f"similarities far past where exp(s) is representable), got {norm_sum_sq!r}")
     rho = float(norm_sum_sq) / check_int(dim, "dim", minimum=1)
     return (1 - 2 * rho - math.sqrt((2 * rho + 1) ** 2 + 8 * rho)) / 16
 
@@ -75,6 +85,11 @@ class FavorPP(_ExpRandomFeatures):
     """
 
     name = "favorpp"
+    label = "FAVOR++"
+    color = "#592f0d"
+    #: why the estimate has no finite rational degree (the symbolic side reports it)
+    no_degree = ("κ̂ = (1/m) Σ_i D_A² exp(2A‖w_i‖² + B w_i·(x+y) − (‖x‖²+‖y‖²)/2), random exponentials unbiased "
+                 "for exp(s)")
 
     def __init__(self, head_dim: int, num_features: int | None = None, a: float | None = None,
                  norm_sum_sq: float | None = None, directions: str = "orthogonal", seed: int = 0,
@@ -84,13 +99,14 @@ class FavorPP(_ExpRandomFeatures):
             raise ValueError("give either a or norm_sum_sq, not both")
         if a is None:
             a = oprf_a(2 * math.sqrt(head_dim) if norm_sum_sq is None else norm_sum_sq, head_dim)
-        if not (isinstance(a, (int, float)) and math.isfinite(a) and a < 0.125):
-            raise ValueError(f"a must be a finite number < 1/8 (the second moment diverges beyond), got {a!r}")
+        if isinstance(a, bool) or not (isinstance(a, (int, float)) and math.isfinite(a) and -MAX_ABS_A <= a < 0.125):
+            raise ValueError(f"a must be a number in [{-MAX_ABS_A:g}, 1/8) (the second moment diverges from 1/8; "
+                             f"below {-MAX_ABS_A:g} the features overflow), got {a!r}")
         self.a = float(a)
         self.b = math.sqrt(1 - 4 * self.a)
         # per-direction bias A‖w‖² and the constant log D_A − log √m
         self.bias = self.a * (self.projection ** 2).sum(-1)
-        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_random)
+        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_features)
 
     @classmethod
     def calibrate(cls, q: torch.Tensor, k: torch.Tensor, *, scale: Optional[float] = None) -> dict:
@@ -100,6 +116,13 @@ class FavorPP(_ExpRandomFeatures):
         x, y = calibration_pair(q, k, scale)
         return {"a": oprf_a(mean_pair_norm_sq(x, y), q.shape[-1])}
 
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i D_A² exp(2A‖w_i‖² + B w_i·(x+y) − (‖x‖²+‖y‖²)/2), B² = 1 − 4A: random, mean exp(s)."""
+        wx, wy, nx, ny, w2 = draw_symbols()
+        a = sp.Symbol("A", real=True)
+        one = (1 - 4 * a) ** (D / 2) * sp.exp(2 * a * w2 ** 2 + sp.sqrt(1 - 4 * a) * (wx + wy) - (nx ** 2 + ny ** 2) / 2)
+        return random_estimate(one, mean=sp.exp(s), features=m, reason=self.no_degree)
+
     def _gerf(self, x):
         u = x @ self._cast_to("bw", self.b * self.projection, x).T + self._cast_to("bias", self.bias, x)
         return self._stable_exp(u, self.log_const - 0.5 * (x * x).sum(-1))
@@ -107,5 +130,5 @@ class FavorPP(_ExpRandomFeatures):
     def features(self, x):
         return self._gerf(x)
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features

@@ -38,6 +38,9 @@ class FavorSharp(FavorPP):
     """
 
     name = "favorsharp"
+    label = "FAVOR#"
+    color = "#a23582"
+    no_degree = "κ̂ = FAVOR++ on (Ψx, Ψ⁻¹y): random exponentials unbiased for exp(s)"
 
     def __init__(self, head_dim: int, num_features: int | None = None, a: float | None = None,
                  norm_sum_sq: float | None = None, rescale: torch.Tensor | None = None,
@@ -45,7 +48,12 @@ class FavorSharp(FavorPP):
         super().__init__(head_dim, num_features, a, norm_sum_sq, directions, seed, projection)
         if rescale is None:
             rescale = torch.ones(head_dim, dtype=torch.float64)
-        rescale = torch.as_tensor(rescale, dtype=torch.float64)
+        if not isinstance(rescale, (torch.Tensor, list, tuple)) and not hasattr(rescale, "__array__"):
+            raise TypeError(f"rescale must be a tensor (or sequence) of {head_dim} positive numbers, got {rescale!r}")
+        try:
+            rescale = torch.as_tensor(rescale, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"rescale must be {head_dim} positive numbers, got {rescale!r} ({exc})") from None
         if rescale.shape != (head_dim,) or not torch.isfinite(rescale).all() or (rescale <= 0).any():
             raise ValueError(f"rescale must be {head_dim} positive finite numbers, got shape {tuple(rescale.shape)}")
         self.rescale = rescale

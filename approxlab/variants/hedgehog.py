@@ -13,8 +13,10 @@ before any pass (no causal leak). Without them the map starts at W = I, b = 0 (t
 
 from __future__ import annotations
 
+import sympy as sp
 import torch
 
+from ._expression import KernelExpression, d_index
 from ._learned_map import _Learned
 from ._registry import register_kernel
 
@@ -24,6 +26,8 @@ class Hedgehog(_Learned):
     """φ(x) = [exp(xW + b), exp(−xW − b)] (module doc), as (f ≤ 1, log scale)."""
 
     name = "hedgehog"
+    label = "Hedgehog"
+    color = "#000000"
 
     def __init__(self, head_dim: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         super().__init__(head_dim, weight, bias)
@@ -34,5 +38,20 @@ class Hedgehog(_Learned):
         top = logits.amax(-1)
         return torch.exp(logits - top[..., None]), top
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * self.weight.shape[1]
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """In the pre-activations a = xW + c (query) and b = yW + c (key): κ = Σ_f e^{a_f + b_f} + e^{−a_f − b_f},
+        a sum of exponentials of the key entries, so no finite rational degree."""
+        a = sp.symbols(f"a_1:{dim + 1}", real=True)
+        b = sp.symbols(f"b_1:{dim + 1}", real=True)
+        ai, bi = sp.IndexedBase("a"), sp.IndexedBase("b")
+        width = sp.Symbol("F", integer=True, positive=True)
+        display = sp.Sum(sp.exp(ai[d_index] + bi[d_index]) + sp.exp(-ai[d_index] - bi[d_index]), (d_index, 1, width))
+        concrete = sp.Add(*[sp.exp(u + w) + sp.exp(-u - w) for u, w in zip(a, b)])
+        return KernelExpression(
+            "", {}, display, concrete, a, b, False, features=2 * width, feature_sign="positive",
+            note="in the pre-activations xW + c, yW + c",
+            no_degree="κ = Σ_f [e^{a_f} e^{b_f} + e^{−a_f} e^{−b_f}] with a = xW + c, b = yW + c: a sum of "
+                      "exponentials of the key entries, not a rational function of them")

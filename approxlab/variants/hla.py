@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.checks import check_choice, check_int, check_seed, check_tensor
 from ..core.protocol import KernelVariant
 from ._projections import haar_orthogonal
-from .linear import elu_feature, elu_log_scaled
+from ._expression import D, KernelExpression, d_index, feature_sign, orthant_vectors, p, r_index, s, similarity_expression
+from .linear import elu_feature, elu_log_scaled, elu_plus_one
+from .relu import relu
 from ._registry import register_kernel
 
 
@@ -36,10 +39,12 @@ class HLA(KernelVariant):
     (p, D, D') tensor; seed: for the orthogonal projections."""
 
     name = "hla"
+    label = "HLA"
+    color = "#fbafe4"
     size_parameter = "factors"
 
     def __init__(self, head_dim: int, factors: int = 2, feature_map: str = "elu", projections=None, seed: int = 0):
-        self.factors = check_int(factors, "factors", minimum=1)
+        self.factors = check_int(factors, "factors", minimum=1, maximum=64)  # D^p features: 2^64 at D = 2
         self.feature_map = check_choice(feature_map, "feature_map", {"elu", "relu", "affine"})
         head_dim, seed = check_int(head_dim, "head_dim", minimum=1), check_seed(seed)
         # identity and orthogonal projections preserve inner products: every factor sees s itself
@@ -52,11 +57,17 @@ class HLA(KernelVariant):
             self.projections = torch.stack([haar_orthogonal(head_dim, gen) for _ in range(self.factors)])
         else:
             check_tensor(projections, "projections", ndim=3, layout="(factors, D, D')")
-            if projections.shape[0] != self.factors or projections.shape[1] != head_dim:
+            if projections.shape[0] != self.factors or projections.shape[1] != head_dim or projections.shape[2] == 0:
                 raise ValueError(
-                    f"projections must be (factors={self.factors}, {head_dim}, D'), got {tuple(projections.shape)}"
+                    f"projections must be (factors={self.factors}, {head_dim}, D' >= 1), got {tuple(projections.shape)}"
                 )
             self.projections = projections
+
+    def fixed_params(self, params: dict) -> dict:
+        """``params`` with drawn projections ("orthogonal") replaced by the matrices themselves (no redraw)."""
+        if not isinstance(params.get("projections"), str):
+            return params
+        return {**{k: v for k, v in params.items() if k != "seed"}, "projections": self.projections}
 
     def similarity_function(self, s):
         """κ(s) when every factor sees the same similarity s (identity projections, affine map)."""
@@ -74,7 +85,7 @@ class HLA(KernelVariant):
         ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
         return torch.cat([ones, x / math.sqrt(self.factors)], dim=-1)
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """Π_r D'_r, the Kronecker product's width (D'_r: factor r's projected width, +1 for affine)."""
         width = head_dim if self.projections is None else self.projections.shape[-1]
         return (width + (self.feature_map == "affine")) ** self.factors
@@ -110,3 +121,20 @@ class HLA(KernelVariant):
             factor = self.factor_features(x, r) @ self.factor_features(y, r).transpose(-1, -2)
             out = factor if out is None else out * factor
         return out, None
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """affine: κ(s) = (1 + s/p)^p, F = (D + 1)^p. elu / relu: Π_r Σ_d φ(a_rd) φ(b_rd) in p distinct factor
+        vectors a_r = xW_r, b_r = yW_r (the positive orthant), F = D^p: a polynomial of degree p in the key."""
+        if self.feature_map == "affine":
+            return similarity_expression(self.similarity_function(s), features=(D + 1) ** self.factors,
+                                         note="every factor sees the same s (identity projections)")
+        phi = elu_plus_one if self.feature_map == "elu" else relu
+        ai, bi = sp.IndexedBase("a", positive=True), sp.IndexedBase("b", positive=True)
+        display = sp.Product(sp.Sum(phi(ai[r_index, d_index]) * phi(bi[r_index, d_index]), (d_index, 1, D)),
+                             (r_index, 1, p)).subs(p, self.factors)
+        a = [orthant_vectors(dim, f"a_{r}")[0] for r in range(1, self.factors + 1)]
+        b = [orthant_vectors(dim, f"b_{r}")[0] for r in range(1, self.factors + 1)]
+        concrete = sp.Mul(*[sp.Add(*[phi(u) * phi(w) for u, w in zip(ar, br)]) for ar, br in zip(a, b)])
+        return KernelExpression("", {}, display, concrete, tuple(sum(a, ())), tuple(sum(b, ())), False,
+                                features=D ** self.factors, feature_sign=feature_sign(phi),
+                                note="distinct factor vectors a_r = xW_r, b_r = yW_r; positive orthant")

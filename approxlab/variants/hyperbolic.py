@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ._exp_random_features import _ExpRandomFeatures
+from ._expression import KernelExpression, draw_symbols, m, random_estimate, s
 from ._registry import register_kernel
 
 
@@ -23,6 +25,8 @@ class Hyperbolic(_ExpRandomFeatures):
     """Hyperbolic FAVOR+: φ(x) = exp(−‖x‖²/2) [e^{Wx}, e^{−Wx}] / √(2m), 2m positive features (module doc)."""
 
     name = "hyperbolic"
+    label = "hyperbolic"
+    color = "#591e71"
 
     def __init__(self, head_dim: int, num_features: int | None = None, directions: str = "orthogonal",
                  seed: int = 0, projection: torch.Tensor | None = None):
@@ -30,8 +34,16 @@ class Hyperbolic(_ExpRandomFeatures):
 
     def features(self, x):
         u = x @ self._cast_to("w", self.projection, x).T
-        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_random)
+        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_features)
         return self._stable_exp(torch.cat([u, -u], dim=-1), log_scale)
 
-    def num_features(self, head_dim: int) -> int:
-        return 2 * self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return 2 * self.num_features
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i e^{−(‖x‖²+‖y‖²)/2} cosh(w_i·x + w_i·y), random with mean exp(s): no finite degree."""
+        wx, wy, nx, ny, _ = draw_symbols()
+        return random_estimate(
+            sp.exp(-(nx ** 2 + ny ** 2) / 2) * sp.cosh(wx + wy), mean=sp.exp(s), features=2 * m,
+            reason="κ̂ = (1/2m) Σ_i e^{−(‖x‖²+‖y‖²)/2} (e^{w_i·x}e^{w_i·y} + e^{−w_i·x}e^{−w_i·y}), a random sum of "
+                   "exponentials unbiased for exp(s)")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, vector_expression
 from ._registry import register_kernel
 
 
@@ -32,6 +34,11 @@ def elu_feature(x: torch.Tensor) -> torch.Tensor:
     return negative.mul_(LOG2_E).exp2_().add_(positive)
 
 
+def elu_plus_one(t):
+    """φ(t) = elu(t) + 1 in sympy: t + 1 (t > 0), exp(t) (t ≤ 0)."""
+    return sp.Piecewise((t, t > 0), (sp.exp(t) - 1, True)) + 1
+
+
 def elu_log_scaled(x: torch.Tensor):
     """(f, c) with elu(x) + 1 = f·e^c per row, c = min(max_d x_d, 0) (see :meth:`Linear.log_scaled_features`)."""
     c = x.amax(-1).clamp(max=0.0)
@@ -43,6 +50,8 @@ class Linear(KernelVariant):
     """No parameters: φ(x) = elu(x) + 1 on the scaled inputs."""
 
     name = "linear"
+    label = "ELU linear"
+    color = "#de8f05"
 
     def features(self, x):
         return elu_feature(x), None
@@ -51,6 +60,10 @@ class Linear(KernelVariant):
 
     def kernel(self, x, y):
         return elu_feature(x) @ elu_feature(y).transpose(-1, -2), None
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """Σ_d φ(x_d) φ(y_d) with φ = elu + 1, F = D; a polynomial of degree 1 in the key on the positive orthant."""
+        return vector_expression(elu_plus_one, dim, features=D)
 
     def log_scaled_features(self, x):
         """φ(x) = f·e^c with c = min(max_d x_d, 0): f = elu(x − c) + 1. A row whose coordinates are all

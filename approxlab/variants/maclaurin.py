@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
-from ..core.checks import check_int
+from ..core import budget
+from ..core.checks import check_int, check_seed
 from ..core.protocol import KernelVariant
+from ._expression import KernelExpression, m, random_estimate, s
 from ._registry import register_kernel
 
 
@@ -27,21 +30,30 @@ class RandomMaclaurin(KernelVariant):
     """Random Maclaurin features for exp(x·y) (Kar & Karnick 2012; module doc), m features, seedable."""
 
     name = "maclaurin"
+    label = "random Maclaurin"
+    color = "#b8850a"
     similarity_function = None
 
     def __init__(self, head_dim: int, num_features: int = 256, seed: int = 0, p: float = 2.0):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
-        self.num_random = check_int(num_features, "num_features", minimum=1)
-        if not (isinstance(p, (int, float)) and p > 1 and math.isfinite(p)):
+        self.num_features = check_int(num_features, "num_features", minimum=1)
+        if isinstance(p, bool) or not (isinstance(p, (int, float)) and p > 1 and math.isfinite(p)):
             raise ValueError(f"p must be a finite number > 1 (P(N = n) = p^-(n+1)), got {p!r}")
-        gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+        gen = torch.Generator().manual_seed(check_seed(seed))
+        # the degrees and coefficients (a few float64 per feature), before anything is drawn
+        budget.require(6 * self.num_features * 8, f"maclaurin num_features={self.num_features:,}: the degrees and "
+                                                "coefficients of the features")
         # N geometric: P(N = n) = (1 − 1/p) p^{−n} (= p^{−(n+1)} at p = 2), by inversion of P(N ≥ n) = p^{−n}
-        u = torch.rand(self.num_random, generator=gen, dtype=torch.float64)
+        u = torch.rand(self.num_features, generator=gen, dtype=torch.float64)
         degrees = torch.floor(torch.log1p(-u) / math.log(1.0 / p)).long()
         self.degrees = degrees
         self.p = float(p)
         top = int(degrees.max()) if len(degrees) else 0
-        signs = torch.randint(0, 2, (self.num_random, max(top, 1), head_dim), generator=gen).double() * 2 - 1
+        # the signs drawn (m × top × D) and the factors kept (Σ N_i × D), float64: p near 1 draws high degrees
+        budget.require(8 * head_dim * (self.num_features * max(top, 1) + int(degrees.sum())),
+                       f"maclaurin num_features={self.num_features:,}, p={p!r}: the random signs (m × the largest drawn "
+                       f"degree {top:,} × D = {self.num_features:,} × {top:,} × {head_dim}, float64)")
+        signs = torch.randint(0, 2, (self.num_features, max(top, 1), head_dim), generator=gen).double() * 2 - 1
         n = degrees.double()
         # log √(a_N / P(N)) with a_N = 1/N!, P(N) = (1 − 1/p) p^{−N}
         self.log_coef = 0.5 * (-torch.lgamma(n + 1) + n * math.log(p) - math.log(1 - 1 / p))
@@ -49,7 +61,7 @@ class RandomMaclaurin(KernelVariant):
         # each row belongs to: one GEMM gives every factor ω·x (rows beyond a feature's degree are never drawn on)
         active = torch.arange(max(top, 1))[None, :] < degrees[:, None]             # (m, top)
         self.omega = signs[active]                                                  # (Σ N_i, D)
-        self.owner = torch.arange(self.num_random).repeat_interleave(degrees)       # (Σ N_i,)
+        self.owner = torch.arange(self.num_features).repeat_interleave(degrees)       # (Σ N_i,)
         self._cast: dict = {}
 
     def _tensors(self, like):
@@ -74,5 +86,13 @@ class RandomMaclaurin(KernelVariant):
         sign = 1.0 - 2.0 * negative.to(x.dtype)
         return sign * torch.exp(log_abs - top_log[..., None]), top_log - 0.5 * math.log(m)
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i Z_i(x) Z_i(y): random polynomial terms of random degree with mean exp(s), signed."""
+        z = sp.Function("Z_i")
+        return random_estimate(
+            z(sp.Symbol("x")) * z(sp.Symbol("y")), mean=sp.exp(s), features=m, feature_sign="sign-changing",
+            reason="κ̂ = (1/m) Σ_i a_{N_i}/P(N_i) Π_k (ω_ik·x)(ω_ik·y): random polynomial terms of random degree, "
+                   "unbiased for exp(s); its degree is that of the largest sampled N, not a fixed one")

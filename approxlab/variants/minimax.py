@@ -18,18 +18,36 @@ from .power_series import PowerSeriesKernel
 from ._registry import register_kernel
 
 
+#: the degrees and ranges accepted. Measured with approx.minimax_polynomial_coefficients (float64 LP, HiGHS): degree
+#: 30 takes about 5 s on one CPU core at R = 1…8, and every degree up to 30 is found there; from R = 16 the LP fails
+#: or its optimum is not positive for most degrees (a ValueError saying so), and at R = 50 it cannot be posed
+MAX_DEGREE = 30
+MIN_R, MAX_R = 1e-3, 32.0
+
+
 @register_kernel
 class Minimax(PowerSeriesKernel):
     """degree: p; R: the similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside)."""
 
     name = "minimax"
+    label = "minimax"
+    color = "#949494"
+    marker = "D"
+    linestyle = "-"
     size_parameter = "degree"
 
     def __init__(self, degree: int = 2, R: float = 4.0):
         from ..core.approx import minimax_polynomial_coefficients
 
-        self.degree = check_int(degree, "degree", minimum=0)
-        if isinstance(R, bool) or not isinstance(R, (int, float)) or not math.isfinite(R) or R <= 0:
-            raise ValueError(f"R must be a positive finite number, got {R!r}")
+        self.degree = check_int(degree, "degree", minimum=0, maximum=MAX_DEGREE)
+        if isinstance(R, bool) or not isinstance(R, (int, float)) or not math.isfinite(R) or \
+                not MIN_R <= R <= MAX_R:
+            raise ValueError(f"R must be a number in [{MIN_R:g}, {MAX_R:g}] (the similarity range the polynomial is "
+                             f"optimal on), got {R!r}")
         self.R = float(R)
-        super().__init__(minimax_polynomial_coefficients(self.degree, self.R))
+        try:
+            coefficients = minimax_polynomial_coefficients(self.degree, self.R)
+        except RuntimeError as exc:  # the LP fails, or its optimum is not positive, on wide ranges
+            raise ValueError(f"minimax degree={self.degree}, R={self.R:g}: no positive best polynomial was found "
+                             f"({exc}); on R <= 8 every degree up to {MAX_DEGREE} is found") from None
+        super().__init__(coefficients)

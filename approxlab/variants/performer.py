@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
 
 from ..core.checks import check_bool, check_choice, check_int, check_seed, check_tensor
 from ..core.protocol import KernelVariant
+from ._expression import KernelExpression, draw_symbols, m, random_estimate, s
 from ._projections import gaussian_projection
 from ._registry import register_kernel
 
@@ -34,6 +36,8 @@ class Performer(KernelVariant):
     Gaussian rows; seed: the projection's seed; projection: an explicit (m, D) matrix instead."""
 
     name = "performer"
+    label = "FAVOR+"
+    color = "#d55e00"
 
     def __init__(
         self,
@@ -61,7 +65,7 @@ class Performer(KernelVariant):
             if num_features is None:
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
             self.projection = gaussian_projection(num_features, head_dim, orthogonal=orthogonal, seed=seed)
-        self.num_random = self.projection.shape[0]
+        self.num_features = self.projection.shape[0]
         self._cast: dict = {}
 
     def _projection(self, like: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -92,7 +96,7 @@ class Performer(KernelVariant):
         return self._features(x, with_scale=True)
 
     def _features(self, x, *, with_scale: bool):
-        log_m = 0.5 * math.log(self.num_random)
+        log_m = 0.5 * math.log(self.num_features)
         if self.kind == "positive":
             u2 = x @ self._projection(x, LOG2_E).T
             top2 = u2.amax(-1)
@@ -103,14 +107,32 @@ class Performer(KernelVariant):
         f = torch.cat([torch.sin(u), torch.cos(u)], dim=-1)
         return f, (0.5 * torch.linalg.vecdot(x, x) - log_m) if with_scale else None
 
+    def fixed_params(self, params: dict) -> dict:
+        """Parameters that rebuild this kernel without drawing W again: the projection itself and the kind."""
+        return dict(projection=self.projection, kind=self.kind)
+
     def kernel_estimate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unnormalised estimate φ(x)·φ(y) (…, Nx, Ny), in the input dtype (may overflow for huge norms)."""
         fx, cx = self.features(x)
         fy, cy = self.features(y)
         return (fx @ fy.transpose(-1, -2)) * torch.exp(cx[..., :, None] + cy[..., None, :])
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random * (1 if self.kind == "positive" else 2)
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features * (1 if self.kind == "positive" else 2)
 
     def describe_size(self, head_dim: int) -> str:
-        return f"performer num_features={self.num_random:,} (F = {self.num_features(head_dim):,} features)"
+        return f"performer num_features={self.num_features:,} (F = {self.feature_width(head_dim):,} features)"
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ̂ = (1/m) Σ_i φ_{w_i}(x) φ_{w_i}(y), a random estimate with mean exp(s): no finite degree."""
+        wx, wy, nx, ny, _ = draw_symbols()
+        if self.kind == "positive":
+            return random_estimate(
+                sp.exp(wx - nx ** 2 / 2) * sp.exp(wy - ny ** 2 / 2), mean=sp.exp(s), features=m,
+                reason="κ̂ = (1/m) Σ_i exp(w_i·x − ‖x‖²/2) exp(w_i·y − ‖y‖²/2) is a random sum of m exponentials, "
+                       "unbiased for exp(s) (see gaussian_kernel), not a rational function of s")
+        return random_estimate(
+            sp.exp((nx ** 2 + ny ** 2) / 2) * sp.cos(wx - wy), mean=sp.exp(s), features=2 * m,
+            feature_sign="sign-changing",
+            reason="κ̂ = (1/m) Σ_i exp((‖x‖²+‖y‖²)/2) cos(w_i·x − w_i·y) is a random sum of m trigonometric "
+                   "terms, unbiased for exp(s), not a rational function of s")

@@ -18,15 +18,23 @@ class Polynomial(PowerSeriesKernel):
     """degree: p; c: None for s^p, or a positive number for (1 + s/c)^p (c = p tends to exp(s))."""
 
     name = "polynomial"
+    label = "polynomial"
+    color = "#ca9161"
     size_parameter = "degree"
 
     def __init__(self, degree: int = 2, c: float | None = None):
-        self.degree = check_int(degree, "degree", minimum=1)
+        self.degree = check_int(degree, "degree", minimum=1, maximum=1000)  # C(p, r) overflows float64 near 1030
         if c is None:
             coefficients = [0.0] * self.degree + [1.0]
         else:
             if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
                 raise ValueError(f"c must be a positive finite number or None, got {c!r}")
-            coefficients = [math.comb(self.degree, r) / float(c) ** r for r in range(self.degree + 1)]
+            try:
+                coefficients = [math.comb(self.degree, r) / float(c) ** r for r in range(self.degree + 1)]
+            except (OverflowError, ZeroDivisionError):
+                coefficients = [math.inf]
+            if not all(math.isfinite(a) for a in coefficients):
+                raise ValueError(f"c={c!r} is too small for degree {self.degree}: the coefficients C(p, r)/c^r of "
+                                 "(1 + s/c)^p overflow float64; give a larger c")
         self.c = c
         super().__init__(coefficients)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import sympy as sp
+
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, s, similarity_expression
 from ._monomials import feature_dimension, monomial_features, power_series
 
 
@@ -38,5 +41,11 @@ class PowerSeriesKernel(KernelVariant):
     def kernel(self, x, y):
         return self.similarity_function(x @ y.transpose(-1, -2)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return feature_dimension(head_dim, self.coefficients)
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ(s) = Σ_r a_r s^r (coefficients made exact), F = Σ_{a_r ≠ 0} C(D+r−1, r)."""
+        features = sp.factor(sp.expand_func(sum(sp.binomial(D + r - 1, r)
+                                                for r, a in enumerate(self.coefficients) if a != 0)))
+        return similarity_expression(self.similarity_function(s), features=features)

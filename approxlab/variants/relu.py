@@ -7,10 +7,17 @@ bias every other row. Since relu is positively homogeneous, the scale cancels in
 
 from __future__ import annotations
 
+import sympy as sp
 import torch
 
 from ..core.protocol import KernelVariant
+from ._expression import D, KernelExpression, vector_expression
 from ._registry import register_kernel
+
+
+def relu(t):
+    """φ(t) = max(0, t) in sympy."""
+    return sp.Max(0, t)
 
 
 @register_kernel
@@ -18,6 +25,12 @@ class Relu(KernelVariant):
     """No parameters: φ(x) = relu(x); rows without kernel mass get zero output."""
 
     name = "relu"
+    label = "ReLU"
+    color = "#029e73"
 
     def features(self, x):
         return torch.relu(x), None
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """Σ_d relu(x_d) relu(y_d), F = D; linear in the key on the positive orthant."""
+        return vector_expression(relu, dim, features=D)

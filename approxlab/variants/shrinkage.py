@@ -29,6 +29,12 @@ E_v‖(ã − a) v‖² = σ² ‖ã − a‖² (rows of ã − a sum to 0, so t
 v, so the explicit form is a weight matrix like every variant's. Each group's estimate is a ratio (biased
 at O(g/m)) and V̂ is itself random: λ_i is an estimate of λ*, not λ*.
 
+Why the groups' spread and not Lemma 2: the variance of a row's weights needs the covariance of the kernel
+estimates of all pairs of its keys; for one positive feature E[Z_j Z_l] = exp((x + y_j)·(x + y_l)) (Z_j the
+estimate of κ(x, y_j) over its mean; j = l is Lemma 2's e^{‖x+y‖²}), which does not factor over the keys, so
+a row's variance from it costs O(N) per row and O(N²) in all: the spread of g independent groups costs
+O(N·F²) and needs no model of the features.
+
 Efficient form: every quantity above is a sum over keys of a product of two kernels (‖â^k‖², â^k·â^l,
 â^k·ā), i.e. one more linear attention whose features are the outer products φ_k ⊗ φ_l (F_k·F_l features,
 key log scales added): cost O(N·Σ F_k F_l) for the row norms plus O(N·F·Dv) for the outputs, never N×N.
@@ -45,6 +51,7 @@ import torch
 
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 from .window import exact_query_features, kernel_sums
 
 BASELINES = ("uniform",)
@@ -61,7 +68,7 @@ class UniformKernel(KernelVariant):
     def kernel(self, x, y):
         return torch.ones(*x.shape[:-1], y.shape[-2], dtype=x.dtype, device=x.device), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 1
 
 
@@ -90,10 +97,11 @@ class ProductKernel(KernelVariant):
     def key_features(self, y):
         return self._outer(self.first.key_features(y), self.second.key_features(y))
 
-    def num_features(self, head_dim: int) -> int:
-        return self.first.num_features(head_dim) * self.second.num_features(head_dim)
+    def feature_width(self, head_dim: int) -> int:
+        return self.first.feature_width(head_dim) * self.second.feature_width(head_dim)
 
 
+@register_kernel
 class Shrinkage(KernelVariant):
     """kernel: the inner random-feature variant (default "performer", FAVOR+; it must take ``num_features``
     and ``seed``); num_features: m in all (m/g per group; default the inner default × g is not assumed: 64);
@@ -101,17 +109,20 @@ class Shrinkage(KernelVariant):
     (e.g. "taylor"); seed: the first group's seed; kernel_params / baseline_params: further parameters."""
 
     name = "shrinkage"
+    label = "shrinkage (FAVOR+ → uniform)"
+    color = "#44AA99"
+    marker = "h"
     size_parameter = "num_features"
 
     def __init__(self, head_dim: int, kernel="performer", num_features: int = 64, groups: int = 2,
                  baseline="uniform", seed: int = 0, kernel_params: Optional[dict] = None,
                  baseline_params: Optional[dict] = None):
-        from . import build_kernel
+        from ._registry import build_kernel
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.groups = check_int(groups, "groups", minimum=2)
-        self.num_random = check_int(num_features, "num_features", minimum=self.groups)
-        if self.num_random % self.groups:
+        self.num_features = check_int(num_features, "num_features", minimum=self.groups)
+        if self.num_features % self.groups:
             raise ValueError(f"num_features={num_features} must be a multiple of groups={groups} (m/g per group)")
         self.seed = check_int(seed, "seed", minimum=0)
         for label, params in (("kernel_params", kernel_params), ("baseline_params", baseline_params)):
@@ -121,7 +132,7 @@ class Shrinkage(KernelVariant):
         for taken in ("num_features", "seed"):
             if taken in kernel_params:
                 raise ValueError(f"give {taken} to Shrinkage itself, not in kernel_params")
-        per_group = self.num_random // self.groups
+        per_group = self.num_features // self.groups
         self.members = [build_kernel(kernel, head_dim, num_features=per_group, seed=self.seed + g, **kernel_params)
                         for g in range(self.groups)]
         if isinstance(baseline, str) and baseline == "uniform":
@@ -133,6 +144,20 @@ class Shrinkage(KernelVariant):
         self.kernel_label = self.members[0].name
 
     # ------------------------------------------------------------------ protocol
+    def kernel_expression(self, dim: int = 2):
+        """A random estimate (the groups' features, mean exp(s)) mixed with a baseline: no finite degree."""
+        import sympy as sp
+
+        from ._expression import m, random_estimate, s
+
+        wx, wy, nx, ny = (sp.Symbol(name, real=True) for name in (r"{w_i^\top x}", r"{w_i^\top y}", r"\|x\|",
+                                                                  r"\|y\|"))
+        return random_estimate(
+            sp.exp(wx - nx ** 2 / 2) * sp.exp(wy - ny ** 2 / 2), mean=sp.exp(s), features=m,
+            reason="the weights (1 − λ)·â + λ·ā mix a random-feature estimate (random exponentials, unbiased for "
+                   "exp(s) before normalising) with a baseline, λ from the estimate's own spread: not a rational "
+                   "function of s")
+
     def features(self, x):
         raise TypeError("the shrinkage estimator is not a feature product: its forms are explicit_kernel and "
                         "efficient (approxlab.attention and attention_weights call them)")
@@ -141,14 +166,26 @@ class Shrinkage(KernelVariant):
         raise TypeError("the shrinkage estimator's weights depend on the causal mask: call "
                         "explicit_kernel(x, y, causal=..., offset=...)")
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """F of the output states: every group's and the baseline's (the row norms' product states are
         F_k·F_l more; :meth:`efficient` holds one of them at a time)."""
-        return sum(k.num_features(head_dim) for k in self.members) + self.baseline.num_features(head_dim)
+        return sum(k.feature_width(head_dim) for k in self.members) + self.baseline.feature_width(head_dim)
 
     def describe_size(self, head_dim: int) -> str:
-        return (f"shrinkage of {self.kernel_label} num_features={self.num_random:,} in {self.groups} groups "
+        return (f"shrinkage of {self.kernel_label} num_features={self.num_features:,} in {self.groups} groups "
                 f"toward {self.baseline.name}")
+
+    def _check_memory(self, x, v, chunk_size):
+        """The largest product state (F_k·F_l features, a chunk of their rows) against the memory budget."""
+        from ..core import budget
+        from .window import DEFAULT_CHUNK
+
+        sizes = [k.feature_width(x.shape[-1]) for k in self.members] + [self.baseline.feature_width(x.shape[-1])]
+        widest = max(a * b for a in sizes for b in sizes)
+        rows = min(chunk_size or DEFAULT_CHUNK, x.shape[-2])
+        need = x.element_size() * x.shape[:-2].numel() * (widest * (rows + 2) + 3 * max(sizes) * (v.shape[-1] + rows))
+        budget.require(need, f"{self.describe_size(x.shape[-1])}: the row norms' product state "
+                             f"(F_k·F_l = {widest:,} features, a chunk of {rows} rows)")
 
     # ------------------------------------------------------------------ the weight
     def shrinkage_terms(self, norms: dict):
@@ -192,7 +229,8 @@ class Shrinkage(KernelVariant):
 
         weights = {k: normalised(kernel)[0] for k, kernel in enumerate(self.members)}
         weights["b"] = base = normalised(self.baseline)[0]
-        norms = {(a, b): (weights[a] * weights[b]).sum(-1) for a in weights for b in weights}
+        labels = list(weights)
+        norms = {(a, b): torch.linalg.vecdot(weights[a], weights[b]) for i, a in enumerate(labels) for b in labels[i:]}
         lam = self._weight(*self.shrinkage_terms(norms))
         mean = sum(weights[k] for k in range(self.groups)) / self.groups
         return (1 - lam).unsqueeze(-1) * mean + lam.unsqueeze(-1) * base, None
@@ -207,6 +245,7 @@ class Shrinkage(KernelVariant):
     def efficient_with_weight(self, x, y, v, *, causal: bool, chunk_size: Optional[int] = None):
         """(õ, λ): the output and each row's shrinkage weight λ_i (…, N)."""
         members = list(self.members)
+        self._check_memory(x, v, chunk_size)
         sums = [kernel_sums(k, x, y, v, causal=causal, chunk_size=chunk_size) for k in members]
         base_num, base_den, base_ref = kernel_sums(self.baseline, x, y, v, causal=causal, chunk_size=chunk_size)
         ones = torch.ones(*y.shape[:-1], 1, dtype=v.dtype, device=v.device)

@@ -9,9 +9,14 @@ before any pass (no causal leak). Without them the map starts at W = I, b = 0 (t
 
 from __future__ import annotations
 
+import dataclasses
+
+import sympy as sp
 import torch
 
+from ._expression import D, KernelExpression, vector_expression
 from ._learned_map import _Learned
+from .relu import relu
 from ._registry import register_kernel
 
 
@@ -20,6 +25,8 @@ class T2R(_Learned):
     """φ(x) = relu(xW + b) (module doc)."""
 
     name = "t2r"
+    label = "T2R"
+    color = "#d91a59"
 
     def __init__(self, head_dim: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         super().__init__(head_dim, weight, bias)
@@ -27,5 +34,13 @@ class T2R(_Learned):
     def features(self, x):
         return torch.relu(self._linear(x)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return self.weight.shape[1]
+
+    def kernel_expression(self, dim: int = 2) -> KernelExpression:
+        """κ = Σ_f relu(a_f) relu(b_f) in the pre-activations a = xW + c, b = yW + c (affine in the entries): a
+        polynomial of degree 1 in the key on the orthant where the pre-activations are positive; F = the columns of W."""
+        width = sp.Symbol("F", integer=True, positive=True)
+        form = vector_expression(relu, dim, features=width,
+                                 note="in the pre-activations xW + c, yW + c (affine in the entries); positive orthant")
+        return dataclasses.replace(form, kappa=form.kappa.subs(D, width))

@@ -15,11 +15,15 @@ from ._registry import register_kernel
 
 @register_kernel
 class Taylor(PowerSeriesKernel):
-    """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
+    """order: p, the Taylor order of exp (2 = Based); feature width C(D+p, p)."""
 
     name = "taylor"
+    label = "Taylor"
+    color = "#cc78bc"
+    marker = "o"
+    linestyle = ":"
     size_parameter = "order"
 
     def __init__(self, order: int = 2):
-        self.order = check_int(order, "order", minimum=0)
+        self.order = check_int(order, "order", minimum=0, maximum=170)  # 1/r! underflows float64 beyond 170
         super().__init__([1.0 / math.factorial(r) for r in range(self.order + 1)])

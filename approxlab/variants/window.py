@@ -15,7 +15,10 @@ for a query i with window W(i) and the other allowed keys O(i),
     W(i) = {j : |i − j| < w}     (non-causal)
 
 w = 0 is the inner kernel alone; w ≥ N is softmax (γ cancels). γ > 0 (``window_weight``) is one number
-or one per head. The kernel part must be the *true* κ, with the per-query factor a plain linear attention
+or one per head. The default γ = 1 is not neutral: it sets exp(s) against the inner kernel's absolute scale,
+which for an unfitted map can be far off (Hedgehog at W = I sums 2D exponentials), and a hybrid with a
+mismatched γ can be farther from softmax than its kernel alone. Fit γ first: :func:`fit_window_weight`
+(closed form, per head) or :func:`approxlab.analysis.distill.distill` with ``window=`` (with the map). The kernel part must be the *true* κ, with the per-query factor a plain linear attention
 may drop because it cancels there (FAVOR+'s exp(−‖x‖²/2)): :func:`exact_query_features`. LoLCATs' code
 multiplies γ by exp(s − max_{W(i)} s) instead, so its effective window weight varies with each row's largest
 logit; here both parts are on the absolute scale of κ, and each row is rescaled by one reference
@@ -44,6 +47,7 @@ import torch
 from ..core import budget
 from ..core.checks import check_int
 from ..core.protocol import KernelVariant
+from ._registry import register_kernel
 
 #: rows per chunk of the efficient form (band and triangle blocks)
 DEFAULT_CHUNK = 64
@@ -78,17 +82,21 @@ def window_masks(nq: int, nk: int, window: int, *, causal: bool, offset: int = 0
     return inside, allowed & ~inside
 
 
+@register_kernel
 class Window(KernelVariant):
     """window: w (0 = the inner kernel alone); kernel: the inner kernel outside the window (a name or a
     kernel object; default "hedgehog"); window_weight: γ > 0, a number or one per head (a tensor (H,)), on
     exp(s) inside the window; kernel_params: the inner kernel's parameters."""
 
     name = "window"
+    label = "window hybrid"
+    color = "#882255"
+    marker = "P"
     size_parameter = "window"
 
     def __init__(self, head_dim: int, window: int = 64, kernel="hedgehog", window_weight=1.0,
                  kernel_params: Optional[dict] = None):
-        from . import build_kernel, is_softmax
+        from ._registry import build_kernel, is_softmax
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.window = check_int(window, "window", minimum=0)
@@ -124,9 +132,23 @@ class Window(KernelVariant):
     def kernel(self, x, y):
         raise TypeError("a window hybrid depends on positions: call explicit_kernel(x, y, causal=..., offset=...)")
 
-    def num_features(self, head_dim: int) -> int:
+    def kernel_expression(self, dim: int = 2):
+        """κ = γ·exp(s) on the window, the inner kernel outside: exp(s) is not rational, so the row is not."""
+        import sympy as sp
+
+        from ._expression import KernelExpression, s
+
+        gamma, gap, w = sp.Symbol("gamma", positive=True), sp.Symbol("|i-j|", nonnegative=True), sp.Symbol("w")
+        inner = sp.Function(r"\kappa_{\mathrm{" + self.inner.name + "}}")(s)
+        return KernelExpression(
+            "", {}, sp.Piecewise((gamma * sp.exp(s), gap < w), (inner, True)), gamma * sp.exp(s), (), (s,), True,
+            features=sp.Symbol("F"), note="γ·exp(s) within the window, the inner kernel outside; one denominator",
+            no_degree="κ = γ·exp(s) on the keys within the window (exact softmax there) and the inner kernel "
+                      "outside: exp(s) is not rational, so neither is the hybrid row")
+
+    def feature_width(self, head_dim: int) -> int:
         """The inner kernel's F (the state is F × Dv, as for the kernel alone)."""
-        return self.inner.num_features(head_dim)
+        return self.inner.feature_width(head_dim)
 
     def describe_size(self, head_dim: int) -> str:
         return f"window={self.window} + {self.inner.describe_size(head_dim)}"
@@ -197,7 +219,7 @@ class Window(KernelVariant):
 
     def _check_memory(self, x, v, chunk):
         batch_heads, itemsize = x.shape[:-2].numel(), x.element_size()
-        f, dv = self.inner.num_features(x.shape[-1]), v.shape[-1]
+        f, dv = self.inner.feature_width(x.shape[-1]), v.shape[-1]
         band = chunk + 2 * min(self.window, x.shape[-2])
         need = itemsize * batch_heads * (4 * f * (dv + 1) + 4 * chunk * band + 4 * chunk * f + 2 * x.shape[-2] * (dv + 2))
         budget.require(need, f"window hybrid ({self.describe_size(x.shape[-1])}): the states B·H·F·(Dv+1) = "

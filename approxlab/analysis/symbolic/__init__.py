@@ -1,10 +1,10 @@
 """Symbolic (sympy) side of approxlab: each kernel κ, its row weight and rational degree, and derivations.
 
-    from approxlab import symbolic
-    symbolic.rational_degree("taylor", order=3)      # (3, 3), derived by sympy
-    symbolic.explain("softmax")                      # why there is no finite degree
+    from approxlab.analysis import symbolic
+    symbolic.rational_degree(name, **params)         # (p, q) derived by sympy from the variant's own form
+    symbolic.explain(name, **params)                 # why it has (or has no) finite degree
     symbolic.bridge_tv()                             # a Derivation; renders as LaTeX in Jupyter
-    symbolic.to_latex(symbolic.derivation_table())   # the table as a LaTeX tabular
+    symbolic.to_latex(symbolic.derivation_table())   # every variant's row as a LaTeX tabular
 """
 
 from .derivations import (
@@ -13,10 +13,10 @@ from .derivations import (
     worst_case_row,
 )
 from .kernels import (
-    KernelExpression, efficient_cost, elu_plus_one, explain, feature_sign, kernel_expression, monotonicity,
-    positivity, rational_degree, relu,
+    KernelExpression, NoSymbolicForm, efficient_cost, explain, feature_sign, kernel_expression, monotonicity,
+    positivity, rational_degree,
 )
-from .table import DEFAULT_ROWS, derivation_table, row_label, to_latex
+from .table import derivation_table, row_label, to_latex
 
 #: the five derivations of the design card, by name (each a function returning a Derivation)
 DERIVATIONS = {
@@ -30,9 +30,9 @@ DERIVATIONS = {
 }
 
 __all__ = [
-    "KernelExpression", "kernel_expression", "rational_degree", "explain", "positivity", "monotonicity",
-    "efficient_cost", "feature_sign", "elu_plus_one", "relu", "Derivation", "DERIVATIONS", "associativity",
+    "KernelExpression", "NoSymbolicForm", "kernel_expression", "rational_degree", "explain", "positivity", "monotonicity",
+    "efficient_cost", "feature_sign", "Derivation", "DERIVATIONS", "associativity",
     "hla_state", "taylor_features", "taylor_minimum", "taylor_polynomial", "taylor_real_roots", "monomial_features",
     "gaussian_kernel", "gaussian_mgf", "performer_variance", "bridge_tv", "worst_case_row", "is_zero", "residual",
-    "DEFAULT_ROWS", "derivation_table", "row_label", "to_latex",
+    "derivation_table", "row_label", "to_latex",
 ]

@@ -24,7 +24,7 @@ import sympy as sp
 
 from ...core.checks import check_int
 from ...variants import build_kernel
-from .kernels import _exact
+from ...variants._expression import exact
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def taylor_polynomial(order: int):
     """T_p(s) from the taylor variant's own similarity_function (exact rationals)."""
     from .kernels import s
 
-    return sp.expand(_exact(build_kernel("taylor", 1, order=order).similarity_function(s)))
+    return sp.expand(exact(build_kernel("taylor", 1, order=order).similarity_function(s)))
 
 
 def taylor_features(order: int = 2, dim: int = 2) -> Derivation:

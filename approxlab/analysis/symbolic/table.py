@@ -1,47 +1,23 @@
-"""The paper-style table of every variant: κ, row weight, rational degree, feature dimension, cost,
-positivity and monotonicity, each entry derived by sympy (``kernels``), and its LaTeX export.
+"""The paper-style table of variants: κ, row weight, rational degree, feature width, cost, positivity and
+monotonicity, each entry derived by sympy from what the variant says about itself (``kernels``), and its
+LaTeX export. Which rows to show is the caller's choice (the ``rational_degree`` study picks its own);
+the default is every variant the registry knows, at its default parameters.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import pandas as pd
 import sympy as sp
 from tqdm.auto import tqdm
 
+from ...variants import kernel_name, variant_names
 from .kernels import efficient_cost, explain, kernel_expression, monotonicity, positivity, rational_degree
 
-#: (variant, parameters) of the rows of the default table
-DEFAULT_ROWS: Tuple[Tuple[str, dict], ...] = (
-    ("softmax", {}),
-    ("linear", {}),
-    ("relu", {}),
-    ("performer", {}),
-    ("taylor", {"order": 1}),
-    ("taylor", {"order": 2}),
-    ("taylor", {"order": 3}),
-    ("polynomial", {"degree": 2}),
-    ("polynomial", {"degree": 4, "c": 4.0}),
-    ("hla", {"factors": 2}),
-    ("hla", {"factors": 3}),
-    ("hla", {"factors": 2, "feature_map": "affine"}),
-)
-#: rows of the random-feature kinds and the literature's feature maps (``derivation_table(FEATURE_MAP_ROWS)``)
-FEATURE_MAP_ROWS: Tuple[Tuple[str, dict], ...] = (
-    ("hyperbolic", {}),
-    ("favorpp", {}),
-    ("favorsharp", {}),
-    ("maclaurin", {}),
-    ("dpfp", {}),
-    ("dpfp", {"nu": 3}),
-    ("cosformer", {}),
-    ("hedgehog", {}),
-    ("t2r", {}),
-)
-
-
-def row_label(variant: str, params: dict) -> str:
+def row_label(variant, params: dict) -> str:
+    """``name (k=v, …)``: the variant's name with its parameters (strings alone, floats as %g)."""
+    variant = kernel_name(variant)
     if not params:
         return variant
     inner = ", ".join(v if isinstance(v, str) else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -49,19 +25,21 @@ def row_label(variant: str, params: dict) -> str:
     return f"{variant} ({inner})"
 
 
-def derivation_table(rows: Iterable[Tuple[str, dict]] = DEFAULT_ROWS, *, dim: int = 2) -> pd.DataFrame:
-    """One row per (variant, parameters): LaTeX of κ, weight, F and cost; degrees; sign and monotonicity."""
+def derivation_table(rows: Optional[Iterable[Tuple[object, dict]]] = None, *, dim: int = 2) -> pd.DataFrame:
+    """One row per (variant, parameters): LaTeX of κ, weight, F and cost; degrees; sign and monotonicity.
+
+    ``rows`` defaults to every variant name at its default parameters (:func:`approxlab.variants.variant_names`)."""
     records = []
-    rows = list(rows)
+    rows = [(name, {}) for name in variant_names()] if rows is None else list(rows)
     for variant, params in tqdm(rows, desc="rational_degree table"):
         expr = kernel_expression(variant, dim=dim, **params)
         degree = rational_degree(variant, dim=dim, **params)
         records.append(dict(
-            variant=variant, params=repr(params), label=row_label(variant, params),
+            variant=kernel_name(variant), params=repr(params), label=row_label(variant, params),
             kappa=sp.latex(expr.display_kappa()), weight=sp.latex(expr.display_weight()),
             numerator_degree=None if degree is None else degree[0],
             denominator_degree=None if degree is None else degree[1],
-            features=sp.latex(expr.features), cost=sp.latex(efficient_cost(variant, expr)),
+            features=sp.latex(expr.features), cost=sp.latex(efficient_cost(expr)),
             positivity=positivity(expr), monotonicity=monotonicity(expr),
             kernel_of=("s" if expr.of_similarity else "feature vectors"), note=expr.note,
             explanation=explain(variant, **params),

@@ -10,16 +10,17 @@ minimax (built for R) against taylor of the same degree. slack = bound − TV (f
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 import torch
 from .. import style, sweep
-from ...analysis.inputs import gaussian_qkv
+from ...analysis.inputs import gaussian_qkv, range_filling_qkv
 from ..sweep import Cell
-from ...analysis.theory import bridge_rows
-from ...variants import calibrate
+from ...analysis.theory import bridge_rows, hybrid_rows
+from ...variants import calibrate, variant_class
+
+NAME = "bridge"
 
 CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
            + [("polynomial", dict(degree=p, c=float(p))) for p in (2, 4, 6)]
@@ -33,9 +34,11 @@ CONFIGS = ([("taylor", dict(order=p)) for p in (1, 2, 3, 4, 6)]
               ("dpfp", {})]
            # cosFormer with positions appended (variants.inputs_for; relu zeros: positive = False rows), and the
            # learned maps at their initialisation W = I, b = 0 (Hedgehog [exp(x), exp(−x)]; T2R relu)
-           + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})])
-#: variants whose data-dependent parameters come from ``variants.calibrate`` on a held-out draw
-CALIBRATED = ("favorpp", "favorsharp")
+           + [("cosformer", {}), ("hedgehog", {}), ("t2r", {})]
+           # window hybrids (exact exp(s) on |i − j| < 8, Hedgehog / Taylor-2 outside; their rows also carry the
+           # hybrid bound T(B, ℓ, h) of theory.hybrid_rows) and the shrinkage estimator (FAVOR+ toward uniform)
+           + [("window", dict(window=8)), ("window", dict(window=8, kernel="taylor")),
+              ("shrinkage", dict(num_features=64, seed=0))])
 PROFILES = {
     "quick": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5], causal=[False, True], seeds=1, n=128, radii=[1.0, 2.0, 4.0, 8.0]),
     "full": dict(temperatures=[0.5, 0.8, 1.0, 1.25, 1.5, 2.0], causal=[False, True], seeds=4, n=256, radii=[1.0, 2.0, 4.0, 8.0]),
@@ -71,13 +74,6 @@ def _gaussian(n, temperature, seed, head_dim=16, heads=4, batch=1):
     return q * temperature, k * temperature, v
 
 
-def _range_inputs(R, n, seed, d=4, heads=4):
-    gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(1, heads, n, d, generator=gen, dtype=torch.float64) for _ in range(3))
-    rho = math.sqrt(R * math.sqrt(d))
-    return q / q.norm(dim=-1, keepdim=True) * rho, k / k.norm(dim=-1, keepdim=True) * rho, v
-
-
 def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFrame:
     """Cell: every variant of ``CONFIGS`` on one Gaussian problem (experiment "bound"). FAVOR++ and FAVOR#
     take their parameters from an independent draw at the same temperature (never from the keys they see)."""
@@ -85,10 +81,13 @@ def bound_cell(temperature: float, causal: bool, seed: int, n: int) -> pd.DataFr
     q_cal, k_cal, _ = _gaussian(n, temperature, seed + CALIBRATION_SEED)
     frames = []
     for variant, params in CONFIGS:
-        fitted = calibrate(q_cal, k_cal, variant) if variant in CALIBRATED else {}
-        frames.append(_frame(bridge_rows(q, k, v, variant, causal=causal, **params, **fitted), experiment="bound",
-                             variant=variant, config=label(variant, params), temperature=temperature,
-                             causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan))))
+        fitted = calibrate(q_cal, k_cal, variant) if hasattr(variant_class(variant), "calibrate") else {}
+        frame = _frame(bridge_rows(q, k, v, variant, causal=causal, **params, **fitted), experiment="bound",
+                       variant=variant, config=label(variant, params), temperature=temperature,
+                       causal=causal, R=np.nan, degree=params.get("order", params.get("degree", np.nan)))
+        if variant == "window":
+            frame["hybrid_bound"] = hybrid_rows(q, k, v, causal=causal, **params)["bound"].flatten().numpy()
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -98,7 +97,7 @@ CALIBRATION_SEED = 10_000
 
 def range_cell(R: float, p: int, seed: int, n: int) -> pd.DataFrame:
     """Cell: taylor and minimax of degree p on similarities filling [−R, R] (experiment "range")."""
-    q, k, v = _range_inputs(R, n, seed)
+    q, k, v = range_filling_qkv(R, n, seed)
     return pd.concat([_frame(bridge_rows(q, k, v, variant, **params), experiment="range", variant=variant,
                              config=label(variant, params), temperature=np.nan, causal=False, R=R, degree=p)
                       for variant, params in (("taylor", dict(order=p)), ("minimax", dict(degree=p, R=R)))],
@@ -124,12 +123,12 @@ def draw(df: pd.DataFrame):
     bound = df[(df["experiment"] == "bound") & df["positive"].astype(bool)]
     floor = 1e-9
     order = ["taylor", "polynomial", "hla", "linear", "hedgehog", "performer", "hyperbolic", "favorpp", "favorsharp",
-             "minimax"]  # minimax drawn last, on top
+             "window", "shrinkage", "minimax"]  # minimax drawn last, on top
     colors = {v: style.color(v) for v in order}
     for variant in [v for v in order if v in set(bound["variant"])]:
         part = bound[bound["variant"] == variant]
         ax.scatter(part["bound"].clip(lower=floor), part["tv"].clip(lower=floor), s=1.5, alpha=0.25,
-                   color=colors[variant], label=variant, rasterized=True, linewidths=0)
+                   color=colors[variant], label=style.label(variant), rasterized=True, linewidths=0)
     line = np.logspace(-9, 0, 50)
     ax.plot(line, line, color="black", lw=1.2, label="TV = tanh(δ/2)")
     violations = int((bound["slack"] < -1e-12).sum())
@@ -145,10 +144,10 @@ def draw(df: pd.DataFrame):
     mean = rng.groupby(["R", "degree", "variant"], as_index=False)["tv"].mean()
     palette = sns.color_palette("colorblind", 4)
     for i, R in enumerate(sorted(mean["R"].unique())):
-        for variant, ls, mk in (("taylor", ":", "o"), ("minimax", "-", "D")):
+        for variant in ("taylor", "minimax"):
             part = mean[(mean["R"] == R) & (mean["variant"] == variant)]
-            ax2.plot(part["degree"], part["tv"], ls=ls, marker=mk, color=palette[i], ms=4,
-                     label=f"{variant}, R={R:g}")
+            ax2.plot(part["degree"], part["tv"], ls=style.linestyle(variant), marker=style.marker(variant),
+                     color=palette[i], ms=4, label=f"{style.label(variant)}, R={R:g}")
     ax2.set(yscale="log", xlabel="degree p", ylabel="mean row TV from softmax",
             title="similarities filling [−R, R] (D=4, |q|=|k|): minimax (solid) vs taylor (dotted)")
     ax2.title.set_fontsize(9)

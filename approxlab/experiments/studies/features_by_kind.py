@@ -8,6 +8,8 @@ Kinds (each unbiased for exp(x·y); F = the state's feature count, the cost that
   FAVOR++ (orthogonal / simplex)     favorpp, A = A* from the head's mean ‖x+y‖²
   FAVOR# (orthogonal / simplex)      favorsharp, Ψ and A* from the head's q, k
   random Maclaurin                   maclaurin (Kar & Karnick), signed, no overlay
+  shrinkage (FAVOR+)                 shrinkage: FAVOR+ in two groups of F/2, each row moved toward uniform
+                                     attention by its own variance (biased: m* may not exist), no overlay
 Data-dependent parameters come from ``variants.calibrate`` on the head's own queries and keys
 (non-causal use, as in the papers: the statistics are O(N) and computed per attention call).
 
@@ -49,6 +51,8 @@ from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
 from ..sweep import Cell
 
+NAME = "features_by_kind"
+
 PROFILES = {
     "quick": dict(gaussian=[1.0, 2.0, 4.0, 8.0], gaussian_n=512, n_queries=16, real_n=128, real_queries=32,
                   seeds=[0], m_max=16384),
@@ -69,6 +73,7 @@ KINDS: Dict[str, tuple] = {
     "FAVOR#": ("favorsharp", "orthogonal", "calibrated", 1),
     "FAVOR# simplex": ("favorsharp", "simplex", "calibrated", 1),
     "random Maclaurin": ("maclaurin", None, None, 1),
+    "shrinkage (FAVOR+)": ("shrinkage", None, None, 1),
 }
 
 
@@ -88,7 +93,7 @@ class KindSearch:
                            for h in range(self.q.shape[1])]
         self.cache: dict = {}
         self.projections: dict = {}
-        self.kernels: dict = {}  # random Maclaurin: one kernel (its draws) per F, shared by every head
+        self.kernels: dict = {}  # random Maclaurin, shrinkage: one kernel (its draws) per F, shared by every head
 
     def params(self, head: int) -> dict:
         return self.calibrated[head]
@@ -107,11 +112,12 @@ class KindSearch:
         if (features, head) not in self.cache:
             h = slice(head, head + 1)
             params = dict(self.params(head))
-            if self.variant == "maclaurin":
-                if features not in self.kernels:
-                    self.kernels[features] = build_kernel("maclaurin", self.q.shape[-1], num_features=features,
-                                                          seed=self.seed)
-                approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[features]).double()
+            if self.variant in ("maclaurin", "shrinkage"):  # their own draws from the seed (shrinkage: F/2 per group)
+                size = features if self.variant == "maclaurin" else max(2, features - features % 2)
+                if size not in self.kernels:
+                    self.kernels[size] = build_kernel(self.variant, self.q.shape[-1], num_features=size,
+                                                      seed=self.seed)
+                approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[size]).double()
                 self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
                 return self.cache[(features, head)]
             w = self._projection(max(1, features // self.per_direction))
@@ -146,7 +152,7 @@ def theory_coefficient(label: str, q, k) -> np.ndarray:
     for h in range(q.shape[1]):
         x, y = q[0, h] * root, k[0, h] * root
         a = torch.softmax(x @ y.T, dim=-1).numpy()
-        if (variant == "performer" and mode == "trig") or variant == "maclaurin":
+        if (variant == "performer" and mode == "trig") or variant in ("maclaurin", "shrinkage"):
             out.append(math.nan)
             continue
         if variant == "favorsharp":
@@ -322,7 +328,7 @@ def equivalent_verdict(df: pd.DataFrame) -> dict:
                 beta=float(base["median_beta"]), m_max=float(best["m_max"]))
 
 
-MARKERS = dict(zip(KINDS, "os^vDPX*h"))
+MARKERS = dict(zip(KINDS, "os^vDPX*hp"))
 
 
 def draw(df: pd.DataFrame):

@@ -20,6 +20,8 @@ from .. import sweep
 from ..environment import describe
 from ..sweep import Cell
 
+NAME = "features_vs_entropy"
+
 PROFILES = {
     "quick": dict(
         lengths=[256, 1024, 4096], seeds=[0, 1], m_max=2048, n_queries=16,

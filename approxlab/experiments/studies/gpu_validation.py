@@ -15,20 +15,17 @@ Without CUDA, ``approxlab figures`` redraws figures/gpu_validation.png from the 
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import figures
 from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
-from ..style import save_figure, use_style
-from ...analysis.validation import DTYPES, UNIT_ROUNDOFF, problems, validate
+from ...analysis.validation import DTYPES, UNIT_ROUNDOFF, validate
+from ...analysis.validation import problems as numerical_problems
 from ...variants import VARIANTS
 from . import lesson_exercise
 
@@ -108,7 +105,7 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ..style import VARIANT_COLORS
+    from ..style import is_variant, palette
 
     num = df[df["part"] == "numerics"].copy()
     les = df[df["part"] == "lesson"].copy()
@@ -122,7 +119,7 @@ def draw(df: pd.DataFrame):
         ax.minorticks_off()
 
     opts = dict(hue="variant", style="causal", style_order=["non-causal", "causal"], marker="o",
-                palette=VARIANT_COLORS, markersize=4)
+                palette=palette(num["variant"].unique()), markersize=4)
     for i, (ax, dtype) in enumerate(zip(axes[0], DTYPES)):
         sub = num[num["dtype"] == dtype]
         sns.lineplot(data=sub, x="n", y="err_fp_mean", ax=ax, legend=i == 3, **opts)
@@ -177,7 +174,8 @@ def draw(df: pd.DataFrame):
         kernels = les[les["variant"] != "softmax"]
         kernels = kernels.assign(causal=kernels["causal"].astype(bool).map({False: "non-causal", True: "causal"}))
         sns.scatterplot(data=kernels, x="relative_time", y="mean_row_tv", hue="variant", size="n", sizes=(30, 120),
-                        style="causal", style_order=["non-causal", "causal"], palette=VARIANT_COLORS, ax=ax,
+                        style="causal", style_order=["non-causal", "causal"],
+                        palette=palette(kernels["variant"].unique()), ax=ax,
                         legend="brief")
         biggest = kernels[kernels["n"] == kernels["n"].max()]
         for r in biggest.itertuples():
@@ -193,7 +191,7 @@ def draw(df: pd.DataFrame):
         ax.set_title(f"lesson exercise (1, 8, N, 64) float32, N = {ns}\n"
                      f"speed and divergence vs SDPA (left of the line: faster)", fontsize=9)
         handles, labels = ax.get_legend_handles_labels()
-        keep = [i for i, lab in enumerate(labels) if lab not in VARIANT_COLORS and lab != "variant"]
+        keep = [i for i, lab in enumerate(labels) if not is_variant(lab) and lab != "variant"]
         ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7, loc="lower left")
     else:
         ax.set_axis_off()
@@ -210,6 +208,11 @@ def draw(df: pd.DataFrame):
     return fig
 
 
+def problems(df: pd.DataFrame) -> list:
+    """Non-finite values and bridge violations beyond the floating-point floor in the numerics rows."""
+    return numerical_problems(df[df["part"] == "numerics"])
+
+
 def summary(df: pd.DataFrame) -> str:
     num = df[df["part"] == "numerics"]
     c = _counts(num[num["bridge_rows"] > 0])
@@ -222,25 +225,3 @@ def summary(df: pd.DataFrame) -> str:
     worst = num.groupby("dtype")["err_fp_max"].max()
     lines.append("max fp output error / rms‖v‖: " + ", ".join(f"{d} {worst[d]:.2e}" for d in DTYPES if d in worst))
     return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    """``analyses/gpu_validation.py [--device cpu|cuda] [--profile quick|full] [--out DIR]``; exits 1 on
-    non-finite values or bridge violations (after writing the figure and CSV)."""
-    parser = argparse.ArgumentParser(description=f"Regenerate figures/{NAME}.png/.pdf/.csv on a device")
-    figures.add_arguments(parser)
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: cuda if available, else cpu)")
-    args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        parser.error(f"--device: {exc}")
-    df = compute(args.profile, device=device)
-    use_style()
-    paths = save_figure(draw(df), df, NAME, args.out)
-    print(f"[{NAME}] wrote " + ", ".join(str(p) for p in paths))
-    print(summary(df))
-    found = problems(df[df["part"] == "numerics"])
-    if found:
-        print("FAILED: " + "; ".join(found), file=sys.stderr)
-        sys.exit(1)

@@ -18,6 +18,8 @@ from .. import sweep
 from ..sweep import Cell
 from ...variants import HLA, Minimax, Taylor
 
+NAME = "kernel_error"
+
 PROFILES = {"quick": dict(radii=[1.0, 2.0, 4.0, 8.0], degrees=list(range(1, 9))),
             "full": dict(radii=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], degrees=list(range(1, 13)))}
 FAMILIES = ["taylor", "(1+s/p)^p", "minimax polynomial", "padé [p/p]", "best rational"]
@@ -39,13 +41,13 @@ def cell(R: float, p: int) -> pd.DataFrame:
     rows.append(_row("(1+s/p)^p", p, R, approx.log_uniform_error(hla.similarity_function, R)))
     best = approx.best_exp(p, R)
     rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(Minimax(p, R).similarity_function, R),
-                     delta_lower=math.atanh(best.lower), method=best.method))
+                     delta_lower=best.delta_lower, method=best.method))
     rows.append(_row("padé [p/p]", p, R, approx.log_uniform_error_mp(*approx.pade_exp_coefficients(p), R=R),
                      method="exact coefficients, mpmath 50 digits"))
     rat = approx.best_exp(p, R, rational=True)
     resolved = bool(np.isfinite(rat.lower) and rat.lower >= 0.99 * rat.error)
     rows.append(_row("best rational", p, R, approx.log_uniform_error(rat, R), resolved=resolved,
-                     delta_lower=math.atanh(rat.lower) if np.isfinite(rat.lower) else math.nan,
+                     delta_lower=rat.delta_lower,
                      method=rat.method))
     for family, rate in RATES.items():
         rows.append(dict(family=family, p=p, R=R, delta=rate(p, R), kind="asymptotic",

@@ -39,6 +39,8 @@ from ...variants import calibrate
 from .. import sweep
 from ..sweep import Cell
 
+NAME = "learned_maps"
+
 PROFILES = {
     "quick": dict(n=128, feature_dim=32, steps=300, big_m=4096, seed=0),
     "full": dict(n=256, feature_dim=32, steps=600, big_m=16384, seed=0),
@@ -245,9 +247,9 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
     ``python -c "from approxlab.experiments.studies.learned_maps import readme_table; print(readme_table())"``
     """
     if df is None:
-        from ..figures import DEFAULT_OUTDIR
+        from ..style import FIGURES_DIR
 
-        df = pd.read_csv(DEFAULT_OUTDIR / "learned_maps.csv")
+        df = pd.read_csv(FIGURES_DIR / "learned_maps.csv")
     s = summary(df)
 
     def ratio(x):

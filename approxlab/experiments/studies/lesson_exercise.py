@@ -28,6 +28,8 @@ from ...analysis.metrics import output_error, row_divergence
 from ..timing import allocator_state, others_busy, time_call
 from ...variants import VARIANTS, build_kernel, inputs_for, kernel_name
 
+NAME = "lesson_exercise"
+
 #: ``approxlab figures`` runs this study serially and uncached: it measures time
 SERIAL = "timing"
 PROFILES = {
@@ -125,9 +127,9 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
     ``python -c "from approxlab.experiments.studies.lesson_exercise import readme_table; print(readme_table())"``
     """
     if df is None:
-        from ..figures import DEFAULT_OUTDIR
+        from ..style import FIGURES_DIR
 
-        df = pd.read_csv(DEFAULT_OUTDIR / "lesson_exercise.csv")
+        df = pd.read_csv(FIGURES_DIR / "lesson_exercise.csv")
     df = df[~df["causal"].astype(bool)]
     lo, hi = int(df["n"].min()), int(df["n"].max())
     at = {n: df[df["n"] == n].set_index("variant") for n in (lo, hi)}
@@ -144,7 +146,7 @@ def readme_table(df: pd.DataFrame | None = None) -> str:
         tv = df[df["variant"] == variant]["mean_row_tv"]
         tv_text = f"{tv.min():.3g}" if tv.max() - tv.min() <= 0.005 else f"{tv.min():.3g} – {tv.max():.3g}"
         dim = inputs_for(variant, probe, probe)[0].shape[-1]  # the head dim the variant ran on (cosFormer: D + 2)
-        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).num_features(dim)}"
+        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).feature_width(dim)}"
         error = "0" if variant == "softmax" else f"{a['output_error']:.3g} → {b['output_error']:.3g}"
         lines.append(f"| {variant} | {features} | {ms(a['time_ms'])} | {ms(b['time_ms'])} | "
                      f"{softmax_hi / b['time_ms']:.2g}× | {tv_text} | {error} |")

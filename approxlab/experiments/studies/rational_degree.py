@@ -1,4 +1,4 @@
-"""figures/rational_degree: the table of every variant (κ, rational degree, feature dimension, sign,
+"""figures/rational_degree: the table of every variant (κ, rational degree, feature width, sign,
 monotonicity; derived by ``approxlab.analysis.symbolic``) and each kernel f(s) against exp(s) on s ∈ [−4, 4].
 
 Kernels of s alone (taylor, polynomial, hla affine, softmax) are drawn exactly from their sympy κ.
@@ -22,10 +22,39 @@ import torch
 
 from .. import sweep
 from ..sweep import Cell
-from ...analysis.symbolic import DEFAULT_ROWS, derivation_table, kernel_expression
+from ...analysis.symbolic import derivation_table, kernel_expression
 from ...analysis.symbolic.kernels import s as s_symbol
 from ...variants import build_kernel
 
+NAME = "rational_degree"
+
+#: (variant, parameters) of the figure's rows
+ROWS = (
+    ("softmax", {}),
+    ("linear", {}),
+    ("relu", {}),
+    ("performer", {}),
+    ("taylor", {"order": 1}),
+    ("taylor", {"order": 2}),
+    ("taylor", {"order": 3}),
+    ("polynomial", {"degree": 2}),
+    ("polynomial", {"degree": 4, "c": 4.0}),
+    ("hla", {"factors": 2}),
+    ("hla", {"factors": 3}),
+    ("hla", {"factors": 2, "feature_map": "affine"}),
+)
+#: rows of the random-feature kinds and the literature's feature maps (``derivation_table(FEATURE_MAP_ROWS)``)
+FEATURE_MAP_ROWS = (
+    ("hyperbolic", {}),
+    ("favorpp", {}),
+    ("favorsharp", {}),
+    ("maclaurin", {}),
+    ("dpfp", {}),
+    ("dpfp", {"nu": 3}),
+    ("cosformer", {}),
+    ("hedgehog", {}),
+    ("t2r", {}),
+)
 PROFILES = {
     "quick": dict(pairs=100_000, dim=16, num_features=64),
     "full": dict(pairs=1_000_000, dim=16, num_features=64),
@@ -48,10 +77,12 @@ def sample_pairs(pairs: int, dim: int, seed: int = SEED, radius: float = RADIUS)
     return radius * u, radius * (c * u + (1 - c ** 2).sqrt() * w)
 
 
-def pair_kernel(variant: str, params: dict, x: torch.Tensor, y: torch.Tensor, num_features: int) -> torch.Tensor:
-    """κ(x_i, y_i) for each pair from the variant's torch kernel (performer: its random estimate)."""
+def pair_kernel(variant: str, params: dict, x: torch.Tensor, y: torch.Tensor, num_features: int,
+                random: bool = False) -> torch.Tensor:
+    """κ(x_i, y_i) for each pair from the variant's torch kernel (a random estimate: m = ``num_features`` draws
+    from seed ``SEED``, through its features)."""
     dim = x.shape[-1]
-    if variant == "performer":
+    if random:
         kernel = build_kernel(variant, dim, num_features=num_features, seed=SEED, **params)
         fx, cx = kernel.features(x)
         fy, cy = kernel.features(y)
@@ -77,14 +108,14 @@ def curves(table: pd.DataFrame, pairs: int, dim: int, num_features: int) -> pd.D
     for variant, params, label in zip(table["variant"], table["params"], table["label"]):
         params = ast.literal_eval(params)  # repr of a dict of literals, written by derivation_table
         expr = kernel_expression(variant, **params)
-        if expr.of_similarity and variant != "performer":
+        if expr.of_similarity and not expr.random:
             f = sp.lambdify(s_symbol, expr.kappa, "numpy")
             at = 0 if expr.kappa.subs(s_symbol, 0) != 0 else 1
             values = np.broadcast_to(np.asarray(f(grid), dtype=float), grid.shape) / float(expr.kappa.subs(s_symbol, at))
             records += [dict(part="curve", variant=variant, label=label, s=g, value=v, low=v, high=v, mean=v,
                              normalised_at=at, sampled=False) for g, v in zip(grid, values)]
             continue
-        k = pair_kernel(variant, params, x, y, num_features).numpy()
+        k = pair_kernel(variant, params, x, y, num_features, random=expr.random).numpy()
         stats = []
         for b in range(BINS):
             vals = k[which == b]
@@ -110,7 +141,7 @@ def compute(profile: str = "quick") -> pd.DataFrame:
     """One cell per row of the table, run and cached by ``approxlab.experiments.sweep``; table rows first, then curves."""
     cfg = PROFILES[profile]
     cells = [Cell("rational_degree", cell, dict(variant=variant, params=dict(params), **cfg))
-             for variant, params in DEFAULT_ROWS]
+             for variant, params in ROWS]
     parts = sweep.concat(sweep.run(cells))
     curve_only = ["s", "value", "low", "high", "mean", "normalised_at", "sampled", "dim", "num_features"]
     table = parts[parts["part"] == "table"].drop(columns=curve_only)
@@ -129,9 +160,10 @@ def draw(df: pd.DataFrame):
     ax_t = fig.add_subplot(grid[0, :])
     ax_t.axis("off")
     cells = []
+    random = set(table.loc[table["monotonicity"].str.startswith("random"), "variant"])
     for _, row in table.iterrows():
-        kappa = r"$\frac{1}{m}\sum_{i}\phi_{w_i}(x)\,\phi_{w_i}(y)$, mean $e^{s}$" if row["variant"] == "performer" \
-            else f"${row['kappa']}$"
+        kappa = (r"$\frac{1}{m}\sum_{i}\phi_{w_i}(x)\,\phi_{w_i}(y)$, " + row["monotonicity"][len("random ("):-1]
+                 if row["variant"] in random else f"${row['kappa']}$")
         degree = "none" if pd.isna(row["numerator_degree"]) else \
             f"({int(row['numerator_degree'])}, {int(row['denominator_degree'])})"
         cells.append([row["label"], kappa, degree, f"${row['features']}$", row["positivity"], row["monotonicity"]])
@@ -166,9 +198,9 @@ def draw(df: pd.DataFrame):
             positive = g["value"].where(g["value"] > 0)
             tag = " (÷κ(1))" if (g["normalised_at"] == 1).any() else ""
             ax.plot(g["s"], positive, color=color(variant), ls=ls, lw=1.6, label=label + tag + (" median" if sampled else ""))
-            if variant == "performer":
+            if variant in random:
                 ax.plot(g["s"], g["mean"].where(g["mean"] > 0), color=color(variant), ls=":", lw=1.6,
-                        label="performer mean")
+                        label=f"{variant} mean")
             if sampled:
                 ax.fill_between(g["s"], g["low"].where(g["low"] > 0), g["high"].where(g["high"] > 0),
                                 color=color(variant), alpha=0.15, lw=0)

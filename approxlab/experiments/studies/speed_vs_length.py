@@ -23,6 +23,8 @@ import torch
 
 from .. import bench
 
+NAME = "speed_vs_length"
+
 METHODS = ["identity", "sdpa", "naive_softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla",
            "performer_pytorch", "linear_triton", "fla_linear"]  # the last two run on CUDA only (skipped rows on CPU)
 #: a timing is ringed in the figure when its IQR exceeds this share of its median, or other processes

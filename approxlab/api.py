@@ -60,13 +60,13 @@ def _checked_inputs(q, k, v, variant, causal, scale):
     the largest scaled input coordinate (None for an empty batch)."""
     _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
+    scale = resolve_scale(scale, q.shape[-1])  # from the head dim as given (before any positions are appended)
     if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
         if causal and q.shape[-2] < k.shape[-2]:
             raise ValueError(f"{kernel_name(variant)!r} reads positions, which inputs_for appends from 0 for the "
                              "queries; with causal Nq < Nk they are the last Nq positions: approxlab.hf places them")
         q, k = inputs_for(variant, q, k)
         magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
-    scale = resolve_scale(scale, q.shape[-1])
     if magnitudes[0] is None:  # an empty batch (B = 0 or H = 0)
         return q, k, scale, None
     check_similarity_range(magnitudes, q.shape[-1], scale, chunk.compute_dtype(q.dtype), kernel_name(variant))

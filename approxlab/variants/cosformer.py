@@ -42,8 +42,9 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
     theta = cosformer_angles(n, max_len)
 
     def attach(x):
-        t = theta[: x.shape[-2]].to(device=x.device, dtype=x.dtype)
-        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).expand(*x.shape[:-1], 2)
+        t = theta[: x.shape[-2]]  # cos and sin in float64, then rounded once to x's dtype: the same positions
+        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).to(device=x.device, dtype=x.dtype)  # at any dtype
+        pos = pos.expand(*x.shape[:-1], 2)
         return torch.cat([x, pos], dim=-1)
 
     return attach(q), attach(k)

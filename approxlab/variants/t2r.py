@@ -22,7 +22,33 @@ from ._registry import register_kernel
 
 @register_kernel
 class T2R(_Learned):
-    """φ(x) = relu(xW + b) (module doc)."""
+    r"""T2R: φ(x) = relu(xW + b) (F' features, ≥ 0).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    weight : torch.Tensor or None
+        W (D × F'); None: the identity.
+    bias : torch.Tensor or None
+        b (F'); None: zeros.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A weight or bias of the wrong shape, or not finite.
+
+    References
+    ----------
+    J. Kasai et al., "Finetuning Pretrained Transformers into RNNs", EMNLP 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import T2R
+    >>> T2R(2, weight=torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])).feature_width(2)
+    3
+    """
 
     name = "t2r"
     label = "T2R"

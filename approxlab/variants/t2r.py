@@ -26,17 +26,8 @@ class T2R(_Learned):
 
     Parameters
     ----------
-    head_dim : int
-        D (given by the entry points).
-    weight : torch.Tensor or None
-        W (D × F'); None: the identity.
-    bias : torch.Tensor or None
-        b (F'); None: zeros.
-
-    Raises
-    ------
-    ValueError, TypeError
-        A weight or bias of the wrong shape, or not finite.
+    head_dim, weight, bias
+        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', F' the feature width; checked alike).
 
     References
     ----------

@@ -577,3 +577,12 @@ def test_regenerated_figures_are_the_same_bytes(tmp_path):
         digests.append([hashlib.sha256(path.read_bytes()).hexdigest() for path in paths])
         time.sleep(1.1)  # a creation date in seconds would differ
     assert digests[0] == digests[1]
+
+
+def test_budget_examples_run():
+    import doctest
+
+    from approxlab.core import budget
+
+    result = doctest.testmod(budget, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -42,16 +42,22 @@ def main(argv=None) -> None:
     written) prints ``approxlab: error: ...`` on one line and exits with status 2, before any computation;
     Ctrl-C prints one line and exits with 130."""
     parser = build_parser()
+    reporting_errors(run, parser, argv)
+
+
+def reporting_errors(fn, *args, prog: str = "approxlab"):
+    """``fn(*args)``, with ordinary bad input (:data:`USER_ERRORS`) reported as one line on stderr and exit status
+    2 (:class:`CommandError`), and Ctrl-C as one line and exit status 130 (``analyses/*.py`` use it too)."""
     try:
-        run(parser, argv)
+        return fn(*args)
     except KeyboardInterrupt:
-        print("approxlab: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130)
     except USER_ERRORS as exc:
         if os.environ.get("APPROXLAB_TRACEBACK"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"approxlab: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         raise CommandError(message) from None
 
 

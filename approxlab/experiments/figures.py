@@ -207,7 +207,7 @@ def script_main(name: str, argv=None) -> None:
     parser = argparse.ArgumentParser(description=f"Regenerate figures/{name}.png/.pdf/.csv")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    from .cli import reporting_errors
+    from .errors import reporting_errors
     from .style import use_file_backend
 
     use_file_backend()

@@ -205,8 +205,7 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
 
     References
     ----------
-    A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast Autoregressive
-    Transformers with Linear Attention", ICML 2020.
+    Katharopoulos et al., ICML 2020 ("Transformers are RNNs"), for the associativity that makes it linear.
 
     Examples
     --------
@@ -266,21 +265,13 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
     ----------
     q, k : torch.Tensor
         Queries (B, H, Nq, D) and keys (B, H, Nk, D).
-    variant : str, kernel object or KernelVariant subclass, default "softmax"
-        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
-        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
-        (the protocol: :mod:`approxlab.core.protocol`).
-    causal : bool, default False
-        Query i sees keys 0..i only.
-    scale : float or None
-        The similarity is s = q·k · scale; None means 1/√D.
+    variant, causal, scale
+        As for :func:`attention`.
     rows : slice or None
         Only query rows a..b−1 of ``slice(a, b)`` (all keys, causal mask kept), so row metrics can be
         computed block by block without N×N memory (:func:`attention_weight_blocks` does many at once).
     **params
-        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
-        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
-        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+        The variant's own parameters, as for :func:`attention` (:func:`approxlab.variants.parameters_doc`).
 
     Returns
     -------
@@ -433,22 +424,14 @@ class Attention(nn.Module):
 
     Parameters
     ----------
-    variant : str, kernel object or KernelVariant subclass, default "softmax"
-        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
-        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
-        (the protocol: :mod:`approxlab.core.protocol`).
-    causal : bool, default False
-        Query i sees keys 0..i only.
-    scale : float or None
-        The similarity is s = q·k · scale; None means 1/√D.
+    variant, causal, scale
+        As for :func:`attention`.
     chunk_size, backend
         As for :func:`attention`.
     head_dim : int or None
         Build the kernel now for this head dim (else at the first call, per head dim).
     **params
-        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
-        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
-        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+        The variant's own parameters, as for :func:`attention` (:func:`approxlab.variants.parameters_doc`).
 
     Raises
     ------

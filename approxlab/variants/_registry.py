@@ -347,11 +347,12 @@ def parameters_doc() -> str:
         _, signature = _constructor(name)
         shown = ([str(p.replace(annotation=p.empty)) for p in signature.parameters.values() if p.name != "head_dim"]
                  if signature else ["…"])
-        own = cls.__dict__.get("__doc__") if isinstance(cls, type) else None
+        own = (inspect.cleandoc(cls.__dict__.get("__doc__") or "").split("\n\n")[0]
+               if isinstance(cls, type) else None)  # the class docstring's summary
         module = inspect.getmodule(cls)
         summary = " ".join(inspect.cleandoc(module.__doc__ or "").split("\n\n")[0].split()) if module else ""
         lines.append(f"{name}({', '.join(shown)})")
-        for text in (summary, " ".join((own or "").split())):
+        for text in (" ".join((own or summary).split()),):
             if text:
                 lines.append(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines)

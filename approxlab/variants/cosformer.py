@@ -63,7 +63,30 @@ def has_positions(x: torch.Tensor) -> bool:
 
 @register_kernel
 class Cosformer(KernelVariant):
-    """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
+    r"""cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ], the last two coordinates of x giving θ.
+
+    Parameters
+    ----------
+    head_dim : int
+        D + 2: the content dim plus the two position coordinates (:func:`with_positions`).
+
+    Notes
+    -----
+    κ(q_i, k_j) = relu(q_i)·relu(k_j) cos(π(i − j)/(2M)) = φ(q_i)·φ(k_j) with θ_i = πi/(2M); F = 2D. The
+    entry points append positions 0..N−1 to plain q, k (:meth:`prepare_inputs`).
+
+    References
+    ----------
+    Z. Qin et al., "cosFormer: Rethinking Softmax in Attention", ICLR 2022, eq. 9–11.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import Cosformer, with_positions
+    >>> q, k = with_positions(torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4))
+    >>> q.shape[-1], Cosformer(6).feature_width(6)
+    (6, 8)
+    """
 
     name = "cosformer"
     label = "cosFormer"

@@ -27,7 +27,39 @@ from ._registry import register_kernel
 
 @register_kernel
 class RandomMaclaurin(KernelVariant):
-    """Random Maclaurin features for exp(x·y) (Kar & Karnick 2012; module doc), m features, seedable."""
+    r"""Random Maclaurin features for exp(x·y): m signed features, unbiased, seedable.
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int
+        m, the number of random features; F = m.
+    seed : int
+        Seed of the degrees and Rademacher vectors.
+    p : float
+        P(N = n) = (1 − 1/p) p^{−n}, p > 1.
+
+    Raises
+    ------
+    ValueError
+        p ≤ 1 or not finite; a bad m or seed.
+
+    Notes
+    -----
+    Z(x) = √(a_N p^{N+1}) Π_{k≤N} ω_k·x with a_n = 1/n!, so E[Z(x) Z(y)] = exp(x·y). Signed (odd degrees):
+    the normalised weights are ill-conditioned.
+
+    References
+    ----------
+    P. Kar, H. Karnick, "Random Feature Maps for Dot Product Kernels", AISTATS 2012, Algorithm 1.
+
+    Examples
+    --------
+    >>> from approxlab.variants import RandomMaclaurin
+    >>> RandomMaclaurin(4, num_features=32).feature_width(4)
+    32
+    """
 
     name = "maclaurin"
     label = "random Maclaurin"

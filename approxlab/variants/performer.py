@@ -31,9 +31,43 @@ LOG2_E = 1.0 / math.log(2.0)
 
 @register_kernel
 class Performer(KernelVariant):
-    """num_features: m random features (default D·log D); kind: "positive" (exp features, > 0) or
-    "trig" (sin/cos, can be negative); orthogonal: orthogonal blocks with chi row norms (True) or iid
-    Gaussian rows; seed: the projection's seed; projection: an explicit (m, D) matrix instead."""
+    r"""FAVOR+ random features: E[φ(x)·φ(y)] = exp(x·y), m draws of w ~ N(0, I_D).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int or None
+        m, the number of random features (draws of w); default D·log D. F = m (positive), 2m (trig).
+    kind : {"positive", "trig"}
+        exp(Wx − ‖x‖²/2)/√m (> 0), or exp(‖x‖²/2)[sin Wx, cos Wx]/√m (signed).
+    orthogonal : bool
+        Orthogonal blocks with chi row norms (True) or iid Gaussian rows.
+    seed : int
+        The projection's seed.
+    projection : torch.Tensor or None
+        An explicit (m, D) matrix W instead of a drawn one.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad values or types of the parameters, a projection of the wrong shape.
+
+    Notes
+    -----
+    Lemma 2: the positive estimator's relative variance is (e^{‖x+y‖²} − 1)/m. Features are carried as
+    (f ≤ 1, log scale); no ε is added and a causal output never depends on a later key.
+
+    References
+    ----------
+    K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Performer
+    >>> Performer(8, num_features=16).feature_width(8), Performer(8, num_features=16, kind="trig").feature_width(8)
+    (16, 32)
+    """
 
     name = "performer"
     label = "FAVOR+"

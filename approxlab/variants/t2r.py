@@ -22,7 +22,24 @@ from ._registry import register_kernel
 
 @register_kernel
 class T2R(_Learned):
-    """φ(x) = relu(xW + b) (module doc)."""
+    r"""T2R: φ(x) = relu(xW + b) (F' features, ≥ 0).
+
+    Parameters
+    ----------
+    head_dim, weight, bias
+        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', F' the feature width; checked alike).
+
+    References
+    ----------
+    J. Kasai et al., "Finetuning Pretrained Transformers into RNNs", EMNLP 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import T2R
+    >>> T2R(2, weight=torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])).feature_width(2)
+    3
+    """
 
     name = "t2r"
     label = "T2R"

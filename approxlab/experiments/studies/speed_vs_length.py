@@ -27,6 +27,9 @@ NAME = "speed_vs_length"
 
 METHODS = ["identity", "sdpa", "naive_softmax", "linear", "relu", "performer", "taylor", "polynomial", "hla",
            "performer_pytorch", "linear_triton", "fla_linear"]  # the last two run on CUDA only (skipped rows on CPU)
+#: a timing is ringed in the figure when its IQR exceeds this share of its median, or other processes
+#: kept more than this many CPUs busy while it ran
+NOISY_IQR, NOISY_LOAD = 0.1, 0.25
 #: ``approxlab figures`` runs this study serially and uncached: it measures time
 SERIAL = "timing"
 PROFILES = {
@@ -107,6 +110,9 @@ def draw(df: pd.DataFrame):
             kw = dict(color=color(method), ls=styles.get(method, "-"), marker="o", ms=3.5, lw=1.4,
                       label=method.replace("_", " "))
             axes[0, col].errorbar(g["n"], g["time_ms"], yerr=g["iqr_ms"] / 2, capsize=2, **kw)
+            noisy = g[(g["iqr_ms"] > NOISY_IQR * g["time_ms"]) | (g.get("other_cpu_load", 0.0) > NOISY_LOAD)]
+            axes[0, col].scatter(noisy["n"], noisy["time_ms"], s=60, facecolors="none", edgecolors="k", lw=0.7,
+                                 zorder=5)
             if method != "identity":  # the floor is in the time panel; here it would only stretch the axis
                 axes[1, col].plot(g["n"], g["time_ms"].to_numpy() / ref.reindex(g["n"]).to_numpy(), **kw)
             axes[2, col].plot(g["n"], g["peak_mem_mb"].clip(lower=1e-3), **kw)
@@ -119,7 +125,9 @@ def draw(df: pd.DataFrame):
         axes[0, col].set_title(f"{dtype}, {'causal' if causal else 'non-causal'}\n"
                                f"B·H = {heads[-1]}…{heads[0]}, D = 64" if len(heads) > 1 else
                                f"{dtype}, {'causal' if causal else 'non-causal'}\nB·H = {heads[0]}, D = 64")
-        for row, label in enumerate(["forward time (ms, median ± IQR/2)", "time / SDPA time (< 1: faster)",
+        time_label = (f"forward time (ms, median ± IQR/2;\nringed: IQR > {NOISY_IQR:.0%} or other load > "
+                      f"{NOISY_LOAD} CPU)")
+        for row, label in enumerate([time_label, "time / SDPA time (< 1: faster)",
                                      "peak memory in the call (MiB)"]):
             ax = axes[row, col]
             ax.set(xscale="log", yscale="log", xlabel="sequence length N")

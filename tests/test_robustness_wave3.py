@@ -586,3 +586,25 @@ def test_budget_examples_run():
 
     result = doctest.testmod(budget, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_ctrl_c_and_bad_input_in_a_study_script_are_one_line(monkeypatch, capsys):
+    from approxlab.experiments import figures
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "make_many", interrupted)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 130
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: interrupted"
+
+    def bad(*args, **kwargs):
+        raise ValueError("profile must be one of ...")
+
+    monkeypatch.setattr(figures, "make_many", bad)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: error: profile must be one of ..."

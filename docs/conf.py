@@ -93,7 +93,8 @@ html_theme_options = {
 html_sidebars = {"index": []}
 
 # MathJax comes from its CDN; an offline build (a screenshot of the site, say) can point
-# APPROXLAB_DOCS_MATHJAX at a folder holding MathJax 3's es5 build, which is then copied into the site.
+# APPROXLAB_DOCS_MATHJAX at a folder holding MathJax 3's es5 build (tex-mml-chtml.js with its fonts: `npm pack
+# mathjax@3`, folder package/es5), which is then copied into the site.
 if os.environ.get("APPROXLAB_DOCS_MATHJAX"):
     html_static_path.append(os.environ["APPROXLAB_DOCS_MATHJAX"])
     mathjax_path = "tex-mml-chtml.js"

@@ -235,6 +235,8 @@ class CsvFrame(SphinxDirective):
 def _cell(value, spec, as_math=False):
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, (int, np.integer)) and spec and not spec.endswith(("d", "n", ",")):
+        spec = None   # a float format does not apply to a whole-number column
     return nodes.math(str(value), str(value)) if as_math else fmt(value, spec)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from .core import budget, chunk, naive
 from .core.checks import (
-    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_num_features, check_qkv,
+    HeadDimError, check_features, check_finite_result, check_int, check_kernel_matrix, check_feature_width, check_qkv,
     check_similarity_range, resolve_scale,
 )
 from .variants import (
@@ -60,13 +60,13 @@ def _checked_inputs(q, k, v, variant, causal, scale):
     the largest scaled input coordinate (None for an empty batch)."""
     _check_causal(causal)
     magnitudes = check_qkv(q, k, v, causal=causal)
+    scale = resolve_scale(scale, q.shape[-1])  # from the head dim as given (before any positions are appended)
     if is_positional(variant):  # positions (cos θ, sin θ) lie in [0, 1]
         if causal and q.shape[-2] < k.shape[-2]:
             raise ValueError(f"{kernel_name(variant)!r} reads positions, which inputs_for appends from 0 for the "
                              "queries; with causal Nq < Nk they are the last Nq positions: approxlab.hf places them")
         q, k = inputs_for(variant, q, k)
         magnitudes = tuple(None if m is None else max(m, 1.0) for m in magnitudes)
-    scale = resolve_scale(scale, q.shape[-1])
     if magnitudes[0] is None:  # an empty batch (B = 0 or H = 0)
         return q, k, scale, None
     check_similarity_range(magnitudes, q.shape[-1], scale, chunk.compute_dtype(q.dtype), kernel_name(variant))
@@ -93,8 +93,8 @@ def _is_builtin(kernel) -> bool:
 
 
 def _verify_kernel(kernel, q, k, scale, work, name) -> None:
-    """A user kernel's outputs on first use (per head dim, dtype and device): ``num_features`` a positive integer,
-    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = num_features
+    """A user kernel's outputs on first use (per head dim, dtype and device): ``feature_width`` a positive integer,
+    each feature map's (f, log_scale) of the right shape, dtype and device, finite, F = feature_width
     (:func:`~approxlab.core.checks.check_features`), on the first two rows of one head. Built-in kernels are
     held to the protocol by the test suite and skip this."""
     if _is_builtin(kernel) or callable(getattr(kernel, "efficient", None)):  # estimators check their own parts
@@ -107,14 +107,14 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
     if key in seen:
         return
     head_dim = q.shape[-1]
-    width = check_num_features(kernel.num_features(head_dim), name, head_dim)
+    width = check_feature_width(kernel.feature_width(head_dim), name, head_dim)
     root = math.sqrt(scale)
     for method, x in (("query_features", q), ("key_features", k)):
         probe = x.reshape(-1, *x.shape[-2:])[:1, :2].to(work) * root
         got = check_features(getattr(kernel, method)(probe), probe, name, method)
         if got != width:
-            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but num_features("
-                             f"{head_dim}) = {width}; the state and the memory plan are sized by num_features, so "
+            raise ValueError(f"kernel {name!r}: {method}(x) returned {got} features per row but feature_width("
+                             f"{head_dim}) = {width}; the state and the memory plan are sized by feature_width, so "
                              "they must agree")
     seen.add(key)
 
@@ -122,7 +122,7 @@ def _verify_kernel(kernel, q, k, scale, work, name) -> None:
 def _efficient(variant, kernel_for, q, k, v, *, causal, scale, chunk_size, backend, num_features=None):
     """The efficient form behind :func:`attention` and :class:`Attention` alike: the checks of
     :func:`_checked_inputs`, the kernel (``kernel_for(head_dim)``) checked on first use, then the result checked
-    for NaN/inf once. ``num_features``: a ``num_features`` parameter given by the caller (the feature count F of
+    for NaN/inf once. ``num_features``: the number m of random features the caller gave (F ≥ m, for
     every variant that takes one), checked against the work budget before the kernel draws its projection."""
     if v is None:
         raise TypeError("v must be a torch.Tensor (B, H, Nk, Dv), got None; attention_weights gives the weights alone")
@@ -205,8 +205,7 @@ def attention(q, k, v, variant="softmax", *, causal: bool = False, scale: float 
 
     References
     ----------
-    A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast Autoregressive
-    Transformers with Linear Attention", ICML 2020.
+    Katharopoulos et al., ICML 2020 ("Transformers are RNNs"), for the associativity that makes it linear.
 
     Examples
     --------
@@ -252,7 +251,7 @@ def unchecked_kernel_attention(kernel, q, k, v, *, causal: bool, scale: float, c
                           else (kernel.query_features, kernel.key_features))
     out = chunk.efficient_attention(
         scaled(query_map), scaled(key_map), q, k, v.to(work),
-        causal=causal, chunk_size=chunk_size, num_features=kernel.num_features(q.shape[-1]), backend=backend,
+        causal=causal, chunk_size=chunk_size, feature_width=kernel.feature_width(q.shape[-1]), backend=backend,
         label=kernel.describe_size(q.shape[-1]),
     )
     return out.to(q.dtype)
@@ -266,21 +265,13 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
     ----------
     q, k : torch.Tensor
         Queries (B, H, Nq, D) and keys (B, H, Nk, D).
-    variant : str, kernel object or KernelVariant subclass, default "softmax"
-        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
-        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
-        (the protocol: :mod:`approxlab.core.protocol`).
-    causal : bool, default False
-        Query i sees keys 0..i only.
-    scale : float or None
-        The similarity is s = q·k · scale; None means 1/√D.
+    variant, causal, scale
+        As for :func:`attention`.
     rows : slice or None
         Only query rows a..b−1 of ``slice(a, b)`` (all keys, causal mask kept), so row metrics can be
         computed block by block without N×N memory (:func:`attention_weight_blocks` does many at once).
     **params
-        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
-        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
-        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+        The variant's own parameters, as for :func:`attention` (:func:`approxlab.variants.parameters_doc`).
 
     Returns
     -------
@@ -339,7 +330,7 @@ def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool 
     key_features = None
     by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
     if by_features:
-        size = k.shape[:-1].numel() * kernel.num_features(q.shape[-1]) * torch.finfo(work).bits // 8
+        size = k.shape[:-1].numel() * kernel.feature_width(q.shape[-1]) * torch.finfo(work).bits // 8
         if size <= budget.get_memory_budget() // 16:
             key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
@@ -433,22 +424,14 @@ class Attention(nn.Module):
 
     Parameters
     ----------
-    variant : str, kernel object or KernelVariant subclass, default "softmax"
-        A name from :func:`approxlab.variant_names` (the built-in variants and those added with
-        :func:`approxlab.register_kernel`), a kernel object, or a kernel class built with ``**params``
-        (the protocol: :mod:`approxlab.core.protocol`).
-    causal : bool, default False
-        Query i sees keys 0..i only.
-    scale : float or None
-        The similarity is s = q·k · scale; None means 1/√D.
+    variant, causal, scale
+        As for :func:`attention`.
     chunk_size, backend
         As for :func:`attention`.
     head_dim : int or None
         Build the kernel now for this head dim (else at the first call, per head dim).
     **params
-        The variant's own parameters (``num_features=256`` for ``"performer"``, ``order=2`` for ``"taylor"``,
-        …): each variant's class in :mod:`approxlab.variants` documents its parameters, and
-        :func:`approxlab.variants.parameters_doc` lists them all. softmax takes none.
+        The variant's own parameters, as for :func:`attention` (:func:`approxlab.variants.parameters_doc`).
 
     Raises
     ------

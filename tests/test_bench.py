@@ -300,7 +300,7 @@ def test_causal_chunk_table_is_the_fastest_measured():
     df = pd.read_csv(Path(__file__).resolve().parent.parent / "figures" / "causal_chunk.csv")
     assert set(df["chunk_size"]) >= {32, 64, 128, 256, 512} and (df["status"] == "ok").all()
     for method, rows in df.groupby("method"):
-        width = build_kernel(method, int(rows["head_dim"].iloc[0])).num_features(int(rows["head_dim"].iloc[0]))
+        width = build_kernel(method, int(rows["head_dim"].iloc[0])).feature_width(int(rows["head_dim"].iloc[0]))
         times = rows.set_index("chunk_size")["time_ms"]
         assert times[engine.causal_chunk(width)] <= 1.1 * times.min(), (method, width, times.to_dict())
     assert engine.causal_chunk(64) == 128 and engine.causal_chunk(4096) == 64
@@ -388,6 +388,6 @@ def test_noncausal_block_is_within_ten_percent_of_the_fastest_measured():
     assert (df["status"] == "ok").all() and not df["causal"].any()
     for method, rows in df.groupby("method"):
         d = int(rows["head_dim"].iloc[0])
-        chosen = engine.noncausal_block(build_kernel(method, d).num_features(d), int(rows["heads"].iloc[0]))
+        chosen = engine.noncausal_block(build_kernel(method, d).feature_width(d), int(rows["heads"].iloc[0]))
         times = rows.set_index("chunk_size")["time_ms"]
         assert chosen in times.index and times[chosen] <= 1.1 * times.min(), (method, chosen, times.to_dict())

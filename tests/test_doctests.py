@@ -7,6 +7,9 @@ import pytest
 
 MODULES = [
     "approxlab.api",
+    *(f"approxlab.variants.{name}" for name in (
+        "linear", "relu", "performer", "taylor", "polynomial", "hla", "minimax", "hyperbolic", "favorpp",
+        "favorsharp", "dpfp", "maclaurin", "cosformer", "hedgehog", "t2r", "power_series")),
     "approxlab.variants._registry",
     "approxlab.variants._expression",
     "approxlab.analysis.symbolic.kernels",

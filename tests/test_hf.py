@@ -438,7 +438,7 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
                         steps=30, causal=True)
     assert fit["loss"][-1] < fit["loss"][0]
     kernel = fit["kernel"]
-    assert kernel.num_features(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
+    assert kernel.feature_width(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
     q64, k64, v64 = (t.double() for t in (r["query"], k, v))
     plan = hf.MaskPlan(causal=True)
     fast = hf.masked_attention(kernel, q64, k64, v64, scale=r["scaling"], causal=True, chunk_size=4)

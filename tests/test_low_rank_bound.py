@@ -35,7 +35,7 @@ def test_no_feature_map_beats_the_bound(seed):
     p = attention_weights(q, k, "softmax")[0, 0]
     for variant, make in MAPS:
         params = make(d)
-        f = build_kernel(variant, d, **params).num_features(d)
+        f = build_kernel(variant, d, **params).feature_width(d)
         a = attention_weights(q, k, variant, **params)[0, 0]
         assert torch.linalg.matrix_rank(a) <= f
         bound = low_rank_bound(p, f)

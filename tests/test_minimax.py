@@ -50,7 +50,7 @@ def test_kernel_is_the_best_polynomial_and_symbolic():
     # the odd-degree kernel is positive on its range, negative coefficients included
     odd = Minimax(3, 4.0)
     assert approx.log_uniform_error(odd.similarity_function, 4.0).positive
-    assert kern.num_features(5) == math.comb(5 + 4, 4)
+    assert kern.feature_width(5) == math.comb(5 + 4, 4)
 
 
 def test_coefficients_are_cached():

@@ -226,8 +226,8 @@ def test_saderf_rescale_balances_the_coordinates():
 
 
 def test_hyperbolic_is_half_the_features_of_its_directions():
-    assert Hyperbolic(8, num_features=5).num_features(8) == 10
-    assert build_kernel("favorsharp", 8, num_features=5).num_features(8) == 5
+    assert Hyperbolic(8, num_features=5).feature_width(8) == 10
+    assert build_kernel("favorsharp", 8, num_features=5).feature_width(8) == 5
 
 
 def test_simplex_directions_lower_the_kernel_mse_below_orthogonal_and_iid():

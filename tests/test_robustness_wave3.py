@@ -169,13 +169,13 @@ MALFORMED = [
      "features", "dtype"),
     (_malformed("widerkeys", "key_features", lambda self, x: (torch.cat([_fine(x), _fine(x)], -1), None)),
      "key_features", "features"),
-    (_malformed("zerofeatures", "num_features", lambda self, d: 0), "num_features", "num_features"),
-    (_malformed("negfeatures", "num_features", lambda self, d: -3), "num_features", "num_features"),
-    (_malformed("strfeatures", "num_features", lambda self, d: "64"), "num_features", "num_features"),
-    (_malformed("floatfeatures", "num_features", lambda self, d: 8.0), "num_features", "num_features"),
-    (_malformed("boolfeatures", "num_features", lambda self, d: True), "num_features", "num_features"),
-    (_malformed("underreports", "num_features", lambda self, d: 1), "num_features", "num_features"),
-    (_malformed("overreports", "num_features", lambda self, d: 10 * d), "num_features", "num_features"),
+    (_malformed("zerofeatures", "feature_width", lambda self, d: 0), "feature_width", "feature_width"),
+    (_malformed("negfeatures", "feature_width", lambda self, d: -3), "feature_width", "feature_width"),
+    (_malformed("strfeatures", "feature_width", lambda self, d: "64"), "feature_width", "feature_width"),
+    (_malformed("floatfeatures", "feature_width", lambda self, d: 8.0), "feature_width", "feature_width"),
+    (_malformed("boolfeatures", "feature_width", lambda self, d: True), "feature_width", "feature_width"),
+    (_malformed("underreports", "feature_width", lambda self, d: 1), "feature_width", "feature_width"),
+    (_malformed("overreports", "feature_width", lambda self, d: 10 * d), "feature_width", "feature_width"),
 ]
 FORMS = ["attention", "attention causal", "attention_weights", "Attention causal"]
 
@@ -577,3 +577,34 @@ def test_regenerated_figures_are_the_same_bytes(tmp_path):
         digests.append([hashlib.sha256(path.read_bytes()).hexdigest() for path in paths])
         time.sleep(1.1)  # a creation date in seconds would differ
     assert digests[0] == digests[1]
+
+
+def test_budget_examples_run():
+    import doctest
+
+    from approxlab.core import budget
+
+    result = doctest.testmod(budget, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_ctrl_c_and_bad_input_in_a_study_script_are_one_line(monkeypatch, capsys):
+    from approxlab.experiments import figures
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "make_many", interrupted)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 130
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: interrupted"
+
+    def bad(*args, **kwargs):
+        raise ValueError("profile must be one of ...")
+
+    monkeypatch.setattr(figures, "make_many", bad)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: error: profile must be one of ..."

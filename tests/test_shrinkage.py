@@ -130,7 +130,7 @@ def test_product_and_uniform_kernels():
     fk, ck = prod.key_features(k)
     got = (fq @ fk.transpose(-1, -2)) * torch.exp(cq[..., :, None] + ck[..., None, :])
     torch.testing.assert_close(got, a.kernel_estimate(q, k) * (elu_feature(q) @ elu_feature(k).transpose(-1, -2)))
-    assert UniformKernel().num_features(6) == 1 and prod.num_features(6) == 8 * 6
+    assert UniformKernel().feature_width(6) == 1 and prod.feature_width(6) == 8 * 6
 
 
 def test_bad_parameters_are_named():

@@ -130,3 +130,17 @@ def test_features_by_kind_cells_are_cached_and_give_the_uncached_rows(monkeypatc
         second = fk.compute("tiny")  # raises LookupError if nothing is cached; computes nothing
     pd.testing.assert_frame_equal(fresh, first)
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_lesson_exercise_rows_carry_their_timing_spread_and_the_warm_up_output():
+    from approxlab import attention
+    from approxlab.analysis.inputs import gaussian_qkv
+    from approxlab.analysis.metrics import output_error
+    from approxlab.experiments.studies import lesson_exercise
+
+    df = lesson_exercise.compute("quick", variants=["softmax", "linear"], lengths=[32], min_run_time=0.01)
+    assert set(df["time_stop"]) <= {"tight", "budget"} and (df["time_runs"] >= 3).all()
+    assert df["other_cpu_load"].notna().all() and (df["time_iqr_ms"] >= 0).all()
+    q, k, v = gaussian_qkv(1, 8, 32, 64)
+    expected = output_error(attention(q, k, v, "linear"), attention(q, k, v, "softmax"), v).mean().item()
+    assert df.set_index("variant").loc["linear", "output_error"] == expected

@@ -110,7 +110,7 @@ def test_hla_kronecker_features_give_the_product_of_factor_kernels():
 def test_feature_dimension_formula_matches_the_implementation(variant, params):
     formula = S.kernel_expression(variant, **params).features
     for dim in (1, 2, 5):
-        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).num_features(dim)
+        assert int(formula.subs(S.kernels.D, dim)) == build_kernel(variant, dim, **params).feature_width(dim)
 
 
 def test_signs_and_monotonicity():

@@ -157,7 +157,7 @@ class HeadwiseMap(KernelVariant):
             out = factor if out is None else out * factor
         return out, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         f = self.weight.shape[-1]
         return 2 * f if self.kind == "hedgehog" else f if self.kind == "linear" else f ** self.weight.shape[0]
 

@@ -39,8 +39,8 @@ from ..variants import build_kernel, check_variant, inputs_for
 def tv_bound(delta):
     """tanh(δ/2): the largest row TV from softmax of any kernel with log-uniform error δ on the row."""
     if isinstance(delta, torch.Tensor):
-        if delta.numel() and not bool((delta >= 0).all()):  # NaN fails too
-            raise ValueError("delta must be non-negative (a log-uniform error); got a negative or NaN entry")
+        if bool((delta < 0).any()):  # NaN (an undefined row δ) passes through as NaN
+            raise ValueError("delta must be non-negative (a log-uniform error); got a negative entry")
         return torch.tanh(delta / 2)
     if isinstance(delta, (int, float)) and not isinstance(delta, bool):
         if math.isnan(delta) or delta < 0:
@@ -49,8 +49,8 @@ def tv_bound(delta):
     import numpy as np
 
     delta = np.asarray(delta, dtype=float)
-    if delta.size and not np.all(delta >= 0):
-        raise ValueError("delta must be non-negative (a log-uniform error); got a negative or NaN entry")
+    if np.any(delta < 0):  # NaN passes through as NaN
+        raise ValueError("delta must be non-negative (a log-uniform error); got a negative entry")
     return np.tanh(delta / 2)
 
 

@@ -112,11 +112,32 @@ _work: int | None = None
 
 
 class WorkBudgetError(ValueError):
-    """A computation would take more floating-point operations than the work budget."""
+    """A computation would take more floating-point operations than the work budget.
+
+    Raised before the computation starts, with the estimate in the message; a ``ValueError``, so code
+    that catches bad input catches it too.
+    """
 
 
 def parse_work(value, name: str = "work budget") -> int:
-    """A FLOP count ≥ 1 from an int/float or a string such as ``"1e13"``."""
+    """A FLOP count ≥ 1 from an int/float or a string such as ``"1e13"``.
+
+    Parameters
+    ----------
+    value : int, float or str
+        The number of floating-point operations.
+    name : str
+        What the value is, for the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        For a non-number, NaN, inf or a value below 1.
+    """
     if isinstance(value, str):
         try:
             value = float(value)
@@ -129,7 +150,18 @@ def parse_work(value, name: str = "work budget") -> int:
 
 
 def get_work_budget() -> int:
-    """FLOPs one call may take: :func:`set_work_budget`'s value, else $APPROXLAB_WORK_BUDGET, else 10¹²."""
+    """FLOPs one call may take: :func:`set_work_budget`'s value, else $APPROXLAB_WORK_BUDGET, else 10¹².
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from approxlab.core import budget
+    >>> budget.get_work_budget() >= 1
+    True
+    """
     if _work is not None:
         return _work
     env = os.environ.get(WORK_ENV_VAR)
@@ -137,14 +169,55 @@ def get_work_budget() -> int:
 
 
 def set_work_budget(flops) -> None:
-    """Set the work budget for this process (FLOPs, e.g. ``1e14``); None restores the default."""
+    """Set the work budget for this process.
+
+    Parameters
+    ----------
+    flops : int, float, str or None
+        Floating-point operations one call may take (e.g. ``1e14`` on a GPU); None restores the default
+        (``$APPROXLAB_WORK_BUDGET``, else 10¹²).
+
+    Raises
+    ------
+    ValueError
+        For a value that is not a finite number ≥ 1.
+
+    Notes
+    -----
+    The efficient forms estimate their work before they start (:func:`approxlab.core.chunk.efficient_flops`):
+    2·B·H·(Nq + Nk)·F·(D + Dv + 1), plus 2·B·H·N·C·(F + Dv) for causal chunks of length C.
+
+    Examples
+    --------
+    >>> import approxlab
+    >>> approxlab.set_work_budget(1e14)
+    >>> approxlab.get_work_budget()
+    100000000000000
+    >>> approxlab.set_work_budget(None)
+    """
     global _work
     _work = None if flops is None else parse_work(flops)
 
 
 @contextlib.contextmanager
 def work_budget(flops):
-    """``with work_budget(1e14): ...`` — the work budget inside the block, the previous one after."""
+    """The work budget inside a ``with`` block, the previous one after.
+
+    Parameters
+    ----------
+    flops : int, float or str
+        Floating-point operations one call may take inside the block.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q = k = v = torch.ones(1, 1, 64, 8)
+    >>> with approxlab.work_budget(1e4):
+    ...     approxlab.attention(q, k, v, "linear")
+    Traceback (most recent call last):
+    ...
+    approxlab.core.budget.WorkBudgetError: linear (F = 8 features), ... over the work budget of 1e+04 FLOPs ...
+    """
     global _work
     previous, _work = _work, parse_work(flops)
     try:
@@ -154,7 +227,20 @@ def work_budget(flops):
 
 
 def require_work(flops: float, what: str) -> None:
-    """Raise :class:`WorkBudgetError` when ``what`` needs more than the work budget (checked before computing)."""
+    """Raise :class:`WorkBudgetError` when ``what`` needs more than the work budget (checked before computing).
+
+    Parameters
+    ----------
+    flops : float
+        The estimated floating-point operations.
+    what : str
+        What needs them (the kernel and its size, the shapes), for the message.
+
+    Raises
+    ------
+    WorkBudgetError
+        When ``flops`` exceeds :func:`get_work_budget`.
+    """
     limit = get_work_budget()
     if flops > limit:
         raise WorkBudgetError(

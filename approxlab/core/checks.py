@@ -158,7 +158,7 @@ def _name_non_finite_features(kernel, q, k, scale, variant, work) -> None:
         x = x.reshape(-1, x.shape[-1])
         for start in range(0, x.shape[0], 4096):
             rows = x[start:start + 4096]
-            width = rows.shape[0] * getattr(kernel, "num_features", lambda d: 1)(x.shape[-1])
+            width = rows.shape[0] * getattr(kernel, "feature_width", lambda d: 1)(x.shape[-1])
             if width * torch.finfo(work).bits // 8 > get_memory_budget() // 4:
                 return
             f, log_scale = getattr(kernel, method)(rows.to(work) * root)
@@ -172,14 +172,14 @@ def _name_non_finite_features(kernel, q, k, scale, variant, work) -> None:
                                  f"NaN. Fix the kernel's {method} for such inputs")
 
 
-def check_num_features(value, kernel: str, head_dim: int) -> int:
-    """What a kernel's ``num_features(head_dim)`` returned: a positive integer (the width F of the state)."""
+def check_feature_width(value, kernel: str, head_dim: int) -> int:
+    """What a kernel's ``feature_width(head_dim)`` returned: a positive integer (the width F of the state)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"kernel {kernel!r}: num_features({head_dim}) returned {value!r}; it must return the "
-                        "feature dimension F as a positive integer")
+        raise TypeError(f"kernel {kernel!r}: feature_width({head_dim}) returned {value!r}; it must return the "
+                        "feature width F as a positive integer")
     if value < 1:
-        raise ValueError(f"kernel {kernel!r}: num_features({head_dim}) returned {value}; it must return the "
-                         "feature dimension F as a positive integer")
+        raise ValueError(f"kernel {kernel!r}: feature_width({head_dim}) returned {value}; it must return the "
+                         "feature width F as a positive integer")
     return int(value)
 
 

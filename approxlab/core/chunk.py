@@ -52,17 +52,17 @@ _FEATURE_COPIES = 3
 _FEATURE_FLOOR_BYTES = 256 * 2**20
 
 
-def causal_chunk(num_features: int) -> int:
+def causal_chunk(feature_width: int) -> int:
     """The causal chunk length C for feature width F: the first entry of :data:`CAUSAL_CHUNKS` whose
     width bound is ≥ F. The table holds the fastest C per width measured on this project's CPU
     (``approxlab bench --chunk-sizes``, ``figures/causal_chunk.csv``; a test checks the table against it)."""
-    return next(chunk for width, chunk in CAUSAL_CHUNKS if num_features <= width)
+    return next(chunk for width, chunk in CAUSAL_CHUNKS if feature_width <= width)
 
 
-def noncausal_block(num_features: int, batch_heads: int) -> int:
+def noncausal_block(feature_width: int, batch_heads: int) -> int:
     """Rows per key/query block of the non-causal pass: about ``_BLOCK_ELEMENTS`` feature elements, at least
     ``_MIN_BLOCK_ROWS`` (measured: ``figures/noncausal_blocks.csv``; a test holds the choice to it)."""
-    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, num_features * batch_heads))
+    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(1, feature_width * batch_heads))
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -114,7 +114,7 @@ def efficient_attention(
     *,
     causal: bool,
     chunk_size: Optional[int] = None,
-    num_features: Optional[int] = None,
+    feature_width: Optional[int] = None,
     backend: str = "torch",
     label: str = "the feature map",
 ) -> torch.Tensor:
@@ -122,7 +122,7 @@ def efficient_attention(
 
     ``chunk_size``: causal chunk length, or rows per key/query block when non-causal (None: the
     measured default for the feature width, shortened for wide feature maps so a block's features fit
-    the memory budget). ``num_features`` (F) sizes the key blocks and the state
+    the memory budget). ``feature_width`` (F) sizes the key blocks and the state
     before anything is allocated; it is probed from one key when not given. ``label`` names the kernel
     and its size parameter in a :class:`~approxlab.core.budget.MemoryBudgetError`.
     ``backend="triton"``: the causal form in one fused kernel (:mod:`approxlab.core.fused`; feature maps
@@ -130,38 +130,38 @@ def efficient_attention(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    if num_features is None:
-        num_features = key_map(k[..., :1, :])[0].shape[-1]
+    if feature_width is None:
+        feature_width = key_map(k[..., :1, :])[0].shape[-1]
     if chunk_size is not None:  # a chunk or block longer than the sequence is the sequence
         chunk_size = max(1, min(chunk_size, max(q.shape[-2], k.shape[-2])))
     batch_heads, dv, itemsize = q.shape[:-2].numel(), v.shape[-1], v.element_size()
 
     def check_work(chunk: int = 0) -> None:  # after the memory plan, before any work
-        budget.require_work(efficient_flops(batch_heads, q.shape[-2], k.shape[-2], q.shape[-1], dv, num_features,
+        budget.require_work(efficient_flops(batch_heads, q.shape[-2], k.shape[-2], q.shape[-1], dv, feature_width,
                                             chunk),
                             f"{label}, (B·H, Nq, Nk, D, Dv) = ({batch_heads}, {q.shape[-2]}, {k.shape[-2]}, "
                             f"{q.shape[-1]}, {dv}){', causal' if causal else ''}")
 
     if causal and backend == "triton":
-        check_work(chunk_size or causal_chunk(num_features))
+        check_work(chunk_size or causal_chunk(feature_width))
         return _causal_fused(query_map, key_map, q, k, v, chunk_size)
     if causal:
-        preferred = chunk_size or causal_chunk(num_features)
-        chunk = block_rows(q.shape[-2], num_features, batch_heads, dv, itemsize, preferred=preferred, label=label)
+        preferred = chunk_size or causal_chunk(feature_width)
+        chunk = block_rows(q.shape[-2], feature_width, batch_heads, dv, itemsize, preferred=preferred, label=label)
         if chunk_size is not None and chunk < chunk_size:  # an explicit chunk length is kept, if the budget allows
-            block_rows(chunk_size, num_features, batch_heads, dv, itemsize, preferred=chunk_size, label=label,
+            block_rows(chunk_size, feature_width, batch_heads, dv, itemsize, preferred=chunk_size, label=label,
                        rows=chunk_size)
             chunk = chunk_size
         check_work(chunk)
-        return _causal(query_map, key_map, q, k, v, chunk, num_features)
-    preferred = chunk_size or noncausal_block(num_features, batch_heads)
-    rows = block_rows(max(k.shape[-2], q.shape[-2]), num_features, batch_heads, dv, itemsize, preferred=preferred,
+        return _causal(query_map, key_map, q, k, v, chunk, feature_width)
+    preferred = chunk_size or noncausal_block(feature_width, batch_heads)
+    rows = block_rows(max(k.shape[-2], q.shape[-2]), feature_width, batch_heads, dv, itemsize, preferred=preferred,
                       label=label)
     check_work()
     return _noncausal(query_map, key_map, q, k, v, rows)
 
 
-def efficient_flops(batch_heads: int, nq: int, nk: int, head_dim: int, dv: int, num_features: int,
+def efficient_flops(batch_heads: int, nq: int, nk: int, head_dim: int, dv: int, feature_width: int,
                     chunk: int = 0) -> float:
     """Estimated floating-point operations of the efficient form (checked against the work budget):
 
@@ -170,13 +170,13 @@ def efficient_flops(batch_heads: int, nq: int, nk: int, head_dim: int, dv: int, 
     the feature maps (taken as a D → F projection per row, an upper estimate for most maps), the state
     updates and read-outs (F·(Dv + 1) per row each way), and the causal C × C blocks inside each chunk.
     """
-    flops = 2.0 * batch_heads * (nq + nk) * num_features * (head_dim + dv + 1)
+    flops = 2.0 * batch_heads * (nq + nk) * feature_width * (head_dim + dv + 1)
     if chunk:
-        flops += 2.0 * batch_heads * nq * min(chunk, nq) * (num_features + dv)
+        flops += 2.0 * batch_heads * nq * min(chunk, nq) * (feature_width + dv)
     return flops
 
 
-def block_rows(n: int, num_features: int, batch_heads: int, dv: int, itemsize: int, *, preferred: int,
+def block_rows(n: int, feature_width: int, batch_heads: int, dv: int, itemsize: int, *, preferred: int,
                label: str, rows: Optional[int] = None) -> int:
     """Rows per block of features (≤ ``preferred``), checked against the memory budget.
 
@@ -185,10 +185,10 @@ def block_rows(n: int, num_features: int, batch_heads: int, dv: int, itemsize: i
     (or ``_FEATURE_FLOOR_BYTES``), so wide maps (HLA's D^p, Taylor's C(D+p, p)) run in short blocks with a
     peak near twice the state. ``rows`` given: check that many rows instead of choosing.
     """
-    state = batch_heads * num_features * (dv + 1) * itemsize
-    row = _FEATURE_COPIES * batch_heads * num_features * itemsize
+    state = batch_heads * feature_width * (dv + 1) * itemsize
+    row = _FEATURE_COPIES * batch_heads * feature_width * itemsize
     need = 2 * state + row * (rows or 1)
-    what = (f"{label}: the state (B·H·F·(Dv+1) = {batch_heads}·{num_features:,}·{dv + 1}) and "
+    what = (f"{label}: the state (B·H·F·(Dv+1) = {batch_heads}·{feature_width:,}·{dv + 1}) and "
             + (f"a chunk of {rows} rows of features" if rows else "one row of features"))
     budget.require(need, what)
     if rows:
@@ -270,24 +270,24 @@ def _noncausal(query_map, key_map, q, k, v, step):
     return out if out is not None else torch.cat(outputs, dim=-2)
 
 
-def _causal(query_map, key_map, q, k, v, chunk_size, num_features):
+def _causal(query_map, key_map, q, k, v, chunk_size, feature_width):
     """Chunk-parallel without key scales when a pass holds at least two chunks; chunk after chunk otherwise
     (key scales, or states so wide that the per-chunk states of a pass would dominate memory)."""
     _, scale = key_map(k[..., :1, :])
-    if scale is None and _chunks_per_pass(v, chunk_size, num_features) > 1:
-        return _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features)
+    if scale is None and _chunks_per_pass(v, chunk_size, feature_width) > 1:
+        return _causal_parallel(query_map, key_map, q, k, v, chunk_size, feature_width)
     return _causal_sequential(query_map, key_map, q, k, v, chunk_size)
 
 
-def _chunks_per_pass(v, chunk_size, num_features):
+def _chunks_per_pass(v, chunk_size, feature_width):
     n, dv = v.shape[-2], v.shape[-1]
     batch_heads = max(1, v.numel() // max(1, n * dv))
-    f = num_features
+    f = feature_width
     per_chunk = batch_heads * chunk_size * (2 * f + f * dv // chunk_size + chunk_size + dv)
     return max(1, _PASS_ELEMENTS // per_chunk)
 
 
-def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
+def _causal_parallel(query_map, key_map, q, k, v, chunk_size, feature_width):
     """Chunk-parallel causal form for feature maps without a key scale (the form of fla's naive chunk op).
 
     Rows go in passes of several chunks; inside a pass every chunk c at once:
@@ -296,7 +296,7 @@ def _causal_parallel(query_map, key_map, q, k, v, chunk_size, num_features):
     so a pass is a handful of batched GEMMs instead of a dozen tensor ops per chunk.
     """
     n = v.shape[-2]
-    rows = chunk_size * _chunks_per_pass(v, chunk_size, num_features)
+    rows = chunk_size * _chunks_per_pass(v, chunk_size, feature_width)
     state = normaliser = None  # S = Σ φ(k_j) v_jᵀ and z = Σ φ(k_j) over the previous passes
     out, outputs = _output(q, v), []
     for start in range(0, n, rows):

@@ -13,7 +13,7 @@ def _dot(a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
-def chunk_output_fwd(Q, K, V, S, Z, O, n, num_features, value_dim,
+def chunk_output_fwd(Q, K, V, S, Z, O, n, feature_width, value_dim,
                      stride_qb, stride_qn, stride_vb, stride_vn, stride_sb, stride_sc, stride_sf,
                      stride_zb, stride_zc, stride_ob, stride_on,
                      BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_V: tl.constexpr, IEEE: tl.constexpr):
@@ -24,7 +24,7 @@ def chunk_output_fwd(Q, K, V, S, Z, O, n, num_features, value_dim,
     offs_f = tl.arange(0, BLOCK_F)
     offs_v = vblock * BLOCK_V + tl.arange(0, BLOCK_V)
     rows = chunk * BLOCK_T + offs_t
-    r_ok, f_ok, v_ok = rows < n, offs_f < num_features, offs_v < value_dim
+    r_ok, f_ok, v_ok = rows < n, offs_f < feature_width, offs_v < value_dim
     qk_mask = r_ok[:, None] & f_ok[None, :]
     q = tl.load(Q + bh * stride_qb + rows[:, None] * stride_qn + offs_f[None, :], mask=qk_mask, other=0.0)
     k = tl.load(K + bh * stride_qb + rows[:, None] * stride_qn + offs_f[None, :], mask=qk_mask, other=0.0)

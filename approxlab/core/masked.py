@@ -122,7 +122,7 @@ def masked_attention(kernel, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         q = torch.cat([q.new_zeros(*q.shape[:-2], nk - nq, q.shape[-1]), q], dim=-2)
     out = engine.efficient_attention(
         query_map, key_map, q, k_in, v.to(work), causal=causal, chunk_size=chunk_size,
-        num_features=kernel.num_features(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
+        feature_width=kernel.feature_width(q.shape[-1]), label=kernel.describe_size(q.shape[-1]),
     )
     return out[..., out.shape[-2] - nq:, :].to(q.dtype)
 

@@ -19,7 +19,7 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
     sympy inputs alike); it enables the 1-D analyses (log-uniform error δ vs range, rational degree).
 ``sympy_kernel(s)``  (optional; default: ``similarity_function`` on the sympy symbol)
     κ as a sympy expression of s, for :mod:`approxlab.analysis.symbolic` (degree, sign, monotonicity).
-``num_features(head_dim)``  (default: probed)    the feature dimension F (the state is F × Dv).
+``feature_width(head_dim)``  (default: probed)    the feature width F (the state is F × Dv).
 ``kernel_expression(dim) -> KernelExpression``  (optional; default: read from ``sympy_kernel(s)``)
     κ in sympy with what the symbolic side needs (:class:`approxlab.variants.KernelExpression`: κ of the
     feature vectors, where the form holds, the feature width F; or ``no_degree``, the stated reason it has
@@ -38,9 +38,9 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
     For features built from exponentials of the coordinates (elu + 1), which underflow to 0 for inputs far
     below zero: the features with a per-row log scale factored out, used when the inputs reach that range.
 
-A user kernel's outputs are checked on first use (per head dim, dtype and device): ``num_features`` a
+A user kernel's outputs are checked on first use (per head dim, dtype and device): ``feature_width`` a
 positive integer, each feature map a pair (f, log_scale) of the input's dtype and device, f (…, N, F) with F
-equal to ``num_features``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
+equal to ``feature_width``, log_scale (…, N) or None, without NaN or inf. The error names the kernel and the
 method.
 ``exact_query_features(x)``  (default: ``query_features``)
     φ_q(x) with the per-query log scale kept, for forms where it does not cancel: a hybrid adds a kernel's
@@ -148,7 +148,7 @@ class KernelVariant:
         raise NotImplementedError(f"{self.name} has exponential_order = {self.exponential_order} but no "
                                   "log_scaled_features")
 
-    #: the constructor parameter that sets the feature dimension F (named in memory-budget errors)
+    #: the constructor parameter that sets the feature width F (named in memory-budget errors)
     size_parameter: Optional[str] = None
 
     def sympy_kernel(self, s):
@@ -162,7 +162,7 @@ class KernelVariant:
         except (TypeError, ValueError, AttributeError):
             return None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form
         where one feature row would be large (the default builds the features of one zero row)."""
         return self.features(torch.zeros(1, head_dim, dtype=torch.float64))[0].shape[-1]
@@ -170,4 +170,4 @@ class KernelVariant:
     def describe_size(self, head_dim: int) -> str:
         """E.g. ``"taylor order=2 (F = 2,145 features)"``: what a memory-budget error names."""
         setting = f" {self.size_parameter}={getattr(self, self.size_parameter)!r}" if self.size_parameter else ""
-        return f"{self.name}{setting} (F = {self.num_features(head_dim):,} features)"
+        return f"{self.name}{setting} (F = {self.feature_width(head_dim):,} features)"

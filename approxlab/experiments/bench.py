@@ -125,7 +125,7 @@ def naive_softmax(q, k, v, *, causal: bool = False) -> torch.Tensor:
 
 def performer_features(head_dim: int, params: dict) -> int:
     """m of approxlab's performer with ``params`` (the same m is given to the peer)."""
-    return build_kernel("performer", head_dim, **params).num_random
+    return build_kernel("performer", head_dim, **params).num_features
 
 
 def _performer_pytorch(case: Case, device, dtype):
@@ -285,7 +285,7 @@ def method_flops(case: Case) -> float:
         features = d
     else:
         kernel = build_kernel("performer" if base == "performer_pytorch" else base, d, **case.params)
-        features = kernel.num_features(d)
+        features = kernel.feature_width(d)
     flops = 4.0 * bh * n * features * d
     if case.causal:
         flops += 2.0 * bh * n * min(case.chunk_size or chunk.causal_chunk(features), n) * (features + d)

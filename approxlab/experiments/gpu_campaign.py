@@ -335,7 +335,7 @@ def _feature_width(method: str, head_dim: int) -> int:
     from ..variants import build_kernel
 
     name = {"performer_pytorch": "performer", "fla_linear": "linear", "linear_triton": "linear"}.get(method, method)
-    return build_kernel(name, head_dim).num_features(head_dim)
+    return build_kernel(name, head_dim).feature_width(head_dim)
 
 
 def bench_work(case, cfg: dict, *, compile_first: bool = False) -> Work:
@@ -395,7 +395,7 @@ def validation_work(case: dict, cfg: dict) -> Work:
     else:
         kernel = build_kernel(name, d)
         by_features = getattr(type(kernel), "kernel", None) is KernelVariant.kernel
-        width = kernel.num_features(d) if by_features else d
+        width = kernel.feature_width(d) if by_features else d
     features = d if name == "softmax" else _feature_width(name, d) if name in KERNELS else d
     weights64 = 2 + (name != "softmax") + lower  # s and softmax, the variant's, each lower dtype's rounded inputs
     flops = {"float64": 2.0 * entries * (weights64 * width + (2 + lower) * d) + 4.0 * bh * n * features * d,

@@ -32,7 +32,7 @@ class _ExpRandomFeatures(KernelVariant):
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
             self.projection = random_directions(check_int(num_features, "num_features", minimum=1), head_dim,
                                                 check_choice(directions, "directions", set(DIRECTIONS)), seed)
-        self.num_random = self.projection.shape[0]
+        self.num_features = self.projection.shape[0]
         self._cast: dict = {}
 
     def _cast_to(self, name: str, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -160,10 +160,10 @@ class _Adapted(KernelVariant):
             return self.obj.sympy_kernel(s)
         return super().sympy_kernel(s)
 
-    def num_features(self, head_dim):
-        if callable(getattr(self.obj, "num_features", None)):
-            return self.obj.num_features(head_dim)
-        return super().num_features(head_dim)
+    def feature_width(self, head_dim):
+        if callable(getattr(self.obj, "feature_width", None)):
+            return self.obj.feature_width(head_dim)
+        return super().feature_width(head_dim)
 
 
 def as_kernel(obj) -> KernelVariant:
@@ -322,7 +322,7 @@ def build_kernel(variant, head_dim: int, **params) -> KernelVariant:
     --------
     >>> from approxlab.variants import build_kernel
     >>> kernel = build_kernel("taylor", 16, order=2)
-    >>> kernel.num_features(16)
+    >>> kernel.feature_width(16)
     153
     """
     if is_softmax(variant):
@@ -347,11 +347,12 @@ def parameters_doc() -> str:
         _, signature = _constructor(name)
         shown = ([str(p.replace(annotation=p.empty)) for p in signature.parameters.values() if p.name != "head_dim"]
                  if signature else ["…"])
-        own = cls.__dict__.get("__doc__") if isinstance(cls, type) else None
+        own = (inspect.cleandoc(cls.__dict__.get("__doc__") or "").split("\n\n")[0]
+               if isinstance(cls, type) else None)  # the class docstring's summary
         module = inspect.getmodule(cls)
         summary = " ".join(inspect.cleandoc(module.__doc__ or "").split("\n\n")[0].split()) if module else ""
         lines.append(f"{name}({', '.join(shown)})")
-        for text in (summary, " ".join((own or "").split())):
+        for text in (" ".join((own or summary).split()),):
             if text:
                 lines.append(textwrap.fill(text, width=96, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines)

@@ -42,8 +42,9 @@ def with_positions(q: torch.Tensor, k: torch.Tensor, max_len: int | None = None)
     theta = cosformer_angles(n, max_len)
 
     def attach(x):
-        t = theta[: x.shape[-2]].to(device=x.device, dtype=x.dtype)
-        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).expand(*x.shape[:-1], 2)
+        t = theta[: x.shape[-2]]  # cos and sin in float64, then rounded once to x's dtype: the same positions
+        pos = torch.stack([torch.cos(t), torch.sin(t)], dim=-1).to(device=x.device, dtype=x.dtype)  # at any dtype
+        pos = pos.expand(*x.shape[:-1], 2)
         return torch.cat([x, pos], dim=-1)
 
     return attach(q), attach(k)
@@ -62,7 +63,30 @@ def has_positions(x: torch.Tensor) -> bool:
 
 @register_kernel
 class Cosformer(KernelVariant):
-    """cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ] with the last two coordinates of x giving θ."""
+    r"""cosFormer: φ(x) = [relu(x_c) cos θ, relu(x_c) sin θ], the last two coordinates of x giving θ.
+
+    Parameters
+    ----------
+    head_dim : int
+        D + 2: the content dim plus the two position coordinates (:func:`with_positions`).
+
+    Notes
+    -----
+    κ(q_i, k_j) = relu(q_i)·relu(k_j) cos(π(i − j)/(2M)) = φ(q_i)·φ(k_j) with θ_i = πi/(2M); F = 2D. The
+    entry points append positions 0..N−1 to plain q, k (:meth:`prepare_inputs`).
+
+    References
+    ----------
+    Z. Qin et al., "cosFormer: Rethinking Softmax in Attention", ICLR 2022, eq. 9–11.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import Cosformer, with_positions
+    >>> q, k = with_positions(torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4))
+    >>> q.shape[-1], Cosformer(6).feature_width(6)
+    (6, 8)
+    """
 
     name = "cosformer"
     label = "cosFormer"
@@ -107,7 +131,7 @@ class Cosformer(KernelVariant):
         cos = torch.cos(theta_x[..., :, None] - theta_y[..., None, :]) * has_x[..., :, None] * has_y[..., None, :]
         return (rx @ ry.transpose(-1, -2)) * cos, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * (head_dim - 2)
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

@@ -18,7 +18,36 @@ from ._registry import register_kernel
 
 @register_kernel
 class DPFP(KernelVariant):
-    """DPFP_ν: φ(x) = concat_{i=1..ν} x̃ ⊙ roll(x̃, i), x̃ = [relu(x), relu(−x)] (module doc)."""
+    r"""DPFP_ν: φ(x) = concat_{i=1..ν} x̃ ⊙ roll(x̃, i), x̃ = [relu(x), relu(−x)] (2Dν features, ≥ 0).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    nu : int
+        ν, 1 ≤ ν < 2D.
+
+    Raises
+    ------
+    ValueError
+        ν ≥ 2D (rolls repeat beyond).
+
+    Notes
+    -----
+    φ_ν(x)_{(i−1)·2D + j} = x̃_j · x̃_{(j − i) mod 2D}; the row weights are rational of degree (2, 2) on the
+    positive orthant.
+
+    References
+    ----------
+    I. Schlag, K. Irie, J. Schmidhuber, "Linear Transformers Are Secretly Fast Weight Programmers",
+    ICML 2021, eq. 39.
+
+    Examples
+    --------
+    >>> from approxlab.variants import DPFP
+    >>> DPFP(4, nu=3).feature_width(4)
+    24
+    """
 
     name = "dpfp"
     label = "DPFP"
@@ -46,7 +75,7 @@ class DPFP(KernelVariant):
             total = total + (xt * xt[..., behind]) @ (yt * yt[..., behind]).transpose(-1, -2)
         return total, None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * head_dim * self.nu
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

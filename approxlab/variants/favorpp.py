@@ -78,10 +78,43 @@ def mean_pair_norm_sq(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @register_kernel
 class FavorPP(_ExpRandomFeatures):
-    """FAVOR++ (optimal positive random features): φ(x) = D_A exp(A‖w‖² + B w·x − ‖x‖²/2)/√m (module doc).
+    r"""FAVOR++ (optimal positive random features): φ(x) = D_A exp(A‖w‖² + B w·x − ‖x‖²/2)/√m.
 
-    ``a``: the GERF parameter A (< 1/8; 0 is FAVOR+). Or ``norm_sum_sq``: the data's mean ‖x+y‖², A from
-    the closed form (:func:`oprf_a`). Neither: ‖x+y‖² = 2√D, the mean for q, k ~ N(0, I) at scale 1/√D.
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int or None
+        m, the number of random directions (default D·log D); F = m.
+    a : float or None
+        The GERF parameter A < 1/8 (0 is FAVOR+).
+    norm_sum_sq : float or None
+        The data's mean ‖x+y‖², from which A comes by the closed form (:func:`oprf_a`). Neither a nor
+        norm_sum_sq: ‖x+y‖² = 2√D, the mean for q, k ~ N(0, I) at scale 1/√D.
+    directions, seed, projection
+        As for :class:`~approxlab.variants.Hyperbolic`.
+
+    Raises
+    ------
+    ValueError
+        Both a and norm_sum_sq, A ≥ 1/8, a negative norm_sum_sq.
+
+    Notes
+    -----
+    B = √(1 − 4A), D_A = (1 − 4A)^{D/4}; E[Z²] = ((1 − 4A)²/(1 − 8A))^{D/2} exp(‖x+y‖²/(1 − 8A)), minimised by
+    A* = (1 − 2ρ − √((2ρ + 1)² + 8ρ))/16, ρ = ‖x+y‖²/D. :meth:`calibrate` gives A* from data.
+
+    References
+    ----------
+    V. Likhosherstov, K. Choromanski, A. Dubey, F. Liu, T. Sarlos, A. Weller, "Chefs' Random Tables:
+    Non-Trigonometric Random Features", NeurIPS 2022.
+
+    Examples
+    --------
+    >>> from approxlab.variants import FavorPP
+    >>> kernel = FavorPP(4, num_features=8, norm_sum_sq=0.0)
+    >>> kernel.a, kernel.feature_width(4)
+    (0.0, 8)
     """
 
     name = "favorpp"
@@ -106,7 +139,7 @@ class FavorPP(_ExpRandomFeatures):
         self.b = math.sqrt(1 - 4 * self.a)
         # per-direction bias A‖w‖² and the constant log D_A − log √m
         self.bias = self.a * (self.projection ** 2).sum(-1)
-        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_random)
+        self.log_const = 0.25 * head_dim * math.log1p(-4 * self.a) - 0.5 * math.log(self.num_features)
 
     @classmethod
     def calibrate(cls, q: torch.Tensor, k: torch.Tensor, *, scale: Optional[float] = None) -> dict:
@@ -130,5 +163,5 @@ class FavorPP(_ExpRandomFeatures):
     def features(self, x):
         return self._gerf(x)
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features

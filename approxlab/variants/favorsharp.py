@@ -31,10 +31,37 @@ def saderf_rescale(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @register_kernel
 class FavorSharp(FavorPP):
-    """FAVOR# (SADERF): FAVOR++ on Ψx for queries and Ψ⁻¹y for keys, Ψ = diag(``rescale``) (module doc).
+    r"""FAVOR# (SADERF): FAVOR++ on Ψx for queries and Ψ⁻¹y for keys, Ψ = diag(``rescale``).
 
-    ``rescale``: the D positive entries of Ψ (None: identity, i.e. FAVOR++); :func:`calibrate` gives
-    Ψ and A from a calibration set. ``a`` / ``norm_sum_sq`` as for FAVOR++ (of the rescaled inputs).
+    Parameters
+    ----------
+    head_dim, num_features, a, norm_sum_sq, directions, seed, projection
+        As for :class:`~approxlab.variants.FavorPP` (a / norm_sum_sq of the rescaled inputs).
+    rescale : torch.Tensor or None
+        The D positive entries of Ψ (None: identity, i.e. FAVOR++); :meth:`calibrate` gives Ψ and A.
+
+    Raises
+    ------
+    ValueError
+        As FAVOR++, and a rescale that is not D positive finite numbers.
+
+    Notes
+    -----
+    (Ψx)·(Ψ⁻¹y) = x·y, so the estimate stays unbiased; Ψ_l = (mean_j y_jl² / mean_i x_il²)^{1/4} minimises
+    Σ_ij ‖Ψx_i + Ψ⁻¹y_j‖² (this toolkit's reading of SADERF).
+
+    References
+    ----------
+    V. Likhosherstov, K. Choromanski, A. Dubey, F. Liu, T. Sarlos, A. Weller, "FAVOR#: Sharp Attention
+    Kernel Approximations via New Classes of Positive Random Features", 2023.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import FavorSharp
+    >>> q0, k0 = torch.randn(64, 4, dtype=torch.float64), 3 * torch.randn(64, 4, dtype=torch.float64)
+    >>> bool((FavorSharp.calibrate(q0, k0)["rescale"] > 1).all())
+    True
     """
 
     name = "favorsharp"

@@ -23,7 +23,38 @@ from ._registry import register_kernel
 
 @register_kernel
 class Hedgehog(_Learned):
-    """φ(x) = [exp(xW + b), exp(−xW − b)] (module doc), as (f ≤ 1, log scale)."""
+    r"""Hedgehog: φ(x) = [exp(xW + b), exp(−xW − b)] (2F' features, > 0), carried as (f ≤ 1, log scale).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    weight : torch.Tensor or None
+        W (D × F'); None: the identity (the initialisation :func:`approxlab.analysis.distill.distill` uses).
+    bias : torch.Tensor or None
+        b (F'); None: zeros.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A weight or bias of the wrong shape, or not finite.
+
+    Notes
+    -----
+    The paper's exponential map; the public lolcats code normalises each half with a softmax, which changes
+    the kernel. κ is a sum of exponentials: no finite rational degree.
+
+    References
+    ----------
+    M. Zhang, K. Bhatia, H. Kumbong, C. Ré, "The Hedgehog & the Porcupine: Expressive Linear Attentions
+    with Softmax Mimicry", ICLR 2024.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Hedgehog
+    >>> Hedgehog(4).feature_width(4)
+    8
+    """
 
     name = "hedgehog"
     label = "Hedgehog"
@@ -38,7 +69,7 @@ class Hedgehog(_Learned):
         top = logits.amax(-1)
         return torch.exp(logits - top[..., None]), top
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 2 * self.weight.shape[1]
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

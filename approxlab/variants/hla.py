@@ -34,9 +34,43 @@ from ._registry import register_kernel
 
 @register_kernel
 class HLA(KernelVariant):
-    """factors: p kernel factors (state D^p × Dv); feature_map: "elu", "relu" or "affine" (factor
-    1 + s_r/p); projections: None (identity), "orthogonal" (seeded Haar D × D per factor) or a
-    (p, D, D') tensor; seed: for the orthogonal projections."""
+    r"""Hadamard linear attention: κ(q, k) = Π_{r=1}^{p} φ(xW_r)·φ(yW_r), p kernel factors multiplied after each
+    similarity (a reconstruction from the paper's abstract).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    factors : int
+        p; the state is D^p × Dv.
+    feature_map : {"elu", "relu", "affine"}
+        The factor's feature map; "affine" is [1, x/√p], whose factor is 1 + s_r/p.
+    projections : None, "orthogonal" or torch.Tensor
+        Identity per factor, seeded Haar-random D × D per factor, or a (p, D, D') tensor.
+    seed : int
+        Seed of the orthogonal projections.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad values or types, projections of the wrong shape.
+
+    Notes
+    -----
+    The row weights are rational of degree (p, p) in the factor similarities; with identity projections
+    and the affine map κ = (1 + s/p)^p → exp(s). Efficient form O(N·D^p·Dv).
+
+    References
+    ----------
+    "HLA: Hadamard Linear Attention", arXiv 2602.12128 (abstract only; its exact parametrisation is not
+    reproduced).
+
+    Examples
+    --------
+    >>> from approxlab.variants import HLA
+    >>> HLA(4, factors=2).feature_width(4), HLA(4, factors=2, feature_map="affine").similarity_function(2.0)
+    (16, 4.0)
+    """
 
     name = "hla"
     label = "HLA"
@@ -85,7 +119,7 @@ class HLA(KernelVariant):
         ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
         return torch.cat([ones, x / math.sqrt(self.factors)], dim=-1)
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """Π_r D'_r, the Kronecker product's width (D'_r: factor r's projected width, +1 for affine)."""
         width = head_dim if self.projections is None else self.projections.shape[-1]
         return (width + (self.feature_map == "affine")) ** self.factors

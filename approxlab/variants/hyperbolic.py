@@ -22,7 +22,35 @@ from ._registry import register_kernel
 
 @register_kernel
 class Hyperbolic(_ExpRandomFeatures):
-    """Hyperbolic FAVOR+: φ(x) = exp(−‖x‖²/2) [e^{Wx}, e^{−Wx}] / √(2m), 2m positive features (module doc)."""
+    r"""Hyperbolic FAVOR+: φ(x) = exp(−‖x‖²/2) [e^{Wx}, e^{−Wx}] / √(2m), 2m positive features.
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int or None
+        m, the number of random directions (default D·log D); F = 2m.
+    directions : {"iid", "orthogonal", "simplex"}
+        How W is drawn (:mod:`approxlab.variants._projections`).
+    seed : int
+        The directions' seed.
+    projection : torch.Tensor or None
+        An explicit (m, D) matrix W.
+
+    Notes
+    -----
+    Unbiased for exp(x·y); its MSE is ½(1 − e^{−‖x+y‖²}) times the positive estimator's (Lemma 2).
+
+    References
+    ----------
+    K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021, Lemma 1 and 2.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Hyperbolic
+    >>> Hyperbolic(8, num_features=5).feature_width(8)
+    10
+    """
 
     name = "hyperbolic"
     label = "hyperbolic"
@@ -34,11 +62,11 @@ class Hyperbolic(_ExpRandomFeatures):
 
     def features(self, x):
         u = x @ self._cast_to("w", self.projection, x).T
-        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_random)
+        log_scale = -0.5 * (x * x).sum(-1) - 0.5 * math.log(2 * self.num_features)
         return self._stable_exp(torch.cat([u, -u], dim=-1), log_scale)
 
-    def num_features(self, head_dim: int) -> int:
-        return 2 * self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return 2 * self.num_features
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ̂ = (1/m) Σ_i e^{−(‖x‖²+‖y‖²)/2} cosh(w_i·x + w_i·y), random with mean exp(s): no finite degree."""

@@ -47,7 +47,26 @@ def elu_log_scaled(x: torch.Tensor):
 
 @register_kernel
 class Linear(KernelVariant):
-    """No parameters: φ(x) = elu(x) + 1 on the scaled inputs."""
+    r"""ELU linear attention: φ(x) = elu(x) + 1 > 0 on the scaled inputs (no parameters).
+
+    Notes
+    -----
+    κ(x, y) = Σ_d φ(x_d) φ(y_d); on the positive orthant φ(x) = x + 1, so κ is affine in each key and the
+    row weights are rational of degree (1, 1). Feature width F = D.
+
+    References
+    ----------
+    A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast Autoregressive
+    Transformers with Linear Attention", ICML 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import Linear
+    >>> f, scale = Linear().features(torch.tensor([[-1.0, 0.0, 2.0]]))
+    >>> [round(v, 4) for v in f[0].tolist()], scale
+    ([0.3679, 1.0, 3.0], None)
+    """
 
     name = "linear"
     label = "ELU linear"

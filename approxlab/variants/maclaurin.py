@@ -27,7 +27,39 @@ from ._registry import register_kernel
 
 @register_kernel
 class RandomMaclaurin(KernelVariant):
-    """Random Maclaurin features for exp(x·y) (Kar & Karnick 2012; module doc), m features, seedable."""
+    r"""Random Maclaurin features for exp(x·y): m signed features, unbiased, seedable.
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int
+        m, the number of random features; F = m.
+    seed : int
+        Seed of the degrees and Rademacher vectors.
+    p : float
+        P(N = n) = (1 − 1/p) p^{−n}, p > 1.
+
+    Raises
+    ------
+    ValueError
+        p ≤ 1 or not finite; a bad m or seed.
+
+    Notes
+    -----
+    Z(x) = √(a_N p^{N+1}) Π_{k≤N} ω_k·x with a_n = 1/n!, so E[Z(x) Z(y)] = exp(x·y). Signed (odd degrees):
+    the normalised weights are ill-conditioned.
+
+    References
+    ----------
+    P. Kar, H. Karnick, "Random Feature Maps for Dot Product Kernels", AISTATS 2012, Algorithm 1.
+
+    Examples
+    --------
+    >>> from approxlab.variants import RandomMaclaurin
+    >>> RandomMaclaurin(4, num_features=32).feature_width(4)
+    32
+    """
 
     name = "maclaurin"
     label = "random Maclaurin"
@@ -36,24 +68,24 @@ class RandomMaclaurin(KernelVariant):
 
     def __init__(self, head_dim: int, num_features: int = 256, seed: int = 0, p: float = 2.0):
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
-        self.num_random = check_int(num_features, "num_features", minimum=1)
+        self.num_features = check_int(num_features, "num_features", minimum=1)
         if isinstance(p, bool) or not (isinstance(p, (int, float)) and p > 1 and math.isfinite(p)):
             raise ValueError(f"p must be a finite number > 1 (P(N = n) = p^-(n+1)), got {p!r}")
         gen = torch.Generator().manual_seed(check_seed(seed))
         # the degrees and coefficients (a few float64 per feature), before anything is drawn
-        budget.require(6 * self.num_random * 8, f"maclaurin num_features={self.num_random:,}: the degrees and "
+        budget.require(6 * self.num_features * 8, f"maclaurin num_features={self.num_features:,}: the degrees and "
                                                 "coefficients of the features")
         # N geometric: P(N = n) = (1 − 1/p) p^{−n} (= p^{−(n+1)} at p = 2), by inversion of P(N ≥ n) = p^{−n}
-        u = torch.rand(self.num_random, generator=gen, dtype=torch.float64)
+        u = torch.rand(self.num_features, generator=gen, dtype=torch.float64)
         degrees = torch.floor(torch.log1p(-u) / math.log(1.0 / p)).long()
         self.degrees = degrees
         self.p = float(p)
         top = int(degrees.max()) if len(degrees) else 0
         # the signs drawn (m × top × D) and the factors kept (Σ N_i × D), float64: p near 1 draws high degrees
-        budget.require(8 * head_dim * (self.num_random * max(top, 1) + int(degrees.sum())),
-                       f"maclaurin num_features={self.num_random:,}, p={p!r}: the random signs (m × the largest drawn "
-                       f"degree {top:,} × D = {self.num_random:,} × {top:,} × {head_dim}, float64)")
-        signs = torch.randint(0, 2, (self.num_random, max(top, 1), head_dim), generator=gen).double() * 2 - 1
+        budget.require(8 * head_dim * (self.num_features * max(top, 1) + int(degrees.sum())),
+                       f"maclaurin num_features={self.num_features:,}, p={p!r}: the random signs (m × the largest drawn "
+                       f"degree {top:,} × D = {self.num_features:,} × {top:,} × {head_dim}, float64)")
+        signs = torch.randint(0, 2, (self.num_features, max(top, 1), head_dim), generator=gen).double() * 2 - 1
         n = degrees.double()
         # log √(a_N / P(N)) with a_N = 1/N!, P(N) = (1 − 1/p) p^{−N}
         self.log_coef = 0.5 * (-torch.lgamma(n + 1) + n * math.log(p) - math.log(1 - 1 / p))
@@ -61,7 +93,7 @@ class RandomMaclaurin(KernelVariant):
         # each row belongs to: one GEMM gives every factor ω·x (rows beyond a feature's degree are never drawn on)
         active = torch.arange(max(top, 1))[None, :] < degrees[:, None]             # (m, top)
         self.omega = signs[active]                                                  # (Σ N_i, D)
-        self.owner = torch.arange(self.num_random).repeat_interleave(degrees)       # (Σ N_i,)
+        self.owner = torch.arange(self.num_features).repeat_interleave(degrees)       # (Σ N_i,)
         self._cast: dict = {}
 
     def _tensors(self, like):
@@ -86,8 +118,8 @@ class RandomMaclaurin(KernelVariant):
         sign = 1.0 - 2.0 * negative.to(x.dtype)
         return sign * torch.exp(log_abs - top_log[..., None]), top_log - 0.5 * math.log(m)
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ̂ = (1/m) Σ_i Z_i(x) Z_i(y): random polynomial terms of random degree with mean exp(s), signed."""

@@ -27,7 +27,34 @@ MIN_R, MAX_R = 1e-3, 32.0
 
 @register_kernel
 class Minimax(PowerSeriesKernel):
-    """degree: p; R: the similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside)."""
+    r"""Minimax attention: κ = the positive degree-p polynomial with the least log-uniform error against exp(s)
+    on [−R, R].
+
+    Parameters
+    ----------
+    degree : int
+        p ≥ 0.
+    R : float
+        The similarity range [−R, R] the polynomial is optimal on (κ may be ≤ 0 outside).
+
+    Raises
+    ------
+    ValueError
+        A negative degree, or R not a positive finite number.
+
+    Notes
+    -----
+    κ = argmin_{deg P ≤ p} max_{|s| ≤ R} |log P(s) − s| (centred), from :func:`approxlab.core.approx.best_exp`;
+    its δ is atanh of the minimax relative error.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Minimax
+    >>> from approxlab.core import approx
+    >>> delta = approx.log_uniform_error(Minimax(2, 1.0).similarity_function, 1.0).delta
+    >>> bool(abs(delta - approx.best_exp(2, 1.0).delta) < 1e-6)
+    True
+    """
 
     name = "minimax"
     label = "minimax"

@@ -31,9 +31,43 @@ LOG2_E = 1.0 / math.log(2.0)
 
 @register_kernel
 class Performer(KernelVariant):
-    """num_features: m random features (default D·log D); kind: "positive" (exp features, > 0) or
-    "trig" (sin/cos, can be negative); orthogonal: orthogonal blocks with chi row norms (True) or iid
-    Gaussian rows; seed: the projection's seed; projection: an explicit (m, D) matrix instead."""
+    r"""FAVOR+ random features: E[φ(x)·φ(y)] = exp(x·y), m draws of w ~ N(0, I_D).
+
+    Parameters
+    ----------
+    head_dim : int
+        D (given by the entry points).
+    num_features : int or None
+        m, the number of random features (draws of w); default D·log D. F = m (positive), 2m (trig).
+    kind : {"positive", "trig"}
+        exp(Wx − ‖x‖²/2)/√m (> 0), or exp(‖x‖²/2)[sin Wx, cos Wx]/√m (signed).
+    orthogonal : bool
+        Orthogonal blocks with chi row norms (True) or iid Gaussian rows.
+    seed : int
+        The projection's seed.
+    projection : torch.Tensor or None
+        An explicit (m, D) matrix W instead of a drawn one.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad values or types of the parameters, a projection of the wrong shape.
+
+    Notes
+    -----
+    Lemma 2: the positive estimator's relative variance is (e^{‖x+y‖²} − 1)/m. Features are carried as
+    (f ≤ 1, log scale); no ε is added and a causal output never depends on a later key.
+
+    References
+    ----------
+    K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Performer
+    >>> Performer(8, num_features=16).feature_width(8), Performer(8, num_features=16, kind="trig").feature_width(8)
+    (16, 32)
+    """
 
     name = "performer"
     label = "FAVOR+"
@@ -65,7 +99,7 @@ class Performer(KernelVariant):
             if num_features is None:
                 num_features = max(1, int(head_dim * math.log(head_dim))) if head_dim > 1 else 1
             self.projection = gaussian_projection(num_features, head_dim, orthogonal=orthogonal, seed=seed)
-        self.num_random = self.projection.shape[0]
+        self.num_features = self.projection.shape[0]
         self._cast: dict = {}
 
     def _projection(self, like: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -96,7 +130,7 @@ class Performer(KernelVariant):
         return self._features(x, with_scale=True)
 
     def _features(self, x, *, with_scale: bool):
-        log_m = 0.5 * math.log(self.num_random)
+        log_m = 0.5 * math.log(self.num_features)
         if self.kind == "positive":
             u2 = x @ self._projection(x, LOG2_E).T
             top2 = u2.amax(-1)
@@ -117,11 +151,11 @@ class Performer(KernelVariant):
         fy, cy = self.features(y)
         return (fx @ fy.transpose(-1, -2)) * torch.exp(cx[..., :, None] + cy[..., None, :])
 
-    def num_features(self, head_dim: int) -> int:
-        return self.num_random * (1 if self.kind == "positive" else 2)
+    def feature_width(self, head_dim: int) -> int:
+        return self.num_features * (1 if self.kind == "positive" else 2)
 
     def describe_size(self, head_dim: int) -> str:
-        return f"performer num_features={self.num_random:,} (F = {self.num_features(head_dim):,} features)"
+        return f"performer num_features={self.num_features:,} (F = {self.feature_width(head_dim):,} features)"
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ̂ = (1/m) Σ_i φ_{w_i}(x) φ_{w_i}(y), a random estimate with mean exp(s): no finite degree."""

@@ -15,7 +15,30 @@ from ._registry import register_kernel
 
 @register_kernel
 class Polynomial(PowerSeriesKernel):
-    """degree: p; c: None for s^p, or a positive number for (1 + s/c)^p (c = p tends to exp(s))."""
+    r"""Polynomial kernel: κ(s) = s^p (``c=None``), or (1 + s/c)^p.
+
+    Parameters
+    ----------
+    degree : int
+        p ≥ 1. Feature width C(D+p−1, p) (homogeneous) or C(D+p, p).
+    c : float or None
+        None for s^p (non-negative for even p); a positive number for (1 + s/c)^p (c = p tends to exp(s)).
+
+    Raises
+    ------
+    ValueError
+        degree < 1, or c not a positive finite number.
+
+    Notes
+    -----
+    The row weights are rational of degree (p, p).
+
+    Examples
+    --------
+    >>> from approxlab.variants import Polynomial
+    >>> Polynomial(2).similarity_function(3.0), Polynomial(2, c=2.0).similarity_function(2.0)
+    (9.0, 4.0)
+    """
 
     name = "polynomial"
     label = "polynomial"

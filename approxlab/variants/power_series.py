@@ -17,7 +17,31 @@ from ._monomials import feature_dimension, monomial_features, power_series
 
 
 class PowerSeriesKernel(KernelVariant):
-    """κ = Σ_r a_r s^r with given coefficients a_0..a_p (a_p ≠ 0)."""
+    r"""κ(s) = Σ_r a_r s^r with given coefficients a_0..a_p, by exact symmetric-monomial features.
+
+    Parameters
+    ----------
+    coefficients : sequence of float
+        a_0..a_p (finite; a negative a_r puts its sign on the query features).
+
+    Raises
+    ------
+    ValueError
+        An empty or non-finite list of coefficients.
+
+    Notes
+    -----
+    (x·y)^r = Σ_{|α|=r} (r!/α!) x^α y^α, so φ(x) = [√(|a_r| r!/α!) x^α] and F = Σ_{a_r ≠ 0} C(D+r−1, r).
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> from approxlab.variants import PowerSeriesKernel
+    >>> kernel = PowerSeriesKernel([1.0, 1.0, 0.5])
+    >>> q, k, v = (torch.randn(1, 1, 6, 3, dtype=torch.float64) for _ in range(3))
+    >>> bool(torch.allclose(approxlab.attention(q, k, v, kernel), approxlab.attention(q, k, v, "taylor", order=2)))
+    True
+    """
 
     name = "power_series"
 
@@ -41,7 +65,7 @@ class PowerSeriesKernel(KernelVariant):
     def kernel(self, x, y):
         return self.similarity_function(x @ y.transpose(-1, -2)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return feature_dimension(head_dim, self.coefficients)
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

@@ -22,7 +22,21 @@ def relu(t):
 
 @register_kernel
 class Relu(KernelVariant):
-    """No parameters: φ(x) = relu(x); rows without kernel mass get zero output."""
+    r"""ReLU linear attention: φ(x) = relu(x) ≥ 0 (no parameters); rows without kernel mass get zero output.
+
+    Notes
+    -----
+    κ(x, y) = relu(x)·relu(y) can be exactly 0 for a whole row; such a row gets zero weights and output
+    instead of an ε in the denominator that would bias every other row. relu is positively homogeneous, so
+    the scale cancels in the weights. Feature width F = D; weights rational of degree (1, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import Relu
+    >>> Relu().features(torch.tensor([[-1.0, 2.0]]))[0]
+    tensor([[0., 2.]])
+    """
 
     name = "relu"
     label = "ReLU"

@@ -68,7 +68,7 @@ class UniformKernel(KernelVariant):
     def kernel(self, x, y):
         return torch.ones(*x.shape[:-1], y.shape[-2], dtype=x.dtype, device=x.device), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return 1
 
 
@@ -97,8 +97,8 @@ class ProductKernel(KernelVariant):
     def key_features(self, y):
         return self._outer(self.first.key_features(y), self.second.key_features(y))
 
-    def num_features(self, head_dim: int) -> int:
-        return self.first.num_features(head_dim) * self.second.num_features(head_dim)
+    def feature_width(self, head_dim: int) -> int:
+        return self.first.feature_width(head_dim) * self.second.feature_width(head_dim)
 
 
 @register_kernel
@@ -121,8 +121,8 @@ class Shrinkage(KernelVariant):
 
         self.head_dim = check_int(head_dim, "head_dim", minimum=1)
         self.groups = check_int(groups, "groups", minimum=2)
-        self.num_random = check_int(num_features, "num_features", minimum=self.groups)
-        if self.num_random % self.groups:
+        self.num_features = check_int(num_features, "num_features", minimum=self.groups)
+        if self.num_features % self.groups:
             raise ValueError(f"num_features={num_features} must be a multiple of groups={groups} (m/g per group)")
         self.seed = check_int(seed, "seed", minimum=0)
         for label, params in (("kernel_params", kernel_params), ("baseline_params", baseline_params)):
@@ -132,7 +132,7 @@ class Shrinkage(KernelVariant):
         for taken in ("num_features", "seed"):
             if taken in kernel_params:
                 raise ValueError(f"give {taken} to Shrinkage itself, not in kernel_params")
-        per_group = self.num_random // self.groups
+        per_group = self.num_features // self.groups
         self.members = [build_kernel(kernel, head_dim, num_features=per_group, seed=self.seed + g, **kernel_params)
                         for g in range(self.groups)]
         if isinstance(baseline, str) and baseline == "uniform":
@@ -166,13 +166,13 @@ class Shrinkage(KernelVariant):
         raise TypeError("the shrinkage estimator's weights depend on the causal mask: call "
                         "explicit_kernel(x, y, causal=..., offset=...)")
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """F of the output states: every group's and the baseline's (the row norms' product states are
         F_k·F_l more; :meth:`efficient` holds one of them at a time)."""
-        return sum(k.num_features(head_dim) for k in self.members) + self.baseline.num_features(head_dim)
+        return sum(k.feature_width(head_dim) for k in self.members) + self.baseline.feature_width(head_dim)
 
     def describe_size(self, head_dim: int) -> str:
-        return (f"shrinkage of {self.kernel_label} num_features={self.num_random:,} in {self.groups} groups "
+        return (f"shrinkage of {self.kernel_label} num_features={self.num_features:,} in {self.groups} groups "
                 f"toward {self.baseline.name}")
 
     def _check_memory(self, x, v, chunk_size):
@@ -180,7 +180,7 @@ class Shrinkage(KernelVariant):
         from ..core import budget
         from .window import DEFAULT_CHUNK
 
-        sizes = [k.num_features(x.shape[-1]) for k in self.members] + [self.baseline.num_features(x.shape[-1])]
+        sizes = [k.feature_width(x.shape[-1]) for k in self.members] + [self.baseline.feature_width(x.shape[-1])]
         widest = max(a * b for a in sizes for b in sizes)
         rows = min(chunk_size or DEFAULT_CHUNK, x.shape[-2])
         need = x.element_size() * x.shape[:-2].numel() * (widest * (rows + 2) + 3 * max(sizes) * (v.shape[-1] + rows))

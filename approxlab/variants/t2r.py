@@ -22,7 +22,24 @@ from ._registry import register_kernel
 
 @register_kernel
 class T2R(_Learned):
-    """φ(x) = relu(xW + b) (module doc)."""
+    r"""T2R: φ(x) = relu(xW + b) (F' features, ≥ 0).
+
+    Parameters
+    ----------
+    head_dim, weight, bias
+        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', F' the feature width; checked alike).
+
+    References
+    ----------
+    J. Kasai et al., "Finetuning Pretrained Transformers into RNNs", EMNLP 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from approxlab.variants import T2R
+    >>> T2R(2, weight=torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])).feature_width(2)
+    3
+    """
 
     name = "t2r"
     label = "T2R"
@@ -34,7 +51,7 @@ class T2R(_Learned):
     def features(self, x):
         return torch.relu(self._linear(x)), None
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         return self.weight.shape[1]
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:

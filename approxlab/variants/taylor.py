@@ -15,7 +15,29 @@ from ._registry import register_kernel
 
 @register_kernel
 class Taylor(PowerSeriesKernel):
-    """order: p, the Taylor order of exp (2 = Based); feature dimension C(D+p, p)."""
+    r"""Taylor attention: κ(s) = Σ_{r≤p} s^r / r!, the order-p Taylor polynomial of exp (p = 2: Based).
+
+    Parameters
+    ----------
+    order : int
+        p ≥ 0. Feature width C(D+p, p); even p gives κ > 0 for every s.
+
+    Notes
+    -----
+    Exact features through symmetric monomials (:mod:`approxlab.variants._monomials`); the row weights
+    are rational of degree (p, p).
+
+    References
+    ----------
+    S. Arora et al., "Simple linear attention language models balance the recall-throughput tradeoff"
+    (Based), ICML 2024.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Taylor
+    >>> Taylor(2).similarity_function(1.0), Taylor(2).feature_width(4)
+    (2.5, 15)
+    """
 
     name = "taylor"
     label = "Taylor"

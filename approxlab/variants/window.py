@@ -146,9 +146,9 @@ class Window(KernelVariant):
             no_degree="κ = γ·exp(s) on the keys within the window (exact softmax there) and the inner kernel "
                       "outside: exp(s) is not rational, so neither is the hybrid row")
 
-    def num_features(self, head_dim: int) -> int:
+    def feature_width(self, head_dim: int) -> int:
         """The inner kernel's F (the state is F × Dv, as for the kernel alone)."""
-        return self.inner.num_features(head_dim)
+        return self.inner.feature_width(head_dim)
 
     def describe_size(self, head_dim: int) -> str:
         return f"window={self.window} + {self.inner.describe_size(head_dim)}"
@@ -219,7 +219,7 @@ class Window(KernelVariant):
 
     def _check_memory(self, x, v, chunk):
         batch_heads, itemsize = x.shape[:-2].numel(), x.element_size()
-        f, dv = self.inner.num_features(x.shape[-1]), v.shape[-1]
+        f, dv = self.inner.feature_width(x.shape[-1]), v.shape[-1]
         band = chunk + 2 * min(self.window, x.shape[-2])
         need = itemsize * batch_heads * (4 * f * (dv + 1) + 4 * chunk * band + 4 * chunk * f + 2 * x.shape[-2] * (dv + 2))
         budget.require(need, f"window hybrid ({self.describe_size(x.shape[-1])}): the states B·H·F·(Dv+1) = "

@@ -210,13 +210,21 @@ def polynomial_sign(poly: sp.Poly) -> str:
     return "non-negative" if sign == "positive" else "non-positive"
 
 
+#: what positivity and monotonicity say where sympy cannot decide
+UNDECIDED = "not decided by sympy"
+
+
 def _sign_over_reals(expr: sp.Expr) -> str:
-    """Sign of κ(s) (or its slope) over the reals: exact for polynomials, solveset otherwise."""
+    """Sign of κ(s) (or its slope) over the reals: exact for polynomials, solveset otherwise
+    (:data:`UNDECIDED` where solveset gives up)."""
     if expr.is_polynomial(s):
         return polynomial_sign(sp.Poly(expr, s))
-    nonpositive, negative = sp.solveset(expr <= 0, s, sp.Reals), sp.solveset(expr < 0, s, sp.Reals)
+    try:
+        nonpositive, negative = sp.solveset(expr <= 0, s, sp.Reals), sp.solveset(expr < 0, s, sp.Reals)
+    except NotImplementedError:  # e.g. conditions in other symbols than s
+        return UNDECIDED
     if isinstance(nonpositive, sp.ConditionSet) or isinstance(negative, sp.ConditionSet):
-        raise NotImplementedError(f"sympy cannot decide the sign of {expr} over the reals")
+        return UNDECIDED
     if nonpositive.is_empty:
         return "positive"
     return "non-negative" if negative.is_empty else "sign-changing"
@@ -239,7 +247,8 @@ def monotonicity(expr: KernelExpression) -> str:
         slope = sp.diff(expr.kappa, s)
         if slope == 0:
             return "constant"
-        return "increasing" if _sign_over_reals(slope) in ("positive", "non-negative") else "not monotone"
+        sign = _sign_over_reals(slope)
+        return UNDECIDED if sign == UNDECIDED else "increasing" if sign in ("positive", "non-negative") else "not monotone"
     slopes = [sp.diff(expr.concrete, k) for k in expr.key]
     return "increasing (orthant)" if all(sl.is_positive for sl in slopes) else "not monotone"
 

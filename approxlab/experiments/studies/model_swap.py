@@ -111,17 +111,17 @@ def _configs(cfg: dict, fit_records: list) -> list:
     for name, params in FIXED:
         kernel = build_kernel(name, 32 + 2 * (name == "cosformer"), **params)
         label = name + "".join(f" {k}={v}" for k, v in params.items())
-        configs.append((label, name, kernel.num_features(32 + 2 * (name == "cosformer")), name, params, {}))
+        configs.append((label, name, kernel.feature_width(32 + 2 * (name == "cosformer")), name, params, {}))
     for m in cfg["features"]:
         for name in RANDOM if m in cfg["all_random_at"] else RANDOM[:1]:
             if name in CALIBRATED:  # per layer, on the fit set
                 per_layer = {r["layer"]: build_kernel(name, 32, num_features=m, seed=0,
                                                       **calibrate(r["query"], r["key"], name))
                              for r in fit_records}
-                configs.append((f"{name} m={m}", name, per_layer[0].num_features(32), per_layer, {}, {}))
+                configs.append((f"{name} m={m}", name, per_layer[0].feature_width(32), per_layer, {}, {}))
             else:
                 kernel = build_kernel(name, 32, num_features=m, seed=0)
-                configs.append((f"{name} m={m}", name, kernel.num_features(32), name, dict(num_features=m, seed=0), {}))
+                configs.append((f"{name} m={m}", name, kernel.feature_width(32), name, dict(num_features=m, seed=0), {}))
     return configs
 
 
@@ -139,7 +139,7 @@ def _distilled(cfg: dict, fit_records: list) -> list:
                                         steps=cfg["steps"], seed=record["layer"])
             per_layer[record["layer"]] = fit["kernel"]
             losses.append((fit["loss"][0], fit["loss"][-1]))
-        state_f = per_layer[0].num_features(32)
+        state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
                      fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
         out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))

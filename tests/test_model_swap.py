@@ -98,3 +98,14 @@ def test_the_pages_bridge_counts_are_the_csvs(df):
     held, left = re.search(r"in all (\d+) \(layer, configuration, N\) cases .*?leave (\d+) cases", text).groups()
     layer = df[df["scope"] == "layer"]
     assert int(held) == layer["bound_holds"].notna().sum() and int(left) == layer["bound_holds"].isna().sum()
+
+
+def test_the_figure_redraws_from_the_csv(df):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from approxlab.experiments import figures
+
+    assert "model_swap" in figures.FIGURES
+    fig = figures.draw("model_swap", df)
+    assert len(fig.axes) >= 4

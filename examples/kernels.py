@@ -1,6 +1,6 @@
 """A kernel that is not part of approxlab, written against its kernel protocol (``approxlab.variants``).
 
-    approxlab report expmap --import examples/kernels.py --compare-degree 1 --out figures   # the README's card
+    approxlab report expmap --import examples/kernels.py --compare-degree 1 --out figures   # its report card
 
 The plain positive exponential feature map, with no projection: φ(x)_d = exp(x_d), so
 

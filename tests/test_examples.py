@@ -1,4 +1,4 @@
-"""The README's example kernel (examples/kernels.py) is right and stable; the tutorial notebook executes
+"""The example kernel (examples/kernels.py) is right and stable; the tutorial notebook executes
 (nbclient, a fresh kernel) and its report-card figure displays inline."""
 
 from __future__ import annotations

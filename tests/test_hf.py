@@ -436,8 +436,8 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
     k, v = _repeat_kv(r["key"], 4), _repeat_kv(r["value"], 4)
     fit = distill_layer(r["query"], k, v, kind, feature_dim=feature_dim, factors=factors, scale=r["scaling"],
                         steps=30, causal=True)
-    assert fit["loss"][-1] < fit["loss"][0]
-    kernel = fit["kernel"]
+    assert fit.loss[-1] < fit.loss[0]
+    kernel = fit.variant
     assert kernel.feature_width(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
     q64, k64, v64 = (t.double() for t in (r["query"], k, v))
     plan = hf.MaskPlan(causal=True)

@@ -169,8 +169,8 @@ def test_the_orthogonal_gain_is_bounded_and_vanishes_at_large_norms():
     ratio = ent.orthogonal_relative_mse(grid, 32, 32) / ent.lemma2_relative_mse(grid, 32)
     assert np.allclose(ratio, 1 + 31 * ent.orthogonal_pair_covariance(grid, 32) / np.expm1(grid), rtol=1e-12)
     assert np.all(ent.orthogonal_pair_covariance(grid, 32) > -1)
-    assert 0.72 < ratio.min() < 0.74 and 1.3 < grid[ratio.argmin()] < 1.6     # README: at best 0.73
-    assert 0.99 < ratio[np.searchsorted(grid, 8.0)] < 1                       # README: 0.995 at u = 8
+    assert 0.72 < ratio.min() < 0.74 and 1.3 < grid[ratio.argmin()] < 1.6     # at best 0.73
+    assert 0.99 < ratio[np.searchsorted(grid, 8.0)] < 1                       # 0.995 at u = 8
     assert ent.orthogonal_relative_mse(18.0, 32, 32) / ent.lemma2_relative_mse(18.0, 32) > 1 - 1e-5
 
 @pytest.fixture

@@ -586,3 +586,75 @@ def test_budget_examples_run():
 
     result = doctest.testmod(budget, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_ctrl_c_and_bad_input_in_a_study_script_are_one_line(monkeypatch, capsys):
+    from approxlab.experiments import figures
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "make_many", interrupted)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 130
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: interrupted"
+
+    def bad(*args, **kwargs):
+        raise ValueError("profile must be one of ...")
+
+    monkeypatch.setattr(figures, "make_many", bad)
+    with pytest.raises(SystemExit) as info:
+        figures.script_main("kernel_error", [])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: error: profile must be one of ..."
+
+
+# ----------------------------------------------------------------------------------------------
+# 17. a distilled map's parameters go straight back into attention
+# ----------------------------------------------------------------------------------------------
+DISTILL_CASES = [("hedgehog", {}), ("t2r", {}), ("hedgehog", {"window": 2})]
+
+
+@pytest.mark.parametrize("variant,extra", DISTILL_CASES, ids=[f"{v}-{e}" for v, e in DISTILL_CASES])
+def test_distilled_parameters_pass_straight_back(variant, extra):
+    """The old return value held ``loss`` beside the parameters, so ``attention(..., **fit)`` raised TypeError."""
+    from approxlab.analysis.distill import distill
+
+    q, k, v = qkv(b=1, h=1, n=8, d=4, dtype=torch.float64)
+    fit = distill(q, k, variant, steps=3, **extra)
+    assert len(fit.loss) == 3 and "loss" not in fit.params
+    out = attention(q, k, v, fit.variant, **fit.params)
+    assert torch.allclose(out, explicit_attention(q, k, v, fit.variant, **fit.params), atol=1e-12)
+    assert torch.allclose(Attention(fit.variant, **fit.params)(q, k, v), out, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# 7b. constructing Attention checks the parameters on a small kernel: a large size costs nothing until the call
+# ----------------------------------------------------------------------------------------------
+LARGE_SIZE_CASES = [("performer", {"num_features": 10**6}), ("favorpp", {"num_features": 10**6}),
+                    ("performer", {"num_features": 10**6, "head_dim": 64})]
+
+
+@pytest.mark.parametrize("variant,params", LARGE_SIZE_CASES, ids=[f"{v}-{p}" for v, p in LARGE_SIZE_CASES])
+def test_module_construction_builds_no_large_features(variant, params, monkeypatch):
+    """The old constructor drew the whole 10⁶-row projection (14 s); now it draws one row, and the first call
+    refuses the real size against the work budget, as attention does."""
+    from approxlab.variants import performer
+
+    drawn = []
+    original = performer.gaussian_projection
+    monkeypatch.setattr(performer, "gaussian_projection", lambda m, *a, **kw: drawn.append(m) or original(m, *a, **kw))
+    with within():
+        module = Attention(variant, **params)
+    assert max(drawn, default=0) <= 1, drawn
+    with pytest.raises(approxlab.WorkBudgetError, match="FLOP"):
+        with within():
+            module(*qkv(b=1, h=8, n=1024, d=64))
+
+
+def test_module_construction_still_refuses_bad_values():
+    for params, text in (({"num_features": 0}, "num_features"), ({"num_features": 8, "kind": "x"}, "kind"),
+                         ({"num_features": 10**6, "seed": -1}, "seed")):
+        with pytest.raises(ValueError, match=text):
+            Attention("performer", **params)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import figures, gpu_campaign
+from .errors import CommandError, USER_ERRORS, reporting_errors  # noqa: F401 (re-exported)
 
 
 def import_plugin(spec: str):
@@ -32,38 +33,12 @@ def import_plugin(spec: str):
     return importlib.import_module(spec)
 
 
-#: errors of ordinary bad input (a value, a name, a path): one line on stderr and exit status 2, argparse's
-#: convention, instead of a traceback; ``APPROXLAB_TRACEBACK=1`` shows the traceback
-USER_ERRORS = (ValueError, TypeError, OSError, ImportError, RuntimeError)
-
-
 def main(argv=None) -> None:
     """Run the command line. A bad command (an argument out of range, an unknown name, a folder that cannot be
     written) prints ``approxlab: error: ...`` on one line and exits with status 2, before any computation;
     Ctrl-C prints one line and exits with 130."""
     parser = build_parser()
-    try:
-        run(parser, argv)
-    except KeyboardInterrupt:
-        print("approxlab: interrupted", file=sys.stderr)
-        raise SystemExit(130)
-    except USER_ERRORS as exc:
-        if os.environ.get("APPROXLAB_TRACEBACK"):
-            raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"approxlab: error: {message}", file=sys.stderr)
-        raise CommandError(message) from None
-
-
-class CommandError(SystemExit):
-    """Exit status 2 for a bad command; ``str()`` is the one-line message printed on stderr."""
-
-    def __init__(self, message: str):
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+    reporting_errors(run, parser, argv)
 
 
 def positive_int(text: str) -> int:

@@ -207,10 +207,12 @@ def script_main(name: str, argv=None) -> None:
     parser = argparse.ArgumentParser(description=f"Regenerate figures/{name}.png/.pdf/.csv")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from .errors import reporting_errors
     from .style import use_file_backend
 
     use_file_backend()
-    report_problems(make_many([name], args.profile, args.out, **run_arguments(args)))
+    reporting_errors(lambda: report_problems(make_many([name], args.profile, args.out, **run_arguments(args))),
+                     prog=f"analyses/{name}.py")
 
 
 def report_problems(times: pd.DataFrame) -> None:

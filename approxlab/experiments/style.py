@@ -1,6 +1,13 @@
 """One paper style for every figure, each variant's colour, label and marks (read from the variant), and
 saving a figure with its data.
 
+Variants come in families, and a figure reads best when a family shares a line style and its members differ by
+colour and marker: the exact references (solid), the small feature maps (solid), the learned maps (dash-dot), the
+random features (dashed), the polynomial kernels (dotted) and the peers from other packages (dash-dot). What a
+variant class states about itself (``color``, ``label``, ``marker``, ``linestyle``) wins; the family scheme
+(:data:`FAMILIES`: a hue per family, shades, markers and the family's line style) fills in what it leaves out
+and draws the benchmark's reference methods. :func:`appearance` gives all of it at once.
+
 Importing approxlab leaves matplotlib's backend alone (a notebook keeps its inline backend); the
 command line and ``analyses/`` scripts pick a non-interactive one with :func:`use_file_backend`.
 """
@@ -23,6 +30,41 @@ _METHOD_COLORS = {"sdpa": "#ece133", "naive_softmax": "#56b4e9", "identity": "#0
                   "performer_pytorch": "#b1400d", "fla_linear": "#12711c", "linear_triton": "#8c0800"}
 # what a name without a colour of its own draws from, by the CRC of the name (the same in every process)
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
+
+#: family → (seaborn palette, line style); a variant names its family itself (its class's ``family``); the
+#: benchmark's reference methods, which are not variants, are placed here by name
+FAMILIES = {
+    "exact": ("gray", "-"),
+    "small feature maps": ("Greens", "-"),
+    "learned maps": ("Purples", "-."),
+    "random features": ("Blues", "--"),
+    "polynomial kernels": ("Oranges", ":"),
+    "peers": ("copper", "-."),
+}
+_METHOD_FAMILIES = {"sdpa": "exact", "naive_softmax": "exact", "identity": "exact",
+                    "performer_pytorch": "peers", "fla_linear": "peers", "linear_triton": "peers"}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def _shades(palette_name: str, count: int) -> list:
+    """``count`` well-separated shades of a palette, darkest first, none too pale to see on white."""
+    if palette_name == "gray":
+        return [(0.0, 0.0, 0.0), (0.3, 0.3, 0.3), (0.5, 0.5, 0.5), (0.65, 0.65, 0.65)][:count]
+    if palette_name == "copper":
+        return [(0.45, 0.25, 0.1), (0.65, 0.4, 0.2), (0.8, 0.55, 0.3)][:count]
+    return sns.color_palette(palette_name, count + 2)[2:][::-1]  # the palest two dropped
+
+
+def family_members(family_name: str) -> list:
+    """The family's members in order: the variants that name it (registry order), then the methods placed in it."""
+    return ([name for name in variant_names() if getattr(variant_class(name), "family", None) == family_name]
+            + [name for name, f in _METHOD_FAMILIES.items() if f == family_name])
+
+
+#: name → the family scheme's colour, marker, line style and family (the variants registered at import)
+SCHEME = {name: dict(color=tuple(shade), marker=MARKERS[i % len(MARKERS)], linestyle=linestyle, family=family)
+          for family, (palette_name, linestyle) in FAMILIES.items()
+          for i, (name, shade) in enumerate(zip(family_members(family), _shades(palette_name, len(family_members(family)))))}
 
 
 def use_file_backend() -> None:
@@ -56,7 +98,9 @@ def color(name):
     if own is not None:
         return own
     name = kernel_name(name)
-    return _METHOD_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+    if name in _METHOD_COLORS:
+        return _METHOD_COLORS[name]
+    return SCHEME[name]["color"] if name in SCHEME else _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)]
 
 
 def palette(names) -> dict:
@@ -69,14 +113,31 @@ def label(name) -> str:
     return _carried(name, "label") or kernel_name(name)
 
 
+def family(name) -> str | None:
+    """The family of a variant or benchmark method (its class's ``family``, else :data:`FAMILIES`), or None."""
+    return _carried(name, "family") or SCHEME.get(kernel_name(name), {}).get("family")
+
+
 def marker(name) -> str:
-    """A variant's marker (its class's ``marker``), else "o"."""
-    return _carried(name, "marker") or "o"
+    """A variant's marker (its class's ``marker``), else its family's turn, else "o"."""
+    return _carried(name, "marker") or SCHEME.get(kernel_name(name), {}).get("marker", "o")
 
 
 def linestyle(name) -> str:
-    """A variant's line style (its class's ``linestyle``), else "-"."""
-    return _carried(name, "linestyle") or "-"
+    """A variant's line style (its class's ``linestyle``), else its family's, else "-"."""
+    return _carried(name, "linestyle") or SCHEME.get(kernel_name(name), {}).get("linestyle", "-")
+
+
+def appearance(name) -> dict:
+    """``color``, ``label``, ``marker``, ``linestyle`` and ``family`` of a variant or benchmark method."""
+    return dict(color=color(name), label=label(name), marker=marker(name), linestyle=linestyle(name),
+                family=family(name))
+
+
+def legend_beside(ax, **options):
+    """A legend to the right of ``ax``, outside its frame, so that it never covers data."""
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "frameon": False, **options}
+    return ax.legend(**options)
 
 
 def is_variant(name) -> bool:

@@ -335,6 +335,8 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from ..style import legend_beside
+
     mstar = df[df["record"] == "mstar"]
     m_max = float(mstar["m_max"].max())
     colors = dict(zip(KINDS, sns.color_palette("tab10", len(KINDS))))
@@ -355,7 +357,7 @@ def draw(df: pd.DataFrame):
         ax.axhline(m_max, color="0.5", lw=0.6)
         ax.set(yscale="log", ylim=(4, m_max * 3), xlabel="attention-weighted ‖x+y‖² (mean over rows)",
                ylabel="m* (features F)", title=f"Gaussian q, k (temperature), TV ≤ {eps}\n(dotted: iid theory; top: censored)")
-    axes[0, 0].legend(fontsize=7, ncol=2)
+    legend_beside(axes[0, 0], fontsize=7)
     real = seedmed[seedmed["family"] == "MiniLM-L6 heads"]
     for col, (xcol, xlabel) in enumerate((("weighted_sum_sq", "attention-weighted ‖x+y‖²"),
                                           ("entropy_norm", "H / log N"))):
@@ -383,7 +385,8 @@ def draw(df: pd.DataFrame):
     ax.axhline(0.5, color="0.3", ls="--", lw=0.8)
     ax.text(len(KINDS) - 0.5, 0.51, "½: CLT rate (light tails)", ha="right", va="bottom", fontsize=7)
     ax.set_xticks(np.arange(len(KINDS)), list(KINDS), rotation=40, ha="right", fontsize=8)
-    ax.set(ylabel="β in TV ∝ F^−β (fit over F ≥ 64)", title="how fast TV falls with F, per head (bar: median)")
+    ax.set(xlabel="random-feature kind", ylabel="β in TV ∝ F^−β (fit over F ≥ 64)",
+           title="how fast TV falls with F, per head (bar: median)")
     ax = axes[1, 2]
     tab = df[df["record"] == "table"]
     kinds = list(KINDS)
@@ -400,7 +403,7 @@ def draw(df: pd.DataFrame):
                         fontsize=6, rotation=90)
     ax.set_xticks(np.arange(len(kinds)), kinds, rotation=40, ha="right", fontsize=8)
     fam = tab["family"].iloc[0] if len(tab) else ""
-    ax.set(yscale="log", ylim=(4, m_max * 8), ylabel="median m* over heads",
+    ax.set(yscale="log", ylim=(4, m_max * 8), xlabel="random-feature kind", ylabel="median m* over heads",
            title=f"median m* per kind ({fam}); solid TV ≤ 0.1, hatched 0.2")
     v, e = verdict(df), equivalent_verdict(df)
     lines = []

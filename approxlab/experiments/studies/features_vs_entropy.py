@@ -243,8 +243,8 @@ def draw(df: pd.DataFrame):
     base = summ[(summ["kind"] == "positive") & (summ["orthogonal"] == True) & (summ["metric"] == "tv")]  # noqa: E712
     families = [("gaussian", "Gaussian q, k (temperature)"),
                 ("fixed-norm", "fixed norms, clustered keys"),
-                ("MiniLM", "real heads: all-MiniLM-L6 (72 heads"
-                 + (f" × {n_real // 72} text chunks)" if (n_real := base.loc[base["family"].str.startswith("MiniLM"), "level"].nunique()) > 72 else ")"))]
+                ("MiniLM", "real heads: MiniLM-L6 (72 heads"
+                 + (f" × {n_real // 72} texts)" if (n_real := base.loc[base["family"].str.startswith("MiniLM"), "level"].nunique()) > 72 else ")"))]
     lengths = sorted(base["n"].unique())
     palette = dict(zip(lengths, sns.color_palette("viridis", len(lengths))))
     fig, axes = plt.subplots(4, 3, figsize=(13, 15), constrained_layout=True)
@@ -276,14 +276,14 @@ def draw(df: pd.DataFrame):
                         ax.scatter(th["entropy_norm"], th["pred_delta"], marker="x", color=c, s=10, lw=0.6, alpha=0.5)
             ax.axhline(m_max, color="0.5", lw=0.6)
             ax.set(yscale="log", ylim=(4, m_max * 4), xlabel="H / log N (mean over rows)",
-                   ylabel="m* (features)" if col == 0 else None, title=f"{title}\nrow TV ≤ {eps}")
+                   ylabel="m* (features)", title=f"{title}\nrow TV ≤ {eps}")
     handles = [plt.Line2D([], [], color=palette[n], marker="o", ls="-", label=f"N = {int(n)}") for n in lengths]
     handles += [plt.Line2D([], [], color="k", ls="--", label="theory, delta method (covariances)"),
                 plt.Line2D([], [], color="k", ls=":", label="theory, Lemma 2 pairs independent"),
                 plt.Line2D([], [], color="k", marker="^", ls="none", label=f"censored: m* > {int(m_max)}"),
                 plt.Line2D([], [], color="k", marker="o", ls="none", label="fixed-norm ‖x‖²=2 (circles)"),
                 plt.Line2D([], [], color="k", marker="s", ls="none", label="fixed-norm ‖x‖²=6 (squares)")]
-    axes[0, 2].legend(handles=handles, loc="upper right", fontsize=7)
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     # m* against the norm quantity, all families
     ax = axes[3, 0]
     d = base[(base["eps"] == 0.1) & base["m_star_median"].notna()]
@@ -295,7 +295,7 @@ def draw(df: pd.DataFrame):
     ax.plot(lim, lim, color="0.4", lw=0.8)
     ax.set(xscale="log", yscale="log", xlim=(1, 1e8), ylim=lim, xlabel="predicted m* (delta method, iid)",
            ylabel="measured m* (orthogonal)", title="measured vs predicted m*, TV ≤ 0.1")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     # kinds comparison
     ax = axes[3, 1]
     comp = summ[(summ["metric"] == "tv") & (summ["eps"] == 0.1) & (summ["family"] == "gaussian")]
@@ -304,7 +304,7 @@ def draw(df: pd.DataFrame):
         ax.plot(dd["entropy_norm"], dd["m_star_median"], marker="o", label=f"{kind}, {'orthogonal' if orth else 'iid'}")
     ax.set(yscale="log", xlabel="H / log N", ylabel="m*", title="Gaussian, N = 1024, TV ≤ 0.1: feature kinds\n(m random directions; trig state is 2m)")
     ax.xaxis.set_major_locator(plt.MaxNLocator(4))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     # Lemma 2
     ax = axes[3, 2]
     lem = df[df["record"] == "lemma2"]
@@ -317,7 +317,7 @@ def draw(df: pd.DataFrame):
     hs = [plt.Line2D([], [], color=colors[u], label=f"‖x+y‖² = {u:g}") for u in colors]
     hs += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
            (("-", "positive iid"), ("--", "positive orthogonal"), (":", "trig iid (trig lemma)"))]
-    ax.legend(handles=hs, fontsize=6.5, ncol=2, loc="upper left")
+    ax.legend(handles=hs, fontsize=6.5, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     ax.set(xscale="log", yscale="log", xlabel="m", ylabel="measured / Lemma 2 MSE",
            title="Lemma 2 check (band: ±10%)")
     fig.suptitle("Performer (FAVOR+) features needed for mean row TV ≤ ε vs attention entropy — head dim 32, float64")

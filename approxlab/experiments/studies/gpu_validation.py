@@ -105,7 +105,7 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ..style import is_variant, palette
+    from ..style import is_variant, legend_beside, palette
 
     num = df[df["part"] == "numerics"].copy()
     les = df[df["part"] == "lesson"].copy()
@@ -148,7 +148,7 @@ def draw(df: pd.DataFrame):
            ylabel="arithmetic + output rounding:\n‖o_t − o_64(rounded q,k,v)‖ / rms‖v‖")
     ax.set_title("floating-point error split (one point per variant × causal × N)\n"
                  "above the diagonal: the arithmetic dominates", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    legend_beside(ax, fontsize=7)
 
     ax = axes[1, 2]
     bridge = num[num["bridge_rows"] > 0]
@@ -192,7 +192,7 @@ def draw(df: pd.DataFrame):
                      f"speed and divergence vs SDPA (left of the line: faster)", fontsize=9)
         handles, labels = ax.get_legend_handles_labels()
         keep = [i for i, lab in enumerate(labels) if not is_variant(lab) and lab != "variant"]
-        ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7, loc="lower left")
+        legend_beside(ax, handles=[handles[i] for i in keep], labels=[labels[i] for i in keep], fontsize=7)
     else:
         ax.set_axis_off()
 

@@ -134,14 +134,14 @@ def head_cell(n: int, layer: int, head: int, feature_dim: int, steps: int, big_m
     # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
     for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
         fit = distill(q0, k0, variant, feature_dim=cols, steps=steps, seed=seed)
-        params = {"weight": fit["weight"], "bias": fit["bias"]}
+        params = fit.params
         identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
         init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
         rows.append(dict(record="head", head=label, method=variant, features=2 * f,
                          **_windows(variant, 2 * f, windows, bounds, **params),
-                         init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
+                         init_test_tv=init["tv"], final_loss=fit.loss[-1], **summary))
         losses += [dict(record="loss_head", head=label, method=variant, step=i, loss=val)
-                   for i, val in enumerate(fit["loss"])]
+                   for i, val in enumerate(fit.loss)]
     cal = calibrate(q0, k0, "favorpp")
     for m in (2 * f, big_m):
         rows.append(dict(record="head", head=label, method=f"FAVOR+ ({m})", features=m,
@@ -173,6 +173,8 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from ..style import legend_beside
+
     d = df[df["record"] == "head"]
     n = int(df["n"].dropna().iloc[0]) if "n" in df else 0
     methods = list(summary(df).index)
@@ -184,19 +186,19 @@ def draw(df: pd.DataFrame):
         ax.scatter(dm["weighted_sum_sq"], dm["test_tv"], s=10, color=colors[m], label=m, alpha=0.75)
     ax.set(xscale="log", yscale="log", xlabel="attention-weighted ‖x+y‖² (held-out window)",
            ylabel="mean row TV vs softmax (held-out window)", title="72 MiniLM-L6 heads: held-out TV per head")
-    ax.legend(fontsize=7)
+    legend_beside(ax, fontsize=7)
     ax = axes[0, 1]
     sns.boxplot(data=d, x="method", y="test_tv", order=methods, hue="method", palette=colors, ax=ax, fliersize=2,
                 legend=False)
     ax.axhline(0.1, color="0.4", ls="--", lw=0.8)
-    ax.set(yscale="log", xlabel=None, ylabel="held-out TV", title="held-out TV by method (dashed: 0.1)")
+    ax.set(yscale="log", xlabel="method", ylabel="held-out TV", title="held-out TV by method (dashed: 0.1)")
     ax.tick_params(axis="x", rotation=35)
     ax = axes[0, 2]
     loss = df[df["record"] == "loss"]
     for m, dm in loss.groupby("method"):
         ax.plot(dm["step"], dm["loss"], color=colors.get(m), label=m)
     ax.set(xlabel="Adam step", ylabel="cross-entropy (median over heads)", title="distillation on window 0")
-    ax.legend(fontsize=8)
+    legend_beside(ax, fontsize=8)
 
     # the best possible of the class: lower bound on the mean row TV of any F-feature map, vs F
     ax = axes[1, 0]
@@ -214,7 +216,7 @@ def draw(df: pd.DataFrame):
            ylabel="mean row TV (median over heads)",
            title=f"no F-feature map goes below the line (N = {n}; hollow: fit window)")
     ax.xaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
-    ax.legend(fontsize=6, ncol=2)
+    legend_beside(ax, fontsize=6)
     ax = axes[1, 1]
     finite = d[d["features"] < n]
     ratio = finite.melt(id_vars=["method"], value_vars=["train_fro_ratio", "test_fro_ratio"], var_name="window",
@@ -223,8 +225,8 @@ def draw(df: pd.DataFrame):
     order = [m for m in methods if m in set(finite["method"])]
     sns.boxplot(data=ratio, x="method", y="ratio", order=order, hue="window", ax=ax, fliersize=2)
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
-    ax.legend(title="window", fontsize=8, loc="upper left")
-    ax.set(yscale="log", xlabel=None, ylabel=r"$\|A-P\|_F\,/\,\min_{\mathrm{rank}\,A'\leq F}\|A'-P\|_F$",
+    legend_beside(ax, title="window", fontsize=8)
+    ax.set(yscale="log", xlabel="method", ylabel=r"$\|A-P\|_F\,/\,\min_{\mathrm{rank}\,A'\leq F}\|A'-P\|_F$",
            title="Frobenius error vs the Eckart–Young best (dashed: 1, the best)")
     ax.tick_params(axis="x", rotation=35)
     ax = axes[1, 2]
@@ -235,34 +237,7 @@ def draw(df: pd.DataFrame):
     ax.plot([lo, 1], [lo, 1], color="0.4", ls="--", lw=0.8, label="TV = bound")
     ax.set(xscale="log", yscale="log", xlabel="lower bound of the class at the method's F (held-out window)",
            ylabel="held-out TV", title="per head: measured TV vs the class's lower bound")
-    ax.legend(fontsize=7)
+    legend_beside(ax, fontsize=7)
     fig.suptitle(f"Learned feature maps distilled per head (fit on one window of N = {n}, measured on the next) "
                  "vs random features and vs the best possible F-feature map")
     return fig
-
-
-def readme_table(df: pd.DataFrame | None = None) -> str:
-    """The README's table of :func:`summary` (default: the committed figures/learned_maps.csv), as markdown.
-
-    ``python -c "from approxlab.experiments.studies.learned_maps import readme_table; print(readme_table())"``
-    """
-    if df is None:
-        from ..style import FIGURES_DIR
-
-        df = pd.read_csv(FIGURES_DIR / "learned_maps.csv")
-    s = summary(df)
-
-    def ratio(x):
-        return "— (F ≥ N)" if not np.isfinite(x) else f"{x:.1f}"
-
-    lines = ["| method | features F | median TV, fit window | median TV, held-out | lower bound on held-out TV "
-             "(any F-feature map) | ‖A − P‖_F / best rank-F, fit / held-out | equivalent rank, fit / held-out "
-             "| heads with held-out TV ≤ 0.1 | ≤ 0.2 |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for method, r in s.iterrows():
-        bound = "0" if r["median_test_tv_bound"] == 0 else f"{r['median_test_tv_bound']:.1e}"
-        lines.append(f"| {method} | {r['features']:g} | {r['median_train_tv']:.3f} | {r['median_test_tv']:.3f} | "
-                     f"{bound} | {ratio(r['median_train_fro_ratio'])} / {ratio(r['median_test_fro_ratio'])} | "
-                     f"{r['median_train_ey_rank']:g} / {r['median_test_ey_rank']:g} | "
-                     f"{r['heads_tv_le_0.1']:g}/{r['heads']:g} | {r['heads_tv_le_0.2']:g}/{r['heads']:g} |")
-    return "\n".join(lines)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from ...api import attention
@@ -26,7 +25,7 @@ from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
 from ...analysis.metrics import output_error, row_divergence
 from ..timing import allocator_state, others_busy, time_call
-from ...variants import VARIANTS, build_kernel, inputs_for, kernel_name
+from ...variants import VARIANTS, inputs_for, kernel_name
 
 NAME = "lesson_exercise"
 
@@ -82,72 +81,82 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
 
 
 def draw(df: pd.DataFrame, ax=None):
-    """Three panels (time, mean row TV, output error vs N); ``ax``: three Axes to draw into."""
+    """Time (median, IQR bars), mean row TV and output error vs N, one line style and colour family per kind of
+    variant (:func:`approxlab.experiments.style.appearance`); a variant whose mean row TV exceeds 1 (signed
+    weights: not a distribution, random Maclaurin on Gaussian inputs) is drawn on its own panel so that it does not
+    squash the others. ``ax``: four Axes to draw into (time, TV, error, outliers), or three (the outliers then go
+    on a right-hand axis of the TV and error panels)."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
-    from ..style import color
+    from ..style import SCHEME, appearance
 
-    panels = [("time_ms", "forward time (ms, median)"), ("mean_row_tv", "mean row TV vs softmax"),
-              ("output_error", "output error / rms‖v‖")]
     if ax is None:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+        fig, axes = plt.subplots(1, 4, figsize=(15, 4.0), constrained_layout=True,
+                                 gridspec_kw=dict(width_ratios=[1, 1, 1, 0.8]))
+        axes = list(axes)
     else:
         axes = list(np.ravel(ax))
-        if len(axes) != 3:
-            raise ValueError(f"ax must hold 3 Axes, got {len(axes)}")
+        if len(axes) not in (3, 4):
+            raise ValueError(f"ax must hold 3 or 4 Axes, got {len(axes)}")
         fig = axes[0].figure
-    style = "causal" if df["causal"].nunique() > 1 else None
-    for ax, (col, label) in zip(axes, panels):
-        data = df if col == "time_ms" else df[df["variant"] != "softmax"]
-        sns.lineplot(data=data, x="n", y=col, hue="variant", style=style, marker="o", ax=ax,
-                     palette={name: color(name) for name in df["variant"].unique()}, legend=ax is axes[0])
-        ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
-        ax.set_xticks(sorted(df["n"].unique()), labels=[str(n) for n in sorted(df["n"].unique())])
-        ax.xaxis.set_minor_locator(plt.NullLocator())
+    time_ax, tv_ax, err_ax = axes[:3]
+    order = list(SCHEME)
+    variants = sorted(dict.fromkeys(df["variant"]), key=lambda v: order.index(v) if v in order else len(order))
+    outliers = [v for v in variants if df.loc[df["variant"] == v, "mean_row_tv"].max() > 1]
+    if len(axes) == 4:
+        out_ax = axes[3]
+        out_tv, out_err = out_ax, out_ax
+    else:
+        out_tv, out_err = (tv_ax.twinx(), err_ax.twinx()) if outliers else (None, None)
+    causal_values = sorted(df["causal"].astype(bool).unique())
+    for variant in variants:
+        look = appearance(variant)
+        for causal in causal_values:
+            g = df[(df["variant"] == variant) & (df["causal"].astype(bool) == causal)].sort_values("n")
+            if g.empty:
+                continue
+            kw = dict(color=look["color"], marker=look["marker"], ls=look["linestyle"], lw=1.4, ms=4.5,
+                      mfc="none" if causal else look["color"],
+                      label=look["label"] + (" (causal)" if causal and len(causal_values) > 1 else ""))
+            time_ax.errorbar(g["n"], g["time_ms"], yerr=_iqr_bars(g), capsize=2, **kw)
+            if variant == "softmax":
+                continue
+            if variant in outliers:
+                out_tv.plot(g["n"], g["mean_row_tv"], **kw)
+                out_err.plot(g["n"], g["output_error"], **{**kw, "ls": (0, (1, 1)), "label": None})
+            else:
+                tv_ax.plot(g["n"], g["mean_row_tv"], **kw)
+                err_ax.plot(g["n"], g["output_error"], **kw)
+    labels = [(time_ax, "forward time (ms, median; bars: IQR)"), (tv_ax, "mean row TV vs softmax"),
+              (err_ax, "output error / rms‖v‖")]
+    if len(axes) == 4:
+        labels.append((out_ax, "mean row TV; output error (dotted)"))
+        out_ax.set_title("outliers: weights not a distribution" if outliers else "no outliers (every TV ≤ 1)",
+                         fontsize=9)
+    elif outliers:
+        labels += [(out_tv, "outliers' mean row TV"), (out_err, "outliers' output error")]
+    ns = sorted(df["n"].unique())
+    for a, label in labels:
+        a.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
+        a.set_xticks(ns, labels=[str(n) for n in ns])
+        a.xaxis.set_minor_locator(plt.NullLocator())
+    if len(axes) == 4 and not outliers:
+        out_ax.set(yscale="linear")
     if {"time_iqr_ms", "other_cpu_load"} <= set(df.columns):  # timings to weigh with care: ringed
         noisy = df[(df["time_iqr_ms"] > NOISY_IQR * df["time_ms"]) | (df["other_cpu_load"] > NOISY_LOAD)]
         if len(noisy):
-            axes[0].scatter(noisy["n"], noisy["time_ms"], s=70, facecolors="none", edgecolors="k", lw=0.8, zorder=5,
+            time_ax.scatter(noisy["n"], noisy["time_ms"], s=70, facecolors="none", edgecolors="k", lw=0.8, zorder=5,
                             label=f"noisy: IQR > {NOISY_IQR:.0%} of median\nor other load > {NOISY_LOAD} CPU")
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].get_legend().remove()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    handles, names = time_ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center", frameon=False, fontsize=8)
     device = df["device"].iloc[0] if "device" in df else "cpu"
-    fig.suptitle(f"Lesson exercise: (1, 8, N, 64) float32, efficient forms vs softmax — {device}, "
-                 f"{int(df['threads'].iloc[0])} threads")
+    threads = f", {int(df['threads'].iloc[0])} threads" if "threads" in df else ""
+    fig.suptitle(f"Lesson exercise: (1, 8, N, 64) float32, efficient forms vs softmax — {device}{threads}")
     return fig
 
 
-def readme_table(df: pd.DataFrame | None = None) -> str:
-    """The README's table (default: the committed figures/lesson_exercise.csv, non-causal rows), as markdown:
-    per variant the forward time at the shortest and longest N, softmax's time over the variant's at the
-    longest N, the mean row TV (its range over N when that exceeds 0.005) and the output error at both ends.
-
-    ``python -c "from approxlab.experiments.studies.lesson_exercise import readme_table; print(readme_table())"``
-    """
-    if df is None:
-        from ..style import FIGURES_DIR
-
-        df = pd.read_csv(FIGURES_DIR / "lesson_exercise.csv")
-    df = df[~df["causal"].astype(bool)]
-    lo, hi = int(df["n"].min()), int(df["n"].max())
-    at = {n: df[df["n"] == n].set_index("variant") for n in (lo, hi)}
-    softmax_hi = at[hi].loc["softmax", "time_ms"]
-    probe = torch.zeros(1, 1, 1, SHAPE["head_dim"])
-
-    def ms(x):
-        return f"{x:.3g}" if x < 100 else f"{x:.0f}"
-
-    lines = [f"| variant | features F | time N = {lo} (ms) | time N = {hi} (ms) | softmax time / variant's at {hi} "
-             f"| mean row TV | output error / rms‖v‖ at {lo} → {hi} |", "|---|---|---|---|---|---|---|"]
-    for variant in df["variant"].unique():
-        a, b = at[lo].loc[variant], at[hi].loc[variant]
-        tv = df[df["variant"] == variant]["mean_row_tv"]
-        tv_text = f"{tv.min():.3g}" if tv.max() - tv.min() <= 0.005 else f"{tv.min():.3g} – {tv.max():.3g}"
-        dim = inputs_for(variant, probe, probe)[0].shape[-1]  # the head dim the variant ran on (cosFormer: D + 2)
-        features = "—" if variant == "softmax" else f"{build_kernel(variant, dim).feature_width(dim)}"
-        error = "0" if variant == "softmax" else f"{a['output_error']:.3g} → {b['output_error']:.3g}"
-        lines.append(f"| {variant} | {features} | {ms(a['time_ms'])} | {ms(b['time_ms'])} | "
-                     f"{softmax_hi / b['time_ms']:.2g}× | {tv_text} | {error} |")
-    return "\n".join(lines)
+def _iqr_bars(g: pd.DataFrame) -> np.ndarray:
+    """Asymmetric error bars of half the IQR each side of the median, kept above zero (log axes)."""
+    half = g["time_iqr_ms"].to_numpy() / 2
+    median = g["time_ms"].to_numpy()
+    return np.vstack([np.minimum(half, 0.95 * median), half])

@@ -137,8 +137,8 @@ def _distilled(cfg: dict, fit_records: list) -> list:
             fit = distill.distill_layer(record["query"], record["key"], record["value"], kind,
                                         feature_dim=feature_dim, factors=factors, scale=record["scaling"],
                                         steps=cfg["steps"], seed=record["layer"])
-            per_layer[record["layer"]] = fit["kernel"]
-            losses.append((fit["loss"][0], fit["loss"][-1]))
+            per_layer[record["layer"]] = fit.variant
+            losses.append((fit.loss[0], fit.loss[-1]))
         state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
                      fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
@@ -221,9 +221,9 @@ def draw(df: pd.DataFrame):
         threshold = 0.99 if column == "embedding_cosine" else 0.9
         ax.axvline(threshold, color="black", lw=1, ls="--", label=f"{threshold}")
         ax.set_yticks(np.arange(len(order)), order, fontsize=7)
-        ax.set(xlim=(0, 1.02), title=f"every layer swapped: {title}")
+        ax.set(xlim=(0, 1.02), title=f"every layer swapped: {title}", xlabel=title, ylabel="configuration")
         ax.title.set_fontsize(10)
-        ax.legend(fontsize=8, loc="lower right")
+        style.legend_beside(ax, fontsize=8)
     layer = df[(df["scope"] == "layer") & (df["N"] == largest) & (df["config"] != "softmax")]
     ax = axes[1, 0]
     show = [c for c in order if c in set(layer["config"])][-8:]
@@ -232,19 +232,21 @@ def draw(df: pd.DataFrame):
         ax.plot(part["layer"], part["tv"], marker="o", ms=3, label=config, color=style.color(part["variant"].iloc[0]),
                 ls="--" if part["distilled"].iloc[0] else "-")
     ax.set(xlabel="layer (swapped alone)", ylabel="mean row TV from softmax",
-           title=f"per layer, N = {largest}: the eight configurations with the best embedding cosine")
+           title=f"per layer, N = {largest}: the eight best by embedding cosine")
     ax.title.set_fontsize(10)
-    ax.legend(fontsize=7)
+    style.legend_beside(ax, fontsize=7)
     ax = axes[1, 1]
-    kernels = layer[np.isfinite(layer["bound"])]
+    measured = df[(df["scope"] == "layer") & df["bound_holds"].notna()]  # signed kernels (no finite δ) left out
+    kernels = measured[measured["N"] == largest]
     ax.scatter(kernels["bound"], kernels["tv"], s=10, c=kernels["layer"], cmap="viridis")
     line = np.linspace(0, 1, 20)
     ax.plot(line, line, color="black", lw=1, label="TV = mean tanh(δ/2)")
-    held = (df.loc[df["scope"] == "layer", "bound_holds"] >= 1).mean()
-    ax.set(xlabel="mean bridge bound tanh(δ/2) of the layer's rows", ylabel="mean row TV",
-           title=f"the bridge at model level (colour: layer); rows under their bound in {held:.0%} of the layers")
+    held = (measured["bound_holds"] >= 1).mean()
+    ax.set(xlabel="mean bridge bound tanh(δ/2) of the layer's rows", ylabel="mean row TV", xlim=(0, 1.02),
+           ylim=(0, 1.02), title=f"the bridge, N = {largest} (colour: layer): all rows under tanh(δ/2)\n"
+                                 f"in {held:.0%} of {len(measured)} (layer, configuration, N) cases")
     ax.title.set_fontsize(10)
-    ax.legend(fontsize=8)
+    style.legend_beside(ax, fontsize=8)
     fig.suptitle("all-MiniLM-L6 with its attention swapped: per layer and end to end (held-out text)")
     return fig
 

@@ -151,7 +151,7 @@ def compute(profile: str = "quick") -> pd.DataFrame:
 def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    from ..style import color
+    from ..style import color, legend_beside
 
     table = df[df["part"] == "table"].reset_index(drop=True)
     curve = df[df["part"] == "curve"]
@@ -206,7 +206,7 @@ def draw(df: pd.DataFrame):
                                 color=color(variant), alpha=0.15, lw=0)
         ax.set(yscale="log", xlabel="similarity $s = q\\cdot k/\\sqrt{D}$", ylabel="$\\kappa(s)/\\kappa(0)$",
                xlim=(-4, 4), ylim=(1e-3, 2e2), title=title)
-        ax.legend(fontsize=8, loc="upper left", ncol=1)
+        legend_beside(ax, fontsize=8)
         if sampled and curve["sampled"].any():
             row = curve[curve["sampled"]].iloc[0]
             ax.text(0.98, 0.03, f"D = {int(row['dim'])}, ‖x‖ = ‖y‖ = {RADIUS:g}, performer m = {int(row['num_features'])}",

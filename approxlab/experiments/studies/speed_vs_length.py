@@ -92,14 +92,20 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..style import color
+    from ..style import appearance, color
 
     ok = df[df["status"] == "ok"]
     panels = _panel_keys(df)
     cross = bench.crossover(df)
     fig, axes = plt.subplots(3, len(panels) + 1, figsize=(3.6 * (len(panels) + 1), 9.6), constrained_layout=True,
                              squeeze=False)
-    styles = {"identity": ":", "sdpa": "-", "naive_softmax": "--", "performer_pytorch": "-.", "fla_linear": "-."}
+    references = ("identity", "sdpa", "naive_softmax", "performer_pytorch", "fla_linear")
+
+    def line(method):
+        look = appearance(method)
+        return dict(color=look["color"], ls=look["linestyle"], marker=look["marker"], ms=3.5, lw=1.4,
+                    label=method.replace("_", " "))
+
     for col, (dtype, causal) in enumerate(panels):
         sub = ok[(ok["protocol"] == "scaling") & (ok["dtype"] == dtype) & (ok["causal"] == causal)]
         ref = sub[sub["method"] == "sdpa"].set_index("n")["time_ms"]
@@ -107,9 +113,8 @@ def draw(df: pd.DataFrame):
             g = sub[sub["method"] == method].sort_values("n")
             if g.empty:
                 continue
-            kw = dict(color=color(method), ls=styles.get(method, "-"), marker="o", ms=3.5, lw=1.4,
-                      label=method.replace("_", " "))
-            axes[0, col].errorbar(g["n"], g["time_ms"], yerr=g["iqr_ms"] / 2, capsize=2, **kw)
+            kw = line(method)
+            axes[0, col].errorbar(g["n"], g["time_ms"], yerr=_iqr_bars(g), capsize=2, **kw)
             noisy = g[(g["iqr_ms"] > NOISY_IQR * g["time_ms"]) | (g.get("other_cpu_load", 0.0) > NOISY_LOAD)]
             axes[0, col].scatter(noisy["n"], noisy["time_ms"], s=60, facecolors="none", edgecolors="k", lw=0.7,
                                  zorder=5)
@@ -118,30 +123,28 @@ def draw(df: pd.DataFrame):
             axes[2, col].plot(g["n"], g["peak_mem_mb"].clip(lower=1e-3), **kw)
             c = cross[(cross["protocol"] == "scaling") & (cross["method"] == method) & (cross["dtype"] == dtype)
                       & (cross["causal"] == causal)]
-            if len(c) and np.isfinite(c["n_interp"].iloc[0]) and method not in styles:
+            if len(c) and np.isfinite(c["n_interp"].iloc[0]) and method not in references:
                 axes[1, col].plot(c["n_interp"].iloc[0], 1.0, marker="|", ms=14, mew=2, color=color(method))
         axes[1, col].axhline(1.0, color="k", lw=0.8)
         heads = sorted(sub["heads"].unique())
         axes[0, col].set_title(f"{dtype}, {'causal' if causal else 'non-causal'}\n"
                                f"B·H = {heads[-1]}…{heads[0]}, D = 64" if len(heads) > 1 else
                                f"{dtype}, {'causal' if causal else 'non-causal'}\nB·H = {heads[0]}, D = 64")
-        time_label = (f"forward time (ms, median ± IQR/2;\nringed: IQR > {NOISY_IQR:.0%} or other load > "
+        time_label = (f"forward time (ms, median; bars: IQR;\nringed: IQR > {NOISY_IQR:.0%} or other load > "
                       f"{NOISY_LOAD} CPU)")
         for row, label in enumerate([time_label, "time / SDPA time (< 1: faster)",
                                      "peak memory in the call (MiB)"]):
             ax = axes[row, col]
-            ax.set(xscale="log", yscale="log", xlabel="sequence length N")
+            ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
             _n_ticks(ax, sub["n"])
-            if col == 0:
-                ax.set_ylabel(label)
     # the blog's protocol
     blog = ok[ok["protocol"] == "blog"]
     ax = axes[0, -1]
     for method in blog["method"].unique():
         g = blog[blog["method"] == method].sort_values("n")
-        ax.errorbar(g["n"], g["time_ms"], yerr=g["iqr_ms"] / 2, capsize=2, color=color(method),
-                    ls=styles.get(method, "-"), marker="o", ms=3.5, label=method.replace("_", " "))
-    ax.set(xscale="log", yscale="log", xlabel="sequence length N", title="blog protocol: B = 32, H = 1, D = 64\nfloat32, non-causal")
+        ax.errorbar(g["n"], g["time_ms"], yerr=_iqr_bars(g), capsize=2, **line(method))
+    ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel="forward time (ms, median; bars: IQR)",
+           title="blog protocol: B = 32, H = 1, D = 64\nfloat32, non-causal")
     _n_ticks(ax, blog["n"])
     ax = axes[1, -1]
     for denom, ls in (("naive_softmax", "--"), ("sdpa", "-")):
@@ -151,7 +154,7 @@ def draw(df: pd.DataFrame):
     ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel="time ratio (> 1: linear faster)",
            title="speed-up of linear (blog claims up to 60x)")
     _n_ticks(ax, blog["n"])
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.22), frameon=False)
     # legend and notes
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[2, -1].axis("off")
@@ -174,3 +177,11 @@ def draw(df: pd.DataFrame):
     fig.suptitle(f"Forward time and memory vs N — {env['device']} ({env['device_type']}), {int(env['threads'])} threads, "
                  f"torch {env['torch']}, SDPA backend {env['sdpa_backend']}; medians with IQR bars")
     return fig
+
+
+def _iqr_bars(g: pd.DataFrame):
+    """Error bars of half the IQR each side of the median, the lower one kept above zero (log axes)."""
+    import numpy as np
+
+    half = g["iqr_ms"].to_numpy() / 2
+    return np.vstack([np.minimum(half, 0.95 * g["time_ms"].to_numpy()), half])

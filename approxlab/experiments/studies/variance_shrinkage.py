@@ -156,8 +156,7 @@ def draw(df: pd.DataFrame):
             ax.title.set_fontsize(9)
             if r == len(kinds) - 1:
                 ax.set_xlabel("attention-weighted ‖x + y‖² of the row (bin mean)")
-            if c == 0:
-                ax.set_ylabel("mean ‖o − o_softmax‖ / rms‖v‖")
+            ax.set_ylabel("mean ‖o − o_softmax‖ / rms‖v‖")  # each panel: the rows' y ranges differ
     axes[0, -1].legend(fontsize=7)
     fig.suptitle("Shrinking random features toward uniform attention by their own variance (bins of ≥ 20 rows; "
                  "bars: std over feature draws)", fontsize=10)

@@ -23,8 +23,12 @@ their parameters calibrated per layer on the fit set; Hedgehog and T2R at their 
 and three per-head maps distilled layer by layer on the fit set (:func:`approxlab.analysis.distill.distill_layer`:
 cross-entropy on the weights plus output MSE, attention transfer as in Hedgehog and LoLCATs), all with the
 same state of ``state`` features per head: Hedgehog (2F = state), a learned ELU linear map (F = state,
-degree 1) and HLA with p = 2 factors of width √state (degree 2). ``state`` column: the feature count F
-(the state is F × Dv per head).
+degree 1) and HLA with p = 2 factors of width √state (degree 2); and the LoLCATs-style conversion
+(:mod:`approxlab.variants.window`): exact exp(s) on the keys within ``windows`` positions, distilled
+Hedgehog (2F = state) outside, one shared denominator, the per-head window weight γ distilled with the map
+(``distill_layer(..., window=w)``). ``state`` column: the feature count F (the state is F × Dv per head;
+the hybrid adds the window's w keys). ``seconds`` / ``cpu_seconds``: wall and CPU time of a configuration's
+measurements at one N; ``fit_seconds`` / ``fit_cpu_seconds``: of its distillation (all layers).
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ from ...variants import build_kernel, calibrate
 
 PROFILES = {
     "quick": dict(lengths=(64, 256), heldout=24, layer_texts=2, attention_texts=1, fit_len=128, fit_texts=2,
-                  steps=100, features=(64, 256), all_random_at=(64,), state=64),
+                  steps=100, features=(64, 256), all_random_at=(64,), state=64, windows=(16,)),
     "full": dict(lengths=(64, 128, 256, 512), heldout=40, layer_texts=6, attention_texts=2, fit_len=256,
-                 fit_texts=4, steps=300, features=(64, 256, 1024), all_random_at=(64, 256, 1024), state=64),
+                 fit_texts=4, steps=300, features=(64, 256, 1024), all_random_at=(64, 256, 1024), state=64,
+                 windows=(16, 32)),
 }
 #: random-feature variants, run at each of the profile's feature counts
 RANDOM = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin")
@@ -78,7 +83,7 @@ def _windows(tok, ids: list, start: int, count: int, n: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def _embed(model, ids: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def _embed(model, ids: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """Mean-pooled, L2-normalised final hidden states (the sentence-transformers embedding), float64."""
     parts = []
     with torch.no_grad():
@@ -126,28 +131,36 @@ def _configs(cfg: dict, fit_records: list) -> list:
 
 
 def _distilled(cfg: dict, fit_records: list) -> list:
-    """The three per-head maps at ``state`` features, distilled layer by layer on the fit records."""
+    """The three per-head maps at ``state`` features, distilled layer by layer on the fit records, and the
+    LoLCATs-style hybrids: exact exp(s) within each of ``windows``, Hedgehog outside, map and per-head window
+    weight distilled together."""
     state = cfg["state"]
     width = int(round(math.sqrt(state)))
     out = []
-    for kind, feature_dim, factors in (("hedgehog", state // 2, 1), ("linear", state, 1), ("hla", width, 2)):
+    fits = [("hedgehog", state // 2, 1, None), ("linear", state, 1, None), ("hla", width, 2, None)]
+    fits += [("hedgehog", state // 2, 1, w) for w in cfg["windows"]]
+    for kind, feature_dim, factors, window in fits:
         per_layer, losses = {}, []
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         for record in fit_records:
             fit = distill.distill_layer(record["query"], record["key"], record["value"], kind,
                                         feature_dim=feature_dim, factors=factors, scale=record["scaling"],
-                                        steps=cfg["steps"], seed=record["layer"])
+                                        steps=cfg["steps"], seed=record["layer"], window=window)
             per_layer[record["layer"]] = fit["kernel"]
             losses.append((fit["loss"][0], fit["loss"][-1]))
         state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
-                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
-        out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
+                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began, fit_cpu_seconds=time.process_time() - cpu)
+        if window is None:
+            out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
+        else:
+            out.append((f"window w={window} + {kind} distilled F={state_f}", "window-distilled", state_f, per_layer,
+                        {}, dict(extra, window=window)))
     return out
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    with sweep.limited_threads(2):
+    with sweep.limited_threads(1):  # one thread: on a shared machine a second one mostly waits
         return _compute(profile)
 
 
@@ -168,7 +181,7 @@ def _compute(profile: str) -> pd.DataFrame:
         records = hf.capture_qkv(model, input_ids=texts[:cfg["attention_texts"]])
         layer_ref = reference[:cfg["layer_texts"]]
         for label, variant, state, swap, params, extra in configs:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             common = dict(config=label, variant=variant, state=state, N=n, distilled=variant.endswith("distilled"),
                           **extra)
             for record in records:
@@ -186,7 +199,8 @@ def _compute(profile: str) -> pd.DataFrame:
             rows.append(dict(common, scope="model", layer=-1, embedding_cosine=float(cos.mean()),
                              embedding_cosine_min=float(cos.min()),
                              recall10=recall_at(reference, changed) if finite else math.nan,
-                             texts=cfg["heldout"], seconds=time.perf_counter() - began))
+                             texts=cfg["heldout"], seconds=time.perf_counter() - began,
+                             cpu_seconds=time.process_time() - cpu))
             print(f"[model_swap] N = {n}, {label}: embedding cosine {rows[-1]['embedding_cosine']:.4f}, "
                   f"recall@10 {rows[-1]['recall10']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     return pd.DataFrame(rows)

@@ -235,9 +235,9 @@ def draw(df: pd.DataFrame):
         threshold = 0.99 if column == "embedding_cosine" else 0.9
         ax.axvline(threshold, color="black", lw=1, ls="--", label=f"{threshold}")
         ax.set_yticks(np.arange(len(order)), order, fontsize=7)
-        ax.set(xlim=(0, 1.02), title=f"every layer swapped: {title}")
+        ax.set(xlim=(0, 1.02), title=f"every layer swapped: {title}", xlabel=title, ylabel="configuration")
         ax.title.set_fontsize(10)
-        ax.legend(fontsize=8, loc="lower right")
+        style.legend_beside(ax, fontsize=8)
     layer = df[(df["scope"] == "layer") & (df["N"] == largest) & (df["config"] != "softmax")]
     ax = axes[1, 0]
     show = [c for c in order if c in set(layer["config"])][-8:]
@@ -248,7 +248,7 @@ def draw(df: pd.DataFrame):
     ax.set(xlabel="layer (swapped alone)", ylabel="mean row TV from softmax",
            title=f"per layer, N = {largest}: the eight best by embedding cosine")
     ax.title.set_fontsize(10)
-    ax.legend(fontsize=7)
+    style.legend_beside(ax, fontsize=7)
     ax = axes[1, 1]
     measured = df[(df["scope"] == "layer") & df["bound_holds"].notna()]  # signed kernels (no finite δ) left out
     kernels = measured[measured["N"] == largest]
@@ -260,7 +260,7 @@ def draw(df: pd.DataFrame):
            ylim=(0, 1.02), title=f"the bridge, N = {largest} (colour: layer): all rows under tanh(δ/2)\n"
                                  f"in {held:.0%} of {len(measured)} (layer, configuration, N) cases")
     ax.title.set_fontsize(10)
-    ax.legend(fontsize=8)
+    style.legend_beside(ax, fontsize=8)
     fig.suptitle("all-MiniLM-L6 with its attention swapped: per layer and end to end (held-out text)")
     return fig
 

@@ -93,6 +93,17 @@ def _embed(model, ids: torch.Tensor, batch: int = 32) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _embed_from(model, hidden_states: tuple, layer: int) -> torch.Tensor:
+    """:func:`_embed` of the texts whose softmax hidden states are ``hidden_states`` (the model's
+    ``output_hidden_states``: the embeddings, then each layer's output), run from ``layer`` on: the layers
+    before it are unchanged when only ``layer`` and later ones are swapped, so their outputs are reused."""
+    with torch.no_grad():
+        hidden = hidden_states[layer]
+        for module in model.encoder.layer[layer:]:
+            hidden = module(hidden, None)  # full windows: no padding mask
+    return torch.nn.functional.normalize(hidden.double().mean(1), dim=-1)
+
+
 def recall_at(reference: torch.Tensor, changed: torch.Tensor, k: int = NEIGHBOURS) -> float:
     """Mean over texts of |top-k neighbours under ``changed`` ∩ top-k under ``reference``| / k (cosine,
     each text's own entry left out; rows are unit embeddings)."""
@@ -180,6 +191,8 @@ def _compute(profile: str) -> pd.DataFrame:
         reference = _embed(model, texts)
         records = hf.capture_qkv(model, input_ids=texts[:cfg["attention_texts"]])
         layer_ref = reference[:cfg["layer_texts"]]
+        with torch.no_grad():  # the softmax model's hidden states on the layer-alone texts, reused per layer
+            layer_hidden = model(input_ids=texts[:cfg["layer_texts"]], output_hidden_states=True).hidden_states
         for label, variant, state, swap, params, extra in configs:
             began, cpu = time.perf_counter(), time.process_time()
             common = dict(config=label, variant=variant, state=state, N=n, distilled=variant.endswith("distilled"),
@@ -189,7 +202,7 @@ def _compute(profile: str) -> pd.DataFrame:
                 kernel = swap[layer] if isinstance(swap, dict) else swap
                 metrics = hf.layer_metrics(record, kernel, **params)
                 with hf.swapped(model, kernel, layers=[layer], **params):
-                    alone = _embed(model, texts[:cfg["layer_texts"]])
+                    alone = _embed_from(model, layer_hidden, layer)
                 rows.append(dict(common, scope="layer", layer=layer, **metrics,
                                  embedding_cosine=float(_cosines(layer_ref, alone).mean())))
             with hf.swapped(model, swap, **params) if not isinstance(swap, dict) else hf.swapped(model, swap):
@@ -265,33 +278,55 @@ def draw(df: pd.DataFrame):
     return fig
 
 
-def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
-    """The study's tables as Markdown, every number read from ``df`` (the CSV): per configuration and N,
-    embedding cosine and recall@10 with every layer swapped (✓ where both pass ``cosine`` and ``recall``),
-    and per configuration the mean over layers (largest N) of the layer-alone numbers."""
+def model_table(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> pd.DataFrame:
+    """Every layer swapped, one row per configuration (best embedding cosine at the largest N first): state F,
+    embedding cosine and recall@10 at each N, and ``keeps the model at N``: the N at which both pass
+    (cosine ≥ ``cosine`` and recall ≥ ``recall``), "—" where none does. Every number read from ``df``."""
     model = df[df["scope"] == "model"]
     lengths = sorted(model["N"].unique())
-    head = "| configuration | state F | " + " | ".join(f"cos N={n} | R@10 N={n}" for n in lengths) + " |"
-    lines = [head, "|" + "---|" * (2 + 2 * len(lengths))]
     order = model[model["N"] == lengths[-1]].sort_values("embedding_cosine", ascending=False)["config"]
+    rows = []
     for config in order:
         part = model[model["config"] == config].set_index("N")
         state = part["state"].iloc[0]
-        cells = []
+        row = {"configuration": config, "state F": "—" if not np.isfinite(state) else str(int(state))}
         for n in lengths:
-            c, r = part.loc[n, "embedding_cosine"], part.loc[n, "recall10"]
-            mark = " ✓" if c >= cosine and r >= recall else ""
-            cells += [f"{c:.4f}{mark}", f"{r:.3f}"]
-        lines.append(f"| {config} | {'—' if not np.isfinite(state) else int(state)} | " + " | ".join(cells) + " |")
+            row[f"cos N={n}"] = part.loc[n, "embedding_cosine"]
+            row[f"R@10 N={n}"] = part.loc[n, "recall10"]
+        kept = [str(n) for n in lengths
+                if part.loc[n, "embedding_cosine"] >= cosine and part.loc[n, "recall10"] >= recall]
+        row["keeps the model at N"] = ", ".join(kept) or "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def layer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Each layer swapped alone, at the largest N, means over the layers per configuration (the order of
+    :func:`model_table`): TV, output error / ‖v‖, tanh(δ/2), share of rows under it, embedding cosine."""
+    lengths = sorted(df["N"].unique())
     layer = df[(df["scope"] == "layer") & (df["N"] == lengths[-1])]
     means = layer.groupby("config")[["tv", "output_error", "bound", "bound_holds", "embedding_cosine"]].mean()
-    lines += ["", f"Per layer, swapped alone (N = {lengths[-1]}, mean over the six layers):", "",
-              "| configuration | TV | output error / ‖v‖ | tanh(δ/2) | rows under the bound | embedding cosine |",
-              "|---|---|---|---|---|---|"]
-    for config in order:
-        if config in means.index:
-            m = means.loc[config]
-            held = "—" if not np.isfinite(m["bound_holds"]) else f"{m['bound_holds']:.0%}"
-            lines.append(f"| {config} | {m['tv']:.3f} | {m['output_error']:.3f} | {m['bound']:.3f} | {held} | "
-                         f"{m['embedding_cosine']:.4f} |")
-    return "\n".join(lines)
+    order = [c for c in model_table(df)["configuration"] if c in means.index]
+    out = means.loc[order].reset_index()
+    return out.rename(columns={"config": "configuration", "tv": "TV", "output_error": "output error / ‖v‖",
+                               "bound": "tanh(δ/2)", "bound_holds": "rows under the bound",
+                               "embedding_cosine": "embedding cosine"})
+
+
+def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
+    """:func:`model_table` and :func:`layer_table` as Markdown (every number read from ``df``)."""
+    def markdown(frame: pd.DataFrame, spec: dict) -> list:
+        lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+        for row in frame.itertuples(index=False):
+            cells = [format(v, spec.get(c, ".4f")) if isinstance(v, float) else str(v)
+                     for c, v in zip(frame.columns, row)]
+            lines.append("| " + " | ".join("—" if c == "nan" else c for c in cells) + " |")
+        return lines
+
+    model = model_table(df, cosine, recall)
+    spec = {c: ".3f" for c in model.columns if c.startswith("R@10")}
+    layer = layer_table(df)
+    n = int(df["N"].max())
+    return "\n".join(markdown(model, spec) + ["", f"Per layer, swapped alone (N = {n}, mean over the layers):", ""]
+                     + markdown(layer, {"TV": ".3f", "output error / ‖v‖": ".3f", "tanh(δ/2)": ".3f",
+                                        "rows under the bound": ".0%"}))

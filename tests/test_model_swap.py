@@ -1,7 +1,6 @@
 """The committed figures/model_swap.csv (the model_swap study on all-MiniLM-L6), its tables, and
 docs/studies/model_swap.md, whose numbers and words are computed from that CSV when the page is built."""
 
-import math
 import re
 from pathlib import Path
 

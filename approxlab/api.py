@@ -29,7 +29,7 @@ from .core.checks import (
 )
 from .variants import (
     KERNELS, VARIANTS, KernelVariant, build_kernel, check_params, check_variant, inputs_for, is_positional, is_softmax,
-    kernel_name, needs_head_dim,
+    kernel_name, needs_head_dim, variant_class,
 )
 from .variants.softmax import softmax_attention
 
@@ -407,12 +407,32 @@ def explicit_attention(q, k, v, variant="softmax", *, causal: bool = False, scal
 
 
 def _given_head_dim(params: dict):
-    """The head dim fixed by a given projection tensor (performer ``projection``, hla ``projections``)."""
+    """The head dim fixed by a given tensor (performer ``projection``, hla ``projections``, a learned map's
+    ``weight`` (D, F), and the same inside a hybrid's ``kernel_params``)."""
     if isinstance(params.get("projection"), torch.Tensor) and params["projection"].ndim == 2:
         return int(params["projection"].shape[1])
     if isinstance(params.get("projections"), torch.Tensor) and params["projections"].ndim == 3:
         return int(params["projections"].shape[1])
+    if isinstance(params.get("weight"), torch.Tensor) and params["weight"].ndim == 2:
+        return int(params["weight"].shape[0])
+    if isinstance(params.get("kernel_params"), dict):
+        return _given_head_dim(params["kernel_params"])
     return None
+
+
+#: parameters that set a kernel's size (besides a class's own ``size_parameter``): construction checks the
+#: parameters on a kernel built with these at 1, so a large value costs nothing until the first call
+_SIZE_PARAMETERS = ("num_features",)
+
+
+def _small_params(variant, params: dict) -> dict:
+    """``params`` with each size parameter that is an integer above 1 set to 1 (when no tensor is given, whose
+    shape must agree with the size): the same checks of every other value, without building the features."""
+    if any(isinstance(value, torch.Tensor) for value in params.values()):
+        return params
+    own = getattr(variant if isinstance(variant, type) else variant_class(variant), "size_parameter", None)
+    names = set(_SIZE_PARAMETERS) | ({own} if own else set())
+    return {key: 1 if key in names and type(value) is int and value > 1 else value for key, value in params.items()}
 
 
 def _rebuild_after_load(module, _incompatible_keys) -> None:
@@ -476,14 +496,16 @@ class Attention(nn.Module):
                 self.register_buffer(key, params[key])
         self._kernels: dict = {}
         self.register_load_state_dict_post_hook(_rebuild_after_load)
-        if not is_softmax(variant):
-            if self.head_dim is not None or not needs_head_dim(variant):
-                self._kernels[self.head_dim] = self._build(self.head_dim or 1)
-            else:  # checks the parameter values; the kernel for the real head dim comes at the first call
-                try:
-                    self._build(2)
-                except HeadDimError:  # a value that only the real head dim can judge (cosFormer, dpfp nu)
-                    pass
+        if not is_softmax(variant) and isinstance(variant, (str, type)):
+            # checks the parameter values on a small kernel; the real one is built (and its size checked
+            # against the memory and work budgets) at the first call
+            tensors = {key: getattr(self, key) for key in self._BUFFERS if key in self._buffers}
+            try:
+                build_kernel(variant, self.head_dim or (2 if needs_head_dim(variant) else 1),
+                             **_small_params(variant, {**self.params, **tensors}))
+            except HeadDimError:  # a value that only the real head dim can judge (cosFormer, dpfp nu)
+                if self.head_dim is not None:
+                    raise
 
     @property
     def name(self) -> str:
@@ -518,7 +540,7 @@ class Attention(nn.Module):
         """:func:`approxlab.attention` with this module's settings: the same checks, the same kernel checks and
         the same result check (one path), with the kernel built once per head dim."""
         return _efficient(self.variant, self.kernel, q, k, v, causal=self.causal, scale=self.scale,
-                          chunk_size=self.chunk_size, backend=self.backend)
+                          chunk_size=self.chunk_size, backend=self.backend, num_features=self.params.get("num_features"))
 
     def extra_repr(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))

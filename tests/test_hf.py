@@ -436,8 +436,8 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
     k, v = _repeat_kv(r["key"], 4), _repeat_kv(r["value"], 4)
     fit = distill_layer(r["query"], k, v, kind, feature_dim=feature_dim, factors=factors, scale=r["scaling"],
                         steps=30, causal=True)
-    assert fit["loss"][-1] < fit["loss"][0]
-    kernel = fit["kernel"]
+    assert fit.loss[-1] < fit.loss[0]
+    kernel = fit.variant
     assert kernel.feature_width(8) == {"hedgehog": 8, "linear": 8, "hla": 9}[kind]
     q64, k64, v64 = (t.double() for t in (r["query"], k, v))
     plan = hf.MaskPlan(causal=True)
@@ -467,9 +467,9 @@ def test_window_hybrid_distilled_with_its_weight_fits_runs_and_sits_under_the_br
     k, v = _repeat_kv(r["key"], 4), _repeat_kv(r["value"], 4)
     fit = distill_layer(r["query"], k, v, "hedgehog", feature_dim=4, scale=r["scaling"], steps=30, causal=True,
                         window=3)
-    kernel = fit["kernel"]
+    kernel = fit.variant
     assert isinstance(kernel, Window) and kernel.window == 3 and kernel.window_weight.shape == (4,)
-    assert fit["loss"][-1] < fit["loss"][0]
+    assert fit.loss[-1] < fit.loss[0] and fit.params == {}
     q64, k64, v64 = (t.double() for t in (r["query"], k, v))
     fast = hf.masked_attention(kernel, q64, k64, v64, scale=r["scaling"], causal=True, chunk_size=4)
     ref = hf.masked_weights(kernel, q64, k64, scale=r["scaling"], plan=hf.MaskPlan(causal=True)) @ v64
@@ -484,7 +484,7 @@ def test_window_hybrid_distilled_with_its_weight_fits_runs_and_sits_under_the_br
     assert torch.equal(a[:, :-1], b[:, :-1])
     whole = distill_layer(r["query"], k, v, "hedgehog", feature_dim=4, scale=r["scaling"], steps=2, causal=True,
                           window=N)
-    assert hf.layer_metrics(r, whole["kernel"])["tv"] < 1e-6
+    assert hf.layer_metrics(r, whole.variant)["tv"] < 1e-6
 
 
 def test_model_report_variant_parsing():

@@ -63,11 +63,10 @@ def test_hedgehog_at_identity_is_the_exponential_of_both_signs():
 def test_distillation_lowers_the_loss_and_the_tv(variant):
     q, k = randn(1, 1, 48, 8, scale=2.0), randn(1, 1, 48, 8, seed=1, scale=2.0)
     fit = distill(q, k, variant, steps=60, seed=3)
-    assert fit["loss"][-1] < 0.9 * fit["loss"][0]
-    params = {"weight": fit["weight"], "bias": fit["bias"]}
-    assert mean_row_tv(q, k, variant, **params) < 0.9 * mean_row_tv(q, k, variant)
+    assert fit.loss[-1] < 0.9 * fit.loss[0]
+    assert mean_row_tv(q, k, fit.variant, **fit.params) < 0.9 * mean_row_tv(q, k, variant)
     again = distill(q, k, variant, steps=60, seed=3)
-    assert torch.equal(again["weight"], fit["weight"])
+    assert torch.equal(again.params["weight"], fit.params["weight"])
 
 
 def test_bad_arguments_are_refused_by_name():

@@ -608,3 +608,108 @@ def test_ctrl_c_and_bad_input_in_a_study_script_are_one_line(monkeypatch, capsys
         figures.script_main("kernel_error", [])
     assert info.value.code == 2
     assert capsys.readouterr().err.strip() == "analyses/kernel_error.py: error: profile must be one of ..."
+
+
+# ----------------------------------------------------------------------------------------------
+# 17. a distilled map's parameters go straight back into attention
+# ----------------------------------------------------------------------------------------------
+DISTILL_CASES = [("hedgehog", {}), ("t2r", {}), ("hedgehog", {"window": 2})]
+
+
+@pytest.mark.parametrize("variant,extra", DISTILL_CASES, ids=[f"{v}-{e}" for v, e in DISTILL_CASES])
+def test_distilled_parameters_pass_straight_back(variant, extra):
+    """The old return value held ``loss`` beside the parameters, so ``attention(..., **fit)`` raised TypeError."""
+    from approxlab.analysis.distill import distill
+
+    q, k, v = qkv(b=1, h=1, n=8, d=4, dtype=torch.float64)
+    fit = distill(q, k, variant, steps=3, **extra)
+    assert len(fit.loss) == 3 and "loss" not in fit.params
+    out = attention(q, k, v, fit.variant, **fit.params)
+    assert torch.allclose(out, explicit_attention(q, k, v, fit.variant, **fit.params), atol=1e-12)
+    assert torch.allclose(Attention(fit.variant, **fit.params)(q, k, v), out, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# 7b. constructing Attention checks the parameters on a small kernel: a large size costs nothing until the call
+# ----------------------------------------------------------------------------------------------
+LARGE_SIZE_CASES = [("performer", {"num_features": 10**6}), ("favorpp", {"num_features": 10**6}),
+                    ("performer", {"num_features": 10**6, "head_dim": 64})]
+
+
+@pytest.mark.parametrize("variant,params", LARGE_SIZE_CASES, ids=[f"{v}-{p}" for v, p in LARGE_SIZE_CASES])
+def test_module_construction_builds_no_large_features(variant, params, monkeypatch):
+    """The old constructor drew the whole 10⁶-row projection (14 s); now it draws one row, and the first call
+    refuses the real size against the work budget, as attention does."""
+    from approxlab.variants import performer
+
+    drawn = []
+    original = performer.gaussian_projection
+    monkeypatch.setattr(performer, "gaussian_projection", lambda m, *a, **kw: drawn.append(m) or original(m, *a, **kw))
+    with within():
+        module = Attention(variant, **params)
+    assert max(drawn, default=0) <= 1, drawn
+    with pytest.raises(approxlab.WorkBudgetError, match="FLOP"):
+        with within():
+            module(*qkv(b=1, h=8, n=1024, d=64))
+
+
+def test_module_construction_still_refuses_bad_values():
+    for params, text in (({"num_features": 0}, "num_features"), ({"num_features": 8, "kind": "x"}, "kind"),
+                         ({"num_features": 10**6, "seed": -1}, "seed")):
+        with pytest.raises(ValueError, match=text):
+            Attention("performer", **params)
+
+
+# ----------------------------------------------------------------------------------------------
+# 12b. symbolic.rational_degree refuses, before any sympy work, a row weight too large to reduce
+# ----------------------------------------------------------------------------------------------
+def _rational_degree(variant, **kw):
+    from approxlab.analysis import symbolic
+
+    return symbolic.rational_degree(variant, **kw)
+
+
+SYMBOLIC_SIZE_CASES = [
+    ("hla factors=5 dim=3000", lambda: _rational_degree("hla", factors=5, dim=3000), "dim"),
+    ("hla factors=5", lambda: _rational_degree("hla", factors=5), "factors=5"),
+    ("hla factors=3 dim=4", lambda: _rational_degree("hla", factors=3, dim=4), "terms"),
+    ("polynomial degree=10**6", lambda: _rational_degree("polynomial", degree=10**6), "degree"),
+    ("taylor order=30 n=10**4", lambda: _rational_degree("taylor", order=30, n=10**4), "n=10000"),
+]
+
+
+@pytest.mark.parametrize("label,call,text", SYMBOLIC_SIZE_CASES, ids=[c[0] for c in SYMBOLIC_SIZE_CASES])
+def test_rational_degree_refuses_what_sympy_cannot_reduce(label, call, text):
+    """The old code ran hla factors=5 at dim=3000 and polynomial degree=1000 for minutes in sympy's cancel."""
+    error = _error_of(call)
+    assert error is not None, f"{label}: accepted"
+    assert issubclass(error[0], ValueError) and text in error[1], error
+
+
+def test_rational_degree_below_the_limits_is_unchanged():
+    assert _rational_degree("hla", factors=3) == (3, 3)
+    assert _rational_degree("polynomial", degree=200) == (200, 200)
+
+
+def test_report_shows_the_refused_degree():
+    card = approxlab.report("hla", factors=5, parts=["symbolic"], profile="small", real=False, progress=False)
+    degree = card.data.loc[(card.data["part"] == "symbolic") & (card.data["series"] == "degree"), "text"].iloc[0]
+    assert degree.startswith("not derived: ValueError") and "factors=5" in degree
+
+
+# ----------------------------------------------------------------------------------------------
+# 12c. a similarity_function that fails is named (kernel and method), never taken for "no symbolic form"
+# ----------------------------------------------------------------------------------------------
+def _raising(error):
+    def similarity_function(self, s):
+        raise error("broken on purpose")
+
+    return type("BrokenSimilarity", (EluKernel,), {"name": "brokensim", "similarity_function": similarity_function})
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ZeroDivisionError, KeyError, OverflowError])
+@pytest.mark.parametrize("parts", [["symbolic"], ["delta"]])
+def test_report_names_a_failing_similarity_function(error, parts):
+    with pytest.raises(RuntimeError, match=r"kernel 'brokensim': similarity_function\(s\) raised " + error.__name__):
+        with within():
+            approxlab.report(_raising(error)(), parts=parts, profile="small", real=False, progress=False)

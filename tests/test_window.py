@@ -226,7 +226,6 @@ def test_distilling_the_map_inside_a_hybrid_fits_the_window_weight_too():
 
     q, k, _ = qkv(b=1, h=1, n=32, d=6, seed=4, scale=1.5)
     fit = distill(q, k, "hedgehog", window=4, steps=40, lr=0.05)
-    assert fit["window_weight"].shape == (1,) and fit["loss"][-1] < fit["loss"][0]
-    fitted = mean_row_tv(q, k, "window", window=4, window_weight=fit["window_weight"],
-                         kernel_params=dict(weight=fit["weight"], bias=fit["bias"]))
+    assert fit.variant == "window" and fit.params["window_weight"].shape == (1,) and fit.loss[-1] < fit.loss[0]
+    fitted = mean_row_tv(q, k, fit.variant, **fit.params)
     assert fitted < mean_row_tv(q, k, "window", window=4)

@@ -10,7 +10,8 @@ W = I + σ·noise, b = 0, float64 on CPU. Fit on one window of text, measure on 
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -25,17 +26,50 @@ from ..variants.linear import elu_feature
 LEARNED = ("hedgehog", "t2r")
 
 
+@dataclass(frozen=True)
+class Distilled:
+    """A fitted map: ``attention(q, k, v, fit.variant, **fit.params)`` runs it, and ``fit.loss`` is the
+    distillation loss per Adam step.
+
+    Parameters
+    ----------
+    variant : str or KernelVariant
+        What to pass as the variant: the learned map's name, ``"window"`` for a map fitted inside the window
+        hybrid, or a fitted kernel object (:func:`distill_layer`).
+    params : dict
+        The fitted parameters, exactly the keyword arguments ``variant`` takes (empty for a kernel object).
+    loss : list of float
+        The loss after each step.
+
+    Examples
+    --------
+    >>> import torch, approxlab
+    >>> q, k, v = torch.randn(1, 1, 6, 3), torch.randn(1, 1, 6, 3), torch.randn(1, 1, 6, 3)
+    >>> fit = distill(q, k, "hedgehog", steps=2)
+    >>> sorted(fit.params), len(fit.loss)
+    (['bias', 'weight'], 2)
+    >>> approxlab.attention(q.double(), k.double(), v.double(), fit.variant, **fit.params).shape
+    torch.Size([1, 1, 6, 3])
+    """
+
+    variant: Union[str, KernelVariant]
+    params: Dict[str, object]
+    loss: List[float]
+
+
 def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feature_dim: Optional[int] = None,
             steps: int = 300, lr: float = 0.02, init_noise: float = 0.1, seed: int = 0, causal: bool = False,
-            progress: bool = False, window: Optional[int] = None) -> Dict[str, object]:
-    """Fit ``variant``'s (W, b) on queries/keys (1, 1, N, D) of one head; returns {"weight", "bias", "loss"}.
+            progress: bool = False, window: Optional[int] = None) -> Distilled:
+    """Fit ``variant``'s (W, b) on queries/keys (1, 1, N, D) of one head; returns a :class:`Distilled` whose
+    ``params`` ({"weight", "bias"}) go straight back: ``attention(q, k, v, fit.variant, **fit.params)``.
 
     ``feature_dim`` F (default D); W starts at the first F columns of I (padded with zeros) plus
-    ``init_noise``·N(0, 1/D) from ``seed``. ``loss`` is the per-step history.
+    ``init_noise``·N(0, 1/D) from ``seed``. ``fit.loss`` is the per-step history.
     ``window``: fit the map as the outside part of a window hybrid (:mod:`approxlab.variants.window`: exact
-    exp(s) on the ``window`` nearest keys), its window weight γ with it (log γ from 0, returned as
-    ``"window_weight"``, a tensor (1,) for ``attention(..., "window", window_weight=...)``): the LoLCATs
-    conversion, here on the same cross-entropy as the pure map.
+    exp(s) on the ``window`` nearest keys), its window weight γ with it (log γ from 0): then ``fit.variant``
+    is ``"window"`` and ``fit.params`` holds ``window``, ``kernel``, ``kernel_params`` ({"weight", "bias"})
+    and ``window_weight`` (a tensor (1,)): the LoLCATs conversion, here on the same cross-entropy as the
+    pure map.
     """
     check_choice(variant, "variant", set(LEARNED))
     check_tensor(q, "q")
@@ -69,10 +103,11 @@ def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feat
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
-    fitted = {"weight": weight.detach().clone(), "bias": bias.detach().clone(), "loss": history}
-    if window is not None:
-        fitted["window_weight"] = log_gamma.detach().exp()
-    return fitted
+    fitted = {"weight": weight.detach().clone(), "bias": bias.detach().clone()}
+    if window is None:
+        return Distilled(variant, fitted, history)
+    return Distilled("window", {"window": window, "kernel": variant, "kernel_params": fitted,
+                                "window_weight": log_gamma.detach().exp()}, history)
 
 
 def mean_row_tv(q: torch.Tensor, k: torch.Tensor, variant: str, *, causal: bool = False, **params) -> float:
@@ -210,9 +245,10 @@ def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str =
 
     Returns
     -------
-    dict
-        ``kernel`` (the fitted :class:`HeadwiseMap`, or with ``window`` the fitted
-        :class:`~approxlab.variants.window.Window` around it, parameters detached) and ``loss`` (per step).
+    Distilled
+        ``variant``: the fitted :class:`HeadwiseMap`, or with ``window`` the fitted
+        :class:`~approxlab.variants.window.Window` around it (parameters detached; ``params`` is empty),
+        ``loss`` per step.
 
     Notes
     -----
@@ -268,4 +304,4 @@ def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str =
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
-    return {"kernel": make([t.detach().clone() for t in params]), "loss": history}
+    return Distilled(make([t.detach().clone() for t in params]), {}, history)

@@ -25,7 +25,7 @@ A kernel κ(q, k) = φ_q(q)·φ_k(k) ≥ 0 is an object with these methods (subc
     feature vectors, where the form holds, the feature width F; or ``no_degree``, the stated reason it has
     no finite rational degree, e.g. a random estimate). A kernel without any symbolic form still works
     everywhere; ``symbolic.rational_degree`` then says None.
-``label``, ``color``, ``marker``, ``linestyle``  (optional class attributes; default: chosen from the name)
+``label``, ``color``, ``marker``, ``linestyle``, ``family``  (optional class attributes; default: from the name)
     How plots and tables show the variant (:mod:`approxlab.experiments.style` reads them).
 ``prepare_inputs(q, k) -> (q, k)``  (optional, on the class)
     How the variant takes q and k when every variant sees the same inputs (cosFormer appends positions).
@@ -109,6 +109,8 @@ class KernelVariant:
     color: Optional[str] = None
     marker: Optional[str] = None
     linestyle: Optional[str] = None
+    #: the family plots group it with (its line style, a hue; experiments.style.FAMILIES)
+    family: Optional[str] = None
     #: True when the kernel reads token positions from two coordinates appended to q and k
     #: (:func:`~approxlab.variants.cosformer.with_positions`; cosFormer)
     positional: bool = False
@@ -159,8 +161,11 @@ class KernelVariant:
             return None
         try:
             return self.similarity_function(s)
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError):  # torch or numpy calls: no symbolic form
             return None
+        except Exception as err:  # a failure of the kernel's own: named, never taken for "no form"
+            name = type(self).__name__ if self.name == KernelVariant.name else self.name
+            raise RuntimeError(f"kernel {name!r}: similarity_function(s) raised {type(err).__name__}: {err}") from err
 
     def feature_width(self, head_dim: int) -> int:
         """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form

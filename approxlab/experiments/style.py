@@ -31,16 +31,18 @@ _METHOD_COLORS = {"sdpa": "#ece133", "naive_softmax": "#56b4e9", "identity": "#0
 # what a name without a colour of its own draws from, by the CRC of the name (the same in every process)
 _PALETTE = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10) + [(0.0, 0.0, 0.0), (0.85, 0.1, 0.35)]
 
-#: family → (seaborn palette, line style, its members in order); members take the palette's shades and the
-#: markers in turn
+#: family → (seaborn palette, line style); a variant names its family itself (its class's ``family``); the
+#: benchmark's reference methods, which are not variants, are placed here by name
 FAMILIES = {
-    "exact": ("gray", "-", ["softmax", "sdpa", "naive_softmax", "identity"]),
-    "small feature maps": ("Greens", "-", ["linear", "relu", "dpfp", "cosformer"]),
-    "learned maps": ("Purples", "-.", ["hedgehog", "t2r"]),
-    "random features": ("Blues", "--", ["performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin"]),
-    "polynomial kernels": ("Oranges", ":", ["taylor", "polynomial", "minimax", "hla"]),
-    "peers": ("copper", "-.", ["performer_pytorch", "fla_linear", "linear_triton"]),
+    "exact": ("gray", "-"),
+    "small feature maps": ("Greens", "-"),
+    "learned maps": ("Purples", "-."),
+    "random features": ("Blues", "--"),
+    "polynomial kernels": ("Oranges", ":"),
+    "peers": ("copper", "-."),
 }
+_METHOD_FAMILIES = {"sdpa": "exact", "naive_softmax": "exact", "identity": "exact",
+                    "performer_pytorch": "peers", "fla_linear": "peers", "linear_triton": "peers"}
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 
 
@@ -53,10 +55,16 @@ def _shades(palette_name: str, count: int) -> list:
     return sns.color_palette(palette_name, count + 2)[2:][::-1]  # the palest two dropped
 
 
-#: name → the family scheme's colour, marker, line style and family
+def family_members(family_name: str) -> list:
+    """The family's members in order: the variants that name it (registry order), then the methods placed in it."""
+    return ([name for name in variant_names() if getattr(variant_class(name), "family", None) == family_name]
+            + [name for name, f in _METHOD_FAMILIES.items() if f == family_name])
+
+
+#: name → the family scheme's colour, marker, line style and family (the variants registered at import)
 SCHEME = {name: dict(color=tuple(shade), marker=MARKERS[i % len(MARKERS)], linestyle=linestyle, family=family)
-          for family, (palette_name, linestyle, members) in FAMILIES.items()
-          for i, (name, shade) in enumerate(zip(members, _shades(palette_name, len(members))))}
+          for family, (palette_name, linestyle) in FAMILIES.items()
+          for i, (name, shade) in enumerate(zip(family_members(family), _shades(palette_name, len(family_members(family)))))}
 
 
 def use_file_backend() -> None:

@@ -89,6 +89,7 @@ class Cosformer(KernelVariant):
     """
 
     name = "cosformer"
+    family = "small feature maps"
     label = "cosFormer"
     color = "#006374"
     positional = True

@@ -50,6 +50,7 @@ class DPFP(KernelVariant):
     """
 
     name = "dpfp"
+    family = "small feature maps"
     label = "DPFP"
     color = "#3c3c3c"
 

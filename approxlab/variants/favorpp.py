@@ -118,6 +118,7 @@ class FavorPP(_ExpRandomFeatures):
     """
 
     name = "favorpp"
+    family = "random features"
     label = "FAVOR++"
     color = "#592f0d"
     #: why the estimate has no finite rational degree (the symbolic side reports it)

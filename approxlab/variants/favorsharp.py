@@ -65,6 +65,7 @@ class FavorSharp(FavorPP):
     """
 
     name = "favorsharp"
+    family = "random features"
     label = "FAVOR#"
     color = "#a23582"
     no_degree = "κ̂ = FAVOR++ on (Ψx, Ψ⁻¹y): random exponentials unbiased for exp(s)"

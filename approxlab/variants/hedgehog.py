@@ -57,6 +57,7 @@ class Hedgehog(_Learned):
     """
 
     name = "hedgehog"
+    family = "learned maps"
     label = "Hedgehog"
     color = "#000000"
 

@@ -73,6 +73,7 @@ class HLA(KernelVariant):
     """
 
     name = "hla"
+    family = "polynomial kernels"
     label = "HLA"
     color = "#fbafe4"
     size_parameter = "factors"

@@ -53,6 +53,7 @@ class Hyperbolic(_ExpRandomFeatures):
     """
 
     name = "hyperbolic"
+    family = "random features"
     label = "hyperbolic"
     color = "#591e71"
 

@@ -69,6 +69,7 @@ class Linear(KernelVariant):
     """
 
     name = "linear"
+    family = "small feature maps"
     label = "ELU linear"
     color = "#de8f05"
 

@@ -62,6 +62,7 @@ class RandomMaclaurin(KernelVariant):
     """
 
     name = "maclaurin"
+    family = "random features"
     label = "random Maclaurin"
     color = "#b8850a"
     similarity_function = None

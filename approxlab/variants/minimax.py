@@ -57,6 +57,7 @@ class Minimax(PowerSeriesKernel):
     """
 
     name = "minimax"
+    family = "polynomial kernels"
     label = "minimax"
     color = "#949494"
     marker = "D"

@@ -70,6 +70,7 @@ class Performer(KernelVariant):
     """
 
     name = "performer"
+    family = "random features"
     label = "FAVOR+"
     color = "#d55e00"
 

@@ -41,6 +41,7 @@ class Polynomial(PowerSeriesKernel):
     """
 
     name = "polynomial"
+    family = "polynomial kernels"
     label = "polynomial"
     color = "#ca9161"
     size_parameter = "degree"

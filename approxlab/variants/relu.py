@@ -39,6 +39,7 @@ class Relu(KernelVariant):
     """
 
     name = "relu"
+    family = "small feature maps"
     label = "ReLU"
     color = "#029e73"
 

@@ -32,6 +32,7 @@ class Softmax:
     """The exact reference as the symbolic side and the plots see it (it has no feature kernel)."""
 
     name = "softmax"
+    family = "exact"
     label = "softmax"
     color = "#0173b2"
     marker = "o"

@@ -42,6 +42,7 @@ class T2R(_Learned):
     """
 
     name = "t2r"
+    family = "learned maps"
     label = "T2R"
     color = "#d91a59"
 

@@ -40,6 +40,7 @@ class Taylor(PowerSeriesKernel):
     """
 
     name = "taylor"
+    family = "polynomial kernels"
     label = "Taylor"
     color = "#cc78bc"
     marker = "o"

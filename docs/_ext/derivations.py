@@ -35,7 +35,7 @@ def _entry(*children) -> nodes.entry:
 
 
 class SymbolicTable(SphinxDirective):
-    """The derived table of every default row of :data:`approxlab.analysis.symbolic.DEFAULT_ROWS`."""
+    """The derived table of every registered variant at its default parameters (:func:`approxlab.analysis.symbolic.derivation_table`)."""
 
     option_spec = {"dim": directives.positive_int}
 

@@ -134,14 +134,14 @@ def head_cell(n: int, layer: int, head: int, feature_dim: int, steps: int, big_m
     # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
     for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
         fit = distill(q0, k0, variant, feature_dim=cols, steps=steps, seed=seed)
-        params = {"weight": fit["weight"], "bias": fit["bias"]}
+        params = fit.params
         identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
         init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
         rows.append(dict(record="head", head=label, method=variant, features=2 * f,
                          **_windows(variant, 2 * f, windows, bounds, **params),
-                         init_test_tv=init["tv"], final_loss=fit["loss"][-1], **summary))
+                         init_test_tv=init["tv"], final_loss=fit.loss[-1], **summary))
         losses += [dict(record="loss_head", head=label, method=variant, step=i, loss=val)
-                   for i, val in enumerate(fit["loss"])]
+                   for i, val in enumerate(fit.loss)]
     cal = calibrate(q0, k0, "favorpp")
     for m in (2 * f, big_m):
         rows.append(dict(record="head", head=label, method=f"FAVOR+ ({m})", features=m,

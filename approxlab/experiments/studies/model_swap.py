@@ -157,11 +157,12 @@ def _distilled(cfg: dict, fit_records: list) -> list:
             fit = distill.distill_layer(record["query"], record["key"], record["value"], kind,
                                         feature_dim=feature_dim, factors=factors, scale=record["scaling"],
                                         steps=cfg["steps"], seed=record["layer"], window=window)
-            per_layer[record["layer"]] = fit["kernel"]
-            losses.append((fit["loss"][0], fit["loss"][-1]))
+            per_layer[record["layer"]] = fit.variant
+            losses.append((fit.loss[0], fit.loss[-1]))
         state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
-                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began, fit_cpu_seconds=time.process_time() - cpu)
+                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began,
+                     fit_cpu_seconds=time.process_time() - cpu)
         if window is None:
             out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
         else:

@@ -658,3 +658,58 @@ def test_module_construction_still_refuses_bad_values():
                          ({"num_features": 10**6, "seed": -1}, "seed")):
         with pytest.raises(ValueError, match=text):
             Attention("performer", **params)
+
+
+# ----------------------------------------------------------------------------------------------
+# 12b. symbolic.rational_degree refuses, before any sympy work, a row weight too large to reduce
+# ----------------------------------------------------------------------------------------------
+def _rational_degree(variant, **kw):
+    from approxlab.analysis import symbolic
+
+    return symbolic.rational_degree(variant, **kw)
+
+
+SYMBOLIC_SIZE_CASES = [
+    ("hla factors=5 dim=3000", lambda: _rational_degree("hla", factors=5, dim=3000), "dim"),
+    ("hla factors=5", lambda: _rational_degree("hla", factors=5), "factors=5"),
+    ("hla factors=3 dim=4", lambda: _rational_degree("hla", factors=3, dim=4), "terms"),
+    ("polynomial degree=10**6", lambda: _rational_degree("polynomial", degree=10**6), "degree"),
+    ("taylor order=30 n=10**4", lambda: _rational_degree("taylor", order=30, n=10**4), "n=10000"),
+]
+
+
+@pytest.mark.parametrize("label,call,text", SYMBOLIC_SIZE_CASES, ids=[c[0] for c in SYMBOLIC_SIZE_CASES])
+def test_rational_degree_refuses_what_sympy_cannot_reduce(label, call, text):
+    """The old code ran hla factors=5 at dim=3000 and polynomial degree=1000 for minutes in sympy's cancel."""
+    error = _error_of(call)
+    assert error is not None, f"{label}: accepted"
+    assert issubclass(error[0], ValueError) and text in error[1], error
+
+
+def test_rational_degree_below_the_limits_is_unchanged():
+    assert _rational_degree("hla", factors=3) == (3, 3)
+    assert _rational_degree("polynomial", degree=200) == (200, 200)
+
+
+def test_report_shows_the_refused_degree():
+    card = approxlab.report("hla", factors=5, parts=["symbolic"], profile="small", real=False, progress=False)
+    degree = card.data.loc[(card.data["part"] == "symbolic") & (card.data["series"] == "degree"), "text"].iloc[0]
+    assert degree.startswith("not derived: ValueError") and "factors=5" in degree
+
+
+# ----------------------------------------------------------------------------------------------
+# 12c. a similarity_function that fails is named (kernel and method), never taken for "no symbolic form"
+# ----------------------------------------------------------------------------------------------
+def _raising(error):
+    def similarity_function(self, s):
+        raise error("broken on purpose")
+
+    return type("BrokenSimilarity", (EluKernel,), {"name": "brokensim", "similarity_function": similarity_function})
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ZeroDivisionError, KeyError, OverflowError])
+@pytest.mark.parametrize("parts", [["symbolic"], ["delta"]])
+def test_report_names_a_failing_similarity_function(error, parts):
+    with pytest.raises(RuntimeError, match=r"kernel 'brokensim': similarity_function\(s\) raised " + error.__name__):
+        with within():
+            approxlab.report(_raising(error)(), parts=parts, profile="small", real=False, progress=False)

@@ -161,8 +161,11 @@ class KernelVariant:
             return None
         try:
             return self.similarity_function(s)
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError):  # torch or numpy calls: no symbolic form
             return None
+        except Exception as err:  # a failure of the kernel's own: named, never taken for "no form"
+            name = type(self).__name__ if self.name == KernelVariant.name else self.name
+            raise RuntimeError(f"kernel {name!r}: similarity_function(s) raised {type(err).__name__}: {err}") from err
 
     def feature_width(self, head_dim: int) -> int:
         """Feature dimension F for inputs of head dim D (the state is F × Dv); override with a closed form

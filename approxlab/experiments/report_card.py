@@ -119,7 +119,7 @@ def symbolic_part(variant, params) -> tuple[list[dict], int | None]:
         return [_row("symbolic", "kappa", text=f"symbolic form unavailable: {type(err).__name__}: {err}")], None
     try:
         degree = symbolic.rational_degree(variant, **params)
-    except (AttributeError, NotImplementedError, TypeError, sp.PolynomialError) as err:
+    except (AttributeError, NotImplementedError, TypeError, ValueError, sp.PolynomialError) as err:
         return [_row("symbolic", "kappa", text=str(expr.kappa)),
                 _row("symbolic", "degree", text=f"not derived: {type(err).__name__}: {err}")], None
     rows = [_row("symbolic", "kappa", text=str(expr.kappa)),

@@ -366,8 +366,11 @@ def similarity_of(kernel):
         return None
     try:
         out = np.asarray(f(np.linspace(-1.0, 1.0, 3)), dtype=float)
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError):  # written for torch tensors or sympy only: not numpy-callable
         return None
+    except Exception as err:  # a failure of the kernel's own: named, never taken for "not a function of s"
+        raise RuntimeError(f"kernel {kernel_name(kernel)!r}: similarity_function(s) raised {type(err).__name__} on "
+                           f"numpy input: {err}") from err
     return f if out.shape == (3,) else None
 
 

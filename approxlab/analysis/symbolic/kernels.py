@@ -17,6 +17,7 @@ without a symbolic form, or whose form says it has no finite degree, gets None, 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Optional, Tuple
 
 import sympy as sp
@@ -117,6 +118,50 @@ def _symbolic_or_none(variant, dim: int, params: dict) -> Optional[KernelExpress
         return None
 
 
+#: the largest row weight ``rational_degree`` reduces: terms of Σ_l κ_l expanded (an upper bound, without
+#: expanding). sympy's ``cancel`` of a dense weight of ~100 terms takes seconds here (polynomial degree=50, c=2:
+#: 102 terms, 4.6 s; hla factors=3 at dim=4: 250 terms, 6 s), and its cost grows faster than the terms
+MAX_WEIGHT_TERMS = 400
+#: the largest degree of κ in one key's variables ``rational_degree`` reduces (s^1000: 7 s here; s^200: 0.4 s)
+MAX_KEY_DEGREE = 500
+#: the largest head dim of the symbolic vectors (the degree does not depend on it; hla at dim=3000 spends 10 s
+#: building its symbols alone)
+MAX_DIM = 32
+
+
+def _term_bound(expr, keys: frozenset) -> int:
+    """An upper bound on the terms of ``expr`` expanded as a polynomial in ``keys``, read from its tree
+    (a sum adds, a product multiplies, a power e of m terms gives at most C(m + e − 1, e)); nothing is expanded."""
+    if not (expr.free_symbols & keys):
+        return 1
+    if expr.is_Symbol:
+        return 1
+    if expr.is_Add:
+        return sum(_term_bound(a, keys) for a in expr.args)
+    if expr.is_Mul:
+        return math.prod(_term_bound(a, keys) for a in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer:
+        terms, e = _term_bound(expr.base, keys), abs(int(expr.exp))
+        return math.comb(terms + e - 1, e) if terms > 1 else 1
+    return 1  # a function of the keys: the rational check decides
+
+
+def _degree_bound(expr, keys: frozenset) -> int:
+    """An upper bound on the total degree of ``expr`` in ``keys`` (a sum: the largest, a product: the sum,
+    a power e: e times the base's), read from its tree."""
+    if not (expr.free_symbols & keys):
+        return 0
+    if expr.is_Symbol:
+        return 1
+    if expr.is_Add:
+        return max(_degree_bound(a, keys) for a in expr.args)
+    if expr.is_Mul:
+        return sum(_degree_bound(a, keys) for a in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer:
+        return abs(int(expr.exp)) * _degree_bound(expr.base, keys)
+    return 0
+
+
 def rational_degree(variant, *, n: int = 2, dim: int = 2, **params) -> Optional[Tuple[int, int]]:
     """(numerator degree, denominator degree) of the row weight a_1 = κ_1/Σ_l κ_l, derived by sympy.
 
@@ -141,7 +186,11 @@ def rational_degree(variant, *, n: int = 2, dim: int = 2, **params) -> Optional[
     Raises
     ------
     ValueError, TypeError
-        As :func:`kernel_expression` for unknown variants and bad parameters; ValueError for ``n`` < 1.
+        As :func:`kernel_expression` for unknown variants and bad parameters; ValueError for ``n`` < 1 or
+        ``dim`` outside 1..:data:`MAX_DIM`, and
+        before any reduction when the expanded weight would have more than :data:`MAX_WEIGHT_TERMS` terms or
+        κ a degree above :data:`MAX_KEY_DEGREE` in one key (upper bounds read from κ's expression tree; the
+        message names ``dim``, ``n`` and the variant's size parameter).
 
     Notes
     -----
@@ -156,8 +205,22 @@ def rational_degree(variant, *, n: int = 2, dim: int = 2, **params) -> Optional[
     >>> rational_degree(sp.exp(s)) is None
     True
     """
+    n = check_int(n, "n", minimum=1)
+    dim = check_int(dim, "dim", minimum=1, maximum=MAX_DIM)
     expr = _symbolic_or_none(variant, dim, params)
-    if expr is None or expr.no_degree is not None or not expr.concrete.is_rational_function(*expr.key):
+    if expr is None or expr.no_degree is not None:
+        return None
+    terms = n * _term_bound(expr.concrete, frozenset(expr.key))
+    degree = _degree_bound(expr.concrete, frozenset(expr.key))
+    if terms > MAX_WEIGHT_TERMS or degree > MAX_KEY_DEGREE:
+        size = getattr(variant_class(variant), "size_parameter", None) if not isinstance(variant, sp.Basic) else None
+        setting = "".join(f", {key}={params[key]!r}" for key in (size,) if key in params)
+        raise ValueError(f"rational_degree({kernel_name(variant) if not isinstance(variant, sp.Basic) else 'custom'!r}"
+                         f"{setting}, dim={dim}, n={n}): the row weight expands to up to {terms:,} terms of degree up to "
+                         f"{degree:,} per key, over the limits ({MAX_WEIGHT_TERMS} terms, degree {MAX_KEY_DEGREE}) "
+                         f"that sympy's cancel reduces in seconds; lower dim (the degree does not depend on it), "
+                         f"n{' or ' + size if size else ''}")
+    if not expr.concrete.is_rational_function(*expr.key):
         return None
     weight, keys = expr.row_weight(n)
     num, den = sp.fraction(sp.cancel(sp.together(weight)))

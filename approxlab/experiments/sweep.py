@@ -293,9 +293,17 @@ def limited_threads(threads: int = 1):
 
 
 def call_cell(fn: Callable, params: dict, threads: int = 1):
-    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message)."""
+    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message).
+
+    While the cell runs, glibc keeps freed memory for reuse instead of returning each large block to the
+    OS (:func:`approxlab.experiments.timing.freed_memory_kept`; returned when the cell ends): cells that
+    allocate multi-MiB temporaries in a loop (features_by_kind's estimates at thousands of features) spent
+    about a third of their CPU seconds in the kernel faulting pages in again (``sys_s`` in
+    figures/study_speed.csv). The arithmetic is unchanged."""
+    from .timing import freed_memory_kept
+
     try:
-        with limited_threads(threads):
+        with limited_threads(threads), freed_memory_kept():
             rows = fn(**params)
         if not isinstance(rows, pd.DataFrame):
             rows = pd.DataFrame(rows)

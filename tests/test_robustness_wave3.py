@@ -713,3 +713,49 @@ def test_report_names_a_failing_similarity_function(error, parts):
     with pytest.raises(RuntimeError, match=r"kernel 'brokensim': similarity_function\(s\) raised " + error.__name__):
         with within():
             approxlab.report(_raising(error)(), parts=parts, profile="small", real=False, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# 12d. a user's kernel is named by its name (kernel_name: its ``name``, else its class name), never by its repr
+# ----------------------------------------------------------------------------------------------
+class Unnamed(KernelVariant):
+    """A user kernel that keeps the base class's default name: named by its class."""
+
+    def features(self, x):
+        return torch.nn.functional.elu(x) + 1, None
+
+
+def _sweep_cell_name(kernel):
+    from approxlab.experiments.sweep import Cell
+
+    return Cell("bridge", print, {"variant": kernel, "variants": [kernel, "linear"]}).name
+
+
+def _bridge_label(kernel):
+    from approxlab.experiments.studies.bridge import label
+
+    return label(kernel, {"kernel": kernel})
+
+
+def _table_label(kernel):
+    from approxlab.analysis.symbolic.table import row_label
+
+    return row_label("window", {"kernel": kernel, "window": 2})
+
+
+NAMED_TEXTS = [
+    ("Attention repr", lambda kern: repr(Attention("window", window=2, kernel=kern))),
+    ("sweep cell name", _sweep_cell_name),
+    ("bridge label", _bridge_label),
+    ("symbolic table label", _table_label),
+    ("describe_size", lambda kern: kern.describe_size(4)),
+    ("similarity_function error", lambda kern: str(_error_of(lambda: type(
+        type(kern).__name__, (type(kern),), {"similarity_function": lambda self, s: 1 / 0})().sympy_kernel(0)))),
+]
+
+
+@pytest.mark.parametrize("label,text_of", NAMED_TEXTS, ids=[c[0] for c in NAMED_TEXTS])
+@pytest.mark.parametrize("kernel,name", [(EluKernel(), "userelu"), (Unnamed(), "Unnamed")], ids=["named", "unnamed"])
+def test_a_user_kernel_is_named_not_reprd(label, text_of, kernel, name):
+    text = text_of(kernel)
+    assert "object at" not in text and name in text, text

@@ -56,6 +56,8 @@ from typing import Callable, Iterable, Optional
 
 import pandas as pd
 
+from ..variants import value_text
+
 #: how every figure CSV prints floats: 12 significant digits (``%.12g``)
 FLOAT_FORMAT = "%.12g"
 #: default cache folder of ``approxlab figures`` (override with ``--cache`` or $APPROXLAB_CACHE)
@@ -222,7 +224,7 @@ class Cell:
 
     @property
     def name(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        inner = ", ".join(f"{k}={value_text(v)}" for k, v in self.params.items())
         return f"{self.study}[{inner}]"
 
     def key(self) -> str:

@@ -181,7 +181,7 @@ def _compute(profile: str) -> pd.DataFrame:
 
     cfg = PROFILES[profile]
     tok, model = _load()
-    ids = tok(real_heads.stdlib_text(), add_special_tokens=False)["input_ids"]
+    ids = real_heads.tokenize_long(tok, real_heads.stdlib_text())
     fit_ids = _windows(tok, ids, 0, cfg["fit_texts"], cfg["fit_len"])
     heldout_start = cfg["fit_texts"] * (cfg["fit_len"] - 2)
     fit_records = hf.capture_qkv(model, input_ids=fit_ids)

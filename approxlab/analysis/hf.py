@@ -626,7 +626,12 @@ def layer_metrics(record: dict, variant, **params) -> dict:
         delta = torch.zeros_like(tv)
     else:
         root = math.sqrt(scale)
-        matrix, col = kernel.kernel(q_in * root, k_in * root)
+        if callable(getattr(kernel, "explicit_kernel", None)):  # window hybrids: κ_ij = K_ij e^{r_i}, r per row
+            matrix, _ = kernel.explicit_kernel(q_in * root, k_in * root, causal=plan.causal and plan.bias is None,
+                                               offset=nk - nq)
+            col = None  # a per-row factor leaves δ unchanged
+        else:
+            matrix, col = kernel.kernel(q_in * root, k_in * root)
         log_kernel = torch.where(matrix > 0, matrix.clamp_min(torch.finfo(matrix.dtype).tiny).log(),
                                  torch.full_like(matrix, -math.inf))
         if col is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,40 @@ def load_model():
     return _CACHE["model"]
 
 
+#: the start of the tokenizer's message when a text has more tokens than the model has positions
+LENGTH_WARNING = "Token indices sequence length is longer than the specified maximum sequence length"
+
+
+class _DropLengthWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(LENGTH_WARNING)
+
+
+def tokenize_long(tok, text: str) -> list:
+    """The token ids of ``text`` (no special tokens), for cutting into windows the model can take.
+
+    A long text is longer than the model's positions by design here, so the tokenizer's warning that says so
+    (:data:`LENGTH_WARNING`) is dropped for this call only: every other message of the tokenizer's logger
+    passes, and the tokenizer still warns when a later call of its own tokenizes a text too long for the
+    model (its once-only flag is restored).
+    """
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    flags = getattr(tok, "deprecation_warnings", None)
+    key = "sequence-length-is-longer-than-the-specified-maximum"
+    before = flags.get(key) if isinstance(flags, dict) else None
+    drop = _DropLengthWarning()
+    logger.addFilter(drop)
+    try:
+        return tok(text, add_special_tokens=False)["input_ids"]
+    finally:
+        logger.removeFilter(drop)
+        if isinstance(flags, dict):
+            if before is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = before
+
+
 def extract_heads(text: str, *, seq_len: int = 512, num_chunks: int = 1) -> Heads:
     """Run ``num_chunks`` consecutive windows of ``seq_len`` tokens ([CLS] … [SEP]) and capture every
     layer's q, k, v and attention maps (:func:`approxlab.hf.capture_qkv`)."""
@@ -98,7 +133,7 @@ def extract_heads(text: str, *, seq_len: int = 512, num_chunks: int = 1) -> Head
     num_chunks = check_int(num_chunks, "num_chunks", minimum=1)
     if not isinstance(text, str) or not text.strip():
         raise ValueError("text must be a non-empty string")
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    ids = tokenize_long(tok, text)
     body = seq_len - 2
     if len(ids) < body * num_chunks:
         raise ValueError(f"text has {len(ids)} tokens, fewer than num_chunks × (seq_len − 2) = {body * num_chunks}")

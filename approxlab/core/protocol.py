@@ -175,4 +175,5 @@ class KernelVariant:
     def describe_size(self, head_dim: int) -> str:
         """E.g. ``"taylor order=2 (F = 2,145 features)"``: what a memory-budget error names."""
         setting = f" {self.size_parameter}={getattr(self, self.size_parameter)!r}" if self.size_parameter else ""
-        return f"{self.name}{setting} (F = {self.feature_width(head_dim):,} features)"
+        name = type(self).__name__ if self.name == KernelVariant.name else self.name
+        return f"{name}{setting} (F = {self.feature_width(head_dim):,} features)"

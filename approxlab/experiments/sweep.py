@@ -56,6 +56,8 @@ from typing import Callable, Iterable, Optional
 
 import pandas as pd
 
+from ..variants import value_text
+
 #: how every figure CSV prints floats: 12 significant digits (``%.12g``)
 FLOAT_FORMAT = "%.12g"
 #: default cache folder of ``approxlab figures`` (override with ``--cache`` or $APPROXLAB_CACHE)
@@ -222,7 +224,7 @@ class Cell:
 
     @property
     def name(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        inner = ", ".join(f"{k}={value_text(v)}" for k, v in self.params.items())
         return f"{self.study}[{inner}]"
 
     def key(self) -> str:
@@ -291,9 +293,17 @@ def limited_threads(threads: int = 1):
 
 
 def call_cell(fn: Callable, params: dict, threads: int = 1):
-    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message)."""
+    """Run one cell with ``threads`` torch and BLAS threads; ("ok", rows) or ("error", message).
+
+    While the cell runs, glibc keeps freed memory for reuse instead of returning each large block to the
+    OS (:func:`approxlab.experiments.timing.freed_memory_kept`; returned when the cell ends): cells that
+    allocate multi-MiB temporaries in a loop (features_by_kind's estimates at thousands of features) spent
+    about a third of their CPU seconds in the kernel faulting pages in again (``sys_s`` in
+    figures/study_speed.csv). The arithmetic is unchanged."""
+    from .timing import freed_memory_kept
+
     try:
-        with limited_threads(threads):
+        with limited_threads(threads), freed_memory_kept():
             rows = fn(**params)
         if not isinstance(rows, pd.DataFrame):
             rows = pd.DataFrame(rows)

@@ -38,7 +38,8 @@ SYSTEM = "system default"
 
 @dataclass
 class Timing:
-    """``median_s`` and ``iqr_s`` over ``runs`` timed samples (each the mean of ``number`` calls).
+    """``median_s`` and ``iqr_s`` over ``runs`` timed samples (each the mean of its calls; ``number``: calls
+    in the last sample).
 
     ``spent_s``: seconds of timed calls; ``stop``: why sampling ended ("fixed": ``blocked_autorange`` for
     ``min_run_time``; "tight": the IQR came within ``rel_iqr`` of the median; "budget": ``max_run_time``
@@ -106,7 +107,8 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
     samples.
 
     Adaptive (``rel_iqr`` given): a time budget per call site. Samples of ``number`` calls (enough for
-    :data:`SAMPLE_S` seconds, from the last warm-up call's time) are taken one at a time until at least
+    :data:`SAMPLE_S` seconds, from the last warm-up call's time or, for a call shorter than that, one more
+    timed call; raised when a sample still comes out short) are taken one at a time until at least
     ``min_runs`` samples and ``min_run_time`` seconds are in and IQR / median ≤ ``rel_iqr`` ("tight"), or
     until ``max_run_time`` seconds (default 10 × ``min_run_time``) are spent ("budget"; never fewer than
     ``min_runs`` samples). A steady call stops early; a noisy one gets the whole budget and its IQR says so.
@@ -132,14 +134,16 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
                 times.append(timer.timeit(1).median)
             spent = sum(times) * number
         else:
-            if last is None:  # no warm-up: the first call sizes the samples and is not kept
-                last = timer.timeit(1).median
+            if last is None or last < SAMPLE_S:  # a first call is often slow: one more, untimed as a sample
+                last = min(timer.timeit(1).median, math.inf if last is None else last)
             number = max(1, math.ceil(SAMPLE_S / max(last, 1e-9)))
             budget = 10 * min_run_time if max_run_time is None else max_run_time
             times, spent, stop = [], 0.0, "budget"
             while True:
                 times.append(timer.timeit(number).median)
                 spent += times[-1] * number
+                if times[-1] * number < SAMPLE_S / 2:  # still short: longer samples from now on
+                    number = math.ceil(SAMPLE_S / max(times[-1], 1e-9))
                 if len(times) >= min_runs and spent >= min_run_time:
                     q1, q3 = np.percentile(times, [25, 75])
                     if q3 - q1 <= rel_iqr * float(np.median(times)):

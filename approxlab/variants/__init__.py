@@ -10,7 +10,7 @@ from ._projections import gaussian_projection
 from ._registry import (
     KERNELS, as_kernel, build_kernel, calibrate, check_params, check_variant, inputs_for, is_kernel, is_positional,
     is_softmax, kernel_name, needs_head_dim, parameters_doc, register_kernel, seal_builtins, similarity_of,
-    unregister_kernel, variant_class, variant_names,
+    unregister_kernel, value_text, variant_class, variant_names,
 )
 from .power_series import PowerSeriesKernel
 from .softmax import Softmax
@@ -42,7 +42,7 @@ VARIANTS = ("softmax",) + tuple(KERNELS)
 __all__ = [
     "VARIANTS", "KERNELS", "build_kernel", "register_kernel", "unregister_kernel", "variant_names", "kernel_name",
     "check_variant", "check_params", "is_kernel", "is_softmax", "is_positional", "as_kernel", "needs_head_dim",
-    "parameters_doc", "similarity_of", "calibrate", "variant_class", "inputs_for", "with_positions", "has_positions",
+    "parameters_doc", "similarity_of", "calibrate", "variant_class", "value_text", "inputs_for", "with_positions", "has_positions",
     "KernelExpression", "similarity_expression", "vector_expression", "random_estimate", "KernelVariant", "Softmax", "Linear", "Relu", "Performer", "Taylor", "Polynomial", "HLA",
     "Minimax", "PowerSeriesKernel", "gaussian_projection", "Hyperbolic", "FavorPP", "FavorSharp", "DPFP",
     "RandomMaclaurin", "Cosformer", "Hedgehog", "T2R", "Window", "Shrinkage",

@@ -194,6 +194,26 @@ def kernel_name(variant) -> str:
     return name
 
 
+def value_text(value) -> str:
+    """``repr(value)``, but a kernel object or class by its :func:`kernel_name` (never ``<… object at 0x…>``),
+    also inside lists, tuples and dicts: how labels, cell names and messages write a parameter's value.
+
+    Examples
+    --------
+    >>> from approxlab.variants import Performer, value_text
+    >>> value_text([Performer(4, num_features=2), "taylor", 0.5])
+    "[performer, 'taylor', 0.5]"
+    """
+    if is_kernel(value) or (isinstance(value, type) and issubclass(value, KernelVariant)):
+        return kernel_name(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(value_text(v) for v in value) + ("," if isinstance(value, tuple) and len(value) == 1 else "")
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {value_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def check_variant(variant):
     """``variant`` if it is a variant name (built-in or registered), a kernel object or a
     :class:`KernelVariant` subclass; else a ValueError naming the accepted names."""

@@ -12,7 +12,7 @@ import pandas as pd
 import sympy as sp
 from tqdm.auto import tqdm
 
-from ...variants import kernel_name, variant_names
+from ...variants import kernel_name, value_text, variant_names
 from .kernels import efficient_cost, explain, kernel_expression, monotonicity, positivity, rational_degree
 
 def row_label(variant, params: dict) -> str:
@@ -20,7 +20,7 @@ def row_label(variant, params: dict) -> str:
     variant = kernel_name(variant)
     if not params:
         return variant
-    inner = ", ".join(v if isinstance(v, str) else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+    inner = ", ".join(v if isinstance(v, str) else f"{k}={v:g}" if isinstance(v, float) else f"{k}={value_text(v)}"
                       for k, v in params.items())
     return f"{variant} ({inner})"
 
@@ -35,7 +35,7 @@ def derivation_table(rows: Optional[Iterable[Tuple[object, dict]]] = None, *, di
         expr = kernel_expression(variant, dim=dim, **params)
         degree = rational_degree(variant, dim=dim, **params)
         records.append(dict(
-            variant=kernel_name(variant), params=repr(params), label=row_label(variant, params),
+            variant=kernel_name(variant), params=value_text(params), label=row_label(variant, params),
             kappa=sp.latex(expr.display_kappa()), weight=sp.latex(expr.display_weight()),
             numerator_degree=None if degree is None else degree[0],
             denominator_degree=None if degree is None else degree[1],

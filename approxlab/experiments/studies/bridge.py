@@ -18,7 +18,7 @@ from .. import style, sweep
 from ...analysis.inputs import gaussian_qkv, range_filling_qkv
 from ..sweep import Cell
 from ...analysis.theory import bridge_rows, hybrid_rows
-from ...variants import calibrate, variant_class
+from ...variants import calibrate, kernel_name, value_text, variant_class
 
 NAME = "bridge"
 
@@ -46,8 +46,10 @@ PROFILES = {
 SHAPE = dict(batch=1, heads=4, head_dim=16)
 
 
-def label(variant: str, params: dict) -> str:
-    inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items() if k != "seed")
+def label(variant, params: dict) -> str:
+    inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" if isinstance(v, str) else f"{k}={value_text(v)}"
+                      for k, v in params.items() if k != "seed")
+    variant = kernel_name(variant)
     return f"{variant}({inner})" if inner else variant
 
 

@@ -23,8 +23,12 @@ their parameters calibrated per layer on the fit set; Hedgehog and T2R at their 
 and three per-head maps distilled layer by layer on the fit set (:func:`approxlab.analysis.distill.distill_layer`:
 cross-entropy on the weights plus output MSE, attention transfer as in Hedgehog and LoLCATs), all with the
 same state of ``state`` features per head: Hedgehog (2F = state), a learned ELU linear map (F = state,
-degree 1) and HLA with p = 2 factors of width √state (degree 2). ``state`` column: the feature count F
-(the state is F × Dv per head).
+degree 1) and HLA with p = 2 factors of width √state (degree 2); and the LoLCATs-style conversion
+(:mod:`approxlab.variants.window`): exact exp(s) on the keys within ``windows`` positions, distilled
+Hedgehog (2F = state) outside, one shared denominator, the per-head window weight γ distilled with the map
+(``distill_layer(..., window=w)``). ``state`` column: the feature count F (the state is F × Dv per head;
+the hybrid adds the window's w keys). ``seconds`` / ``cpu_seconds``: wall and CPU time of a configuration's
+measurements at one N; ``fit_seconds`` / ``fit_cpu_seconds``: of its distillation (all layers).
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ from ...variants import build_kernel, calibrate
 
 PROFILES = {
     "quick": dict(lengths=(64, 256), heldout=24, layer_texts=2, attention_texts=1, fit_len=128, fit_texts=2,
-                  steps=100, features=(64, 256), all_random_at=(64,), state=64),
+                  steps=100, features=(64, 256), all_random_at=(64,), state=64, windows=(16,)),
     "full": dict(lengths=(64, 128, 256, 512), heldout=40, layer_texts=6, attention_texts=2, fit_len=256,
-                 fit_texts=4, steps=300, features=(64, 256, 1024), all_random_at=(64, 256, 1024), state=64),
+                 fit_texts=4, steps=300, features=(64, 256, 1024), all_random_at=(64, 256, 1024), state=64,
+                 windows=(16, 32)),
 }
 #: random-feature variants, run at each of the profile's feature counts
 RANDOM = ("performer", "hyperbolic", "favorpp", "favorsharp", "maclaurin")
@@ -78,7 +83,7 @@ def _windows(tok, ids: list, start: int, count: int, n: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def _embed(model, ids: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def _embed(model, ids: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """Mean-pooled, L2-normalised final hidden states (the sentence-transformers embedding), float64."""
     parts = []
     with torch.no_grad():
@@ -86,6 +91,17 @@ def _embed(model, ids: torch.Tensor, batch: int = 8) -> torch.Tensor:
             hidden = model(input_ids=ids[start:start + batch]).last_hidden_state.double()
             parts.append(torch.nn.functional.normalize(hidden.mean(1), dim=-1))
     return torch.cat(parts)
+
+
+def _embed_from(model, hidden_states: tuple, layer: int) -> torch.Tensor:
+    """:func:`_embed` of the texts whose softmax hidden states are ``hidden_states`` (the model's
+    ``output_hidden_states``: the embeddings, then each layer's output), run from ``layer`` on: the layers
+    before it are unchanged when only ``layer`` and later ones are swapped, so their outputs are reused."""
+    with torch.no_grad():
+        hidden = hidden_states[layer]
+        for module in model.encoder.layer[layer:]:
+            hidden = module(hidden, None)  # full windows: no padding mask
+    return torch.nn.functional.normalize(hidden.double().mean(1), dim=-1)
 
 
 def recall_at(reference: torch.Tensor, changed: torch.Tensor, k: int = NEIGHBOURS) -> float:
@@ -126,28 +142,37 @@ def _configs(cfg: dict, fit_records: list) -> list:
 
 
 def _distilled(cfg: dict, fit_records: list) -> list:
-    """The three per-head maps at ``state`` features, distilled layer by layer on the fit records."""
+    """The three per-head maps at ``state`` features, distilled layer by layer on the fit records, and the
+    LoLCATs-style hybrids: exact exp(s) within each of ``windows``, Hedgehog outside, map and per-head window
+    weight distilled together."""
     state = cfg["state"]
     width = int(round(math.sqrt(state)))
     out = []
-    for kind, feature_dim, factors in (("hedgehog", state // 2, 1), ("linear", state, 1), ("hla", width, 2)):
+    fits = [("hedgehog", state // 2, 1, None), ("linear", state, 1, None), ("hla", width, 2, None)]
+    fits += [("hedgehog", state // 2, 1, w) for w in cfg["windows"]]
+    for kind, feature_dim, factors, window in fits:
         per_layer, losses = {}, []
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         for record in fit_records:
             fit = distill.distill_layer(record["query"], record["key"], record["value"], kind,
                                         feature_dim=feature_dim, factors=factors, scale=record["scaling"],
-                                        steps=cfg["steps"], seed=record["layer"])
+                                        steps=cfg["steps"], seed=record["layer"], window=window)
             per_layer[record["layer"]] = fit.variant
             losses.append((fit.loss[0], fit.loss[-1]))
         state_f = per_layer[0].feature_width(32)
         extra = dict(fit_loss_start=float(np.mean([a for a, _ in losses])),
-                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began)
-        out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
+                     fit_loss_end=float(np.mean([b for _, b in losses])), fit_seconds=time.perf_counter() - began,
+                     fit_cpu_seconds=time.process_time() - cpu)
+        if window is None:
+            out.append((f"{kind} distilled F={state_f}", f"{kind}-distilled", state_f, per_layer, {}, extra))
+        else:
+            out.append((f"window w={window} + {kind} distilled F={state_f}", "window-distilled", state_f, per_layer,
+                        {}, dict(extra, window=window)))
     return out
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    with sweep.limited_threads(2):
+    with sweep.limited_threads(1):  # one thread: on a shared machine a second one mostly waits
         return _compute(profile)
 
 
@@ -156,7 +181,7 @@ def _compute(profile: str) -> pd.DataFrame:
 
     cfg = PROFILES[profile]
     tok, model = _load()
-    ids = tok(real_heads.stdlib_text(), add_special_tokens=False)["input_ids"]
+    ids = real_heads.tokenize_long(tok, real_heads.stdlib_text())
     fit_ids = _windows(tok, ids, 0, cfg["fit_texts"], cfg["fit_len"])
     heldout_start = cfg["fit_texts"] * (cfg["fit_len"] - 2)
     fit_records = hf.capture_qkv(model, input_ids=fit_ids)
@@ -167,8 +192,10 @@ def _compute(profile: str) -> pd.DataFrame:
         reference = _embed(model, texts)
         records = hf.capture_qkv(model, input_ids=texts[:cfg["attention_texts"]])
         layer_ref = reference[:cfg["layer_texts"]]
+        with torch.no_grad():  # the softmax model's hidden states on the layer-alone texts, reused per layer
+            layer_hidden = model(input_ids=texts[:cfg["layer_texts"]], output_hidden_states=True).hidden_states
         for label, variant, state, swap, params, extra in configs:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             common = dict(config=label, variant=variant, state=state, N=n, distilled=variant.endswith("distilled"),
                           **extra)
             for record in records:
@@ -176,7 +203,7 @@ def _compute(profile: str) -> pd.DataFrame:
                 kernel = swap[layer] if isinstance(swap, dict) else swap
                 metrics = hf.layer_metrics(record, kernel, **params)
                 with hf.swapped(model, kernel, layers=[layer], **params):
-                    alone = _embed(model, texts[:cfg["layer_texts"]])
+                    alone = _embed_from(model, layer_hidden, layer)
                 rows.append(dict(common, scope="layer", layer=layer, **metrics,
                                  embedding_cosine=float(_cosines(layer_ref, alone).mean())))
             with hf.swapped(model, swap, **params) if not isinstance(swap, dict) else hf.swapped(model, swap):
@@ -186,7 +213,8 @@ def _compute(profile: str) -> pd.DataFrame:
             rows.append(dict(common, scope="model", layer=-1, embedding_cosine=float(cos.mean()),
                              embedding_cosine_min=float(cos.min()),
                              recall10=recall_at(reference, changed) if finite else math.nan,
-                             texts=cfg["heldout"], seconds=time.perf_counter() - began))
+                             texts=cfg["heldout"], seconds=time.perf_counter() - began,
+                             cpu_seconds=time.process_time() - cpu))
             print(f"[model_swap] N = {n}, {label}: embedding cosine {rows[-1]['embedding_cosine']:.4f}, "
                   f"recall@10 {rows[-1]['recall10']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     return pd.DataFrame(rows)
@@ -251,33 +279,55 @@ def draw(df: pd.DataFrame):
     return fig
 
 
-def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
-    """The study's tables as Markdown, every number read from ``df`` (the CSV): per configuration and N,
-    embedding cosine and recall@10 with every layer swapped (✓ where both pass ``cosine`` and ``recall``),
-    and per configuration the mean over layers (largest N) of the layer-alone numbers."""
+def model_table(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> pd.DataFrame:
+    """Every layer swapped, one row per configuration (best embedding cosine at the largest N first): state F,
+    embedding cosine and recall@10 at each N, and ``keeps the model at N``: the N at which both pass
+    (cosine ≥ ``cosine`` and recall ≥ ``recall``), "—" where none does. Every number read from ``df``."""
     model = df[df["scope"] == "model"]
     lengths = sorted(model["N"].unique())
-    head = "| configuration | state F | " + " | ".join(f"cos N={n} | R@10 N={n}" for n in lengths) + " |"
-    lines = [head, "|" + "---|" * (2 + 2 * len(lengths))]
     order = model[model["N"] == lengths[-1]].sort_values("embedding_cosine", ascending=False)["config"]
+    rows = []
     for config in order:
         part = model[model["config"] == config].set_index("N")
         state = part["state"].iloc[0]
-        cells = []
+        row = {"configuration": config, "state F": "—" if not np.isfinite(state) else str(int(state))}
         for n in lengths:
-            c, r = part.loc[n, "embedding_cosine"], part.loc[n, "recall10"]
-            mark = " ✓" if c >= cosine and r >= recall else ""
-            cells += [f"{c:.4f}{mark}", f"{r:.3f}"]
-        lines.append(f"| {config} | {'—' if not np.isfinite(state) else int(state)} | " + " | ".join(cells) + " |")
+            row[f"cos N={n}"] = part.loc[n, "embedding_cosine"]
+            row[f"R@10 N={n}"] = part.loc[n, "recall10"]
+        kept = [str(n) for n in lengths
+                if part.loc[n, "embedding_cosine"] >= cosine and part.loc[n, "recall10"] >= recall]
+        row["keeps the model at N"] = ", ".join(kept) or "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def layer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Each layer swapped alone, at the largest N, means over the layers per configuration (the order of
+    :func:`model_table`): TV, output error / ‖v‖, tanh(δ/2), share of rows under it, embedding cosine."""
+    lengths = sorted(df["N"].unique())
     layer = df[(df["scope"] == "layer") & (df["N"] == lengths[-1])]
     means = layer.groupby("config")[["tv", "output_error", "bound", "bound_holds", "embedding_cosine"]].mean()
-    lines += ["", f"Per layer, swapped alone (N = {lengths[-1]}, mean over the six layers):", "",
-              "| configuration | TV | output error / ‖v‖ | tanh(δ/2) | rows under the bound | embedding cosine |",
-              "|---|---|---|---|---|---|"]
-    for config in order:
-        if config in means.index:
-            m = means.loc[config]
-            held = "—" if not np.isfinite(m["bound_holds"]) else f"{m['bound_holds']:.0%}"
-            lines.append(f"| {config} | {m['tv']:.3f} | {m['output_error']:.3f} | {m['bound']:.3f} | {held} | "
-                         f"{m['embedding_cosine']:.4f} |")
-    return "\n".join(lines)
+    order = [c for c in model_table(df)["configuration"] if c in means.index]
+    out = means.loc[order].reset_index()
+    return out.rename(columns={"config": "configuration", "tv": "TV", "output_error": "output error / ‖v‖",
+                               "bound": "tanh(δ/2)", "bound_holds": "rows under the bound",
+                               "embedding_cosine": "embedding cosine"})
+
+
+def summary_markdown(df: pd.DataFrame, cosine: float = 0.99, recall: float = 0.9) -> str:
+    """:func:`model_table` and :func:`layer_table` as Markdown (every number read from ``df``)."""
+    def markdown(frame: pd.DataFrame, spec: dict) -> list:
+        lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+        for row in frame.itertuples(index=False):
+            cells = [format(v, spec.get(c, ".4f")) if isinstance(v, float) else str(v)
+                     for c, v in zip(frame.columns, row)]
+            lines.append("| " + " | ".join("—" if c == "nan" else c for c in cells) + " |")
+        return lines
+
+    model = model_table(df, cosine, recall)
+    spec = {c: ".3f" for c in model.columns if c.startswith("R@10")}
+    layer = layer_table(df)
+    n = int(df["N"].max())
+    return "\n".join(markdown(model, spec) + ["", f"Per layer, swapped alone (N = {n}, mean over the layers):", ""]
+                     + markdown(layer, {"TV": ".3f", "output error / ‖v‖": ".3f", "tanh(δ/2)": ".3f",
+                                        "rows under the bound": ".0%"}))

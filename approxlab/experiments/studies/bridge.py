@@ -120,7 +120,7 @@ def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True,
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13.5, 4.6), constrained_layout=True,
                                   gridspec_kw=dict(width_ratios=[1.25, 1]))
     bound = df[(df["experiment"] == "bound") & df["positive"].astype(bool)]
     floor = 1e-9
@@ -139,7 +139,7 @@ def draw(df: pd.DataFrame):
            ylabel="measured row TV from softmax (float64)",
            title=f"{len(bound):,} rows, {violations} above the bound (tol 1e-12); {skipped:,} rows with κ ≤ 0 left out",)
     ax.title.set_fontsize(9)
-    leg = ax.legend(loc="upper left", markerscale=6, fontsize=8)
+    leg = style.legend_beside(ax, markerscale=6, fontsize=8)
     for h in leg.legend_handles:
         h.set_alpha(1)
     rng = df[df["experiment"] == "range"]

@@ -293,21 +293,25 @@ def _lagged_kernel(kernel, x, y, v, lag, chunk):
             num = num + block @ v[..., lo:hi, :]
             den = den + block.sum(-1)
             # fold keys lo..hi−1 into the prefix state (they are seen by every later chunk's rows)
-            new_max = torch.maximum(run_max, ck.amax(-1))
-            scale_new = torch.exp(ck - new_max.unsqueeze(-1))
-            kv = fk.transpose(-1, -2) @ (v[..., lo:hi, :] * scale_new.unsqueeze(-1))
-            kz = (scale_new.unsqueeze(-2) @ fk).squeeze(-2)
-            if state is None:
-                state, normaliser = kv, kz
-            else:
-                rescale = torch.exp(run_max - new_max)
-                state = state * rescale[..., None, None] + kv
-                normaliser = normaliser * rescale[..., None] + kz
-            run_max = new_max
+            state, normaliser, run_max = _fold_keys(state, normaliser, run_max, fk, ck, v[..., lo:hi, :])
         nums.append(num)
         dens.append(den)
         refs.append(torch.where(finite, ref + (0 if cq is None else cq), ref))
     return torch.cat(nums, -2), torch.cat(dens, -1), torch.cat(refs, -1)
+
+
+def _fold_keys(state, normaliser, run_max, fk, ck, v):
+    """Add a block of keys (features fk with log scales ck, values v) to the running state S = Σ φ(k_j) v_jᵀ
+    and normaliser z = Σ φ(k_j), both kept relative to the running maximum of the key scales (as online
+    softmax does), so no factor exceeds 1. Returns the new (S, z, maximum)."""
+    new_max = torch.maximum(run_max, ck.amax(-1))
+    scale_new = torch.exp(ck - new_max.unsqueeze(-1))
+    kv = fk.transpose(-1, -2) @ (v * scale_new.unsqueeze(-1))
+    kz = (scale_new.unsqueeze(-2) @ fk).squeeze(-2)
+    if state is None:
+        return kv, kz, new_max
+    rescale = torch.exp(run_max - new_max)
+    return state * rescale[..., None, None] + kv, normaliser * rescale[..., None] + kz, new_max
 
 
 def kernel_sums(kernel, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, *, causal: bool,
@@ -324,17 +328,7 @@ def kernel_sums(kernel, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, *, ca
     for start in range(0, n, chunk):
         fk, ck = kernel.key_features(y[..., start:start + chunk, :])
         ck = torch.zeros(fk.shape[:-1], dtype=x.dtype, device=x.device) if ck is None else ck
-        new_max = torch.maximum(run_max, ck.amax(-1))
-        scale_new = torch.exp(ck - new_max.unsqueeze(-1))
-        kv = fk.transpose(-1, -2) @ (v[..., start:start + chunk, :] * scale_new.unsqueeze(-1))
-        kz = (scale_new.unsqueeze(-2) @ fk).squeeze(-2)
-        if state is None:
-            state, normaliser = kv, kz
-        else:
-            rescale = torch.exp(run_max - new_max)
-            state = state * rescale[..., None, None] + kv
-            normaliser = normaliser * rescale[..., None] + kz
-        run_max = new_max
+        state, normaliser, run_max = _fold_keys(state, normaliser, run_max, fk, ck, v[..., start:start + chunk, :])
     nums, dens, refs = [], [], []
     for start in range(0, x.shape[-2], chunk):
         fq, cq = exact_query_features(kernel, x[..., start:start + chunk, :])

@@ -24,7 +24,7 @@ import torch
 
 from .. import style, sweep
 from ..sweep import Cell
-from ...analysis.inputs import gaussian_qkv
+from ...analysis.inputs import held_out_qkv
 from ...analysis.theory import hybrid_rows
 from ...variants.window import fit_window_weight
 
@@ -43,18 +43,8 @@ CALIBRATION_SEED = 10_000
 
 
 def _inputs(source: str, n: int):
-    """(q, k, v) to measure on and (q, k) to fit γ on, each (1, H, N, D) float64."""
-    if source == "minilm":
-        from ...analysis import real_heads
-
-        heads = real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=2)
-        flat = lambda t, c: t[:, c].reshape(1, -1, *t.shape[-2:])  # noqa: E731  (layers·heads as heads)
-        return (flat(heads.q, 1), flat(heads.k, 1), flat(heads.v, 1)), (flat(heads.q, 0), flat(heads.k, 0))
-    tau = float(source.split("=")[1])
-    q, k, v = gaussian_qkv(1, SYNTHETIC["heads"], n, SYNTHETIC["head_dim"], seed=0, draw_dtype=torch.float64)
-    qc, kc, _ = gaussian_qkv(1, SYNTHETIC["heads"], n, SYNTHETIC["head_dim"], seed=CALIBRATION_SEED,
-                             draw_dtype=torch.float64)
-    return (q * tau, k * tau, v), (qc * tau, kc * tau)
+    """(q, k, v) to measure on and (q, k) to fit on, each (1, H, N, D) float64."""
+    return held_out_qkv(source, n, **SYNTHETIC, calibration_seed=CALIBRATION_SEED)
 
 
 def source_cell(source: str, n: int, windows: list) -> pd.DataFrame:

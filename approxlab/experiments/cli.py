@@ -41,37 +41,29 @@ def main(argv=None) -> None:
     reporting_errors(run, parser, argv)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+def argument_type(convert, accept, requirement: str):
+    """An argparse type: ``convert(text)`` (int or float), refused with "must be <requirement>" when it fails
+    or when ``accept(value)`` is false (NaN fails every comparison, so it is refused too)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return value
-
-
-def positive_or_inf(text: str) -> float:
-    """argparse type: a number > 0 (inf: no limit)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number (inf: no limit), got {text!r}")
-    if not value > 0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a positive number (inf: no limit), got {text!r}")
-    return value
+#: argparse type: an integer ≥ 1
+positive_int = argument_type(int, lambda value: value >= 1, "an integer >= 1")
+#: argparse type: a finite number > 0
+positive_float = argument_type(float, lambda value: math.isfinite(value) and value > 0,
+                               "a positive finite number")
+#: argparse type: a number > 0 (inf: no limit)
+positive_or_inf = argument_type(float, lambda value: value > 0, "a positive number (inf: no limit)")
 
 
 def writable_folder(path, flag: str) -> Path:

@@ -222,7 +222,7 @@ class CsvFrame(SphinxDirective):
                     for row in frame.itertuples(index=False)]
         except Exception as exc:  # noqa: BLE001
             raise self.error(f"csv-frame: {type(exc).__name__}: {exc}") from None
-        table = _table(header, rows)
+        table = table_node(header, rows)
         if "caption" in self.options:
             title = nodes.title(self.options["caption"], self.options["caption"])
             table.insert(0, title)
@@ -240,8 +240,10 @@ def _cell(value, spec, as_math=False):
     return nodes.math(str(value), str(value)) if as_math else fmt(value, spec)
 
 
-def _table(header: list[str], rows: list[list]) -> nodes.table:
-    table = nodes.table()
+def table_node(header: list[str], rows: list[list], classes: list[str] | None = None) -> nodes.table:
+    """A docutils table: one header row, then ``rows``; a cell is a docutils node or text (shared with the
+    derivations extension)."""
+    table = nodes.table(classes=classes or [])
     group = nodes.tgroup(cols=len(header))
     table += group
     for _ in header:

@@ -21,17 +21,11 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util.docutils import SphinxDirective
 
+from csvnum import table_node  # docs/_ext is on sys.path (conf.py)
+
 
 def _math(latex: str) -> nodes.math:
     return nodes.math(latex, latex)
-
-
-def _entry(*children) -> nodes.entry:
-    entry = nodes.entry()
-    paragraph = nodes.paragraph()
-    paragraph.extend(children)
-    entry += paragraph
-    return entry
 
 
 class SymbolicTable(SphinxDirective):
@@ -48,30 +42,10 @@ class SymbolicTable(SphinxDirective):
         except Exception as exc:  # noqa: BLE001
             raise self.error(f"symbolic-table: {type(exc).__name__}: {exc}") from None
         header = ["variant", "κ", "degree of a_j", "features F", "cost", "sign", "monotone in s"]
-        table = nodes.table(classes=["symbolic-table"])
-        group = nodes.tgroup(cols=len(header))
-        table += group
-        for _ in header:
-            group += nodes.colspec(colwidth=1)
-        head = nodes.thead()
-        group += head
-        row = nodes.row()
-        for text in header:
-            row += _entry(nodes.Text(text))
-        head += row
-        body = nodes.tbody()
-        group += body
-        for _, r in df.iterrows():
-            row = nodes.row()
-            row += _entry(nodes.literal(r["label"], r["label"]))
-            row += _entry(_math(r["kappa"]))
-            row += _entry(nodes.Text(degree_text(r["numerator_degree"], r["denominator_degree"])))
-            row += _entry(_math(r["features"]))
-            row += _entry(_math(r["cost"]))
-            row += _entry(nodes.Text(r["positivity"]))
-            row += _entry(nodes.Text(r["monotonicity"]))
-            body += row
-        return [table]
+        rows = [[nodes.literal(r["label"], r["label"]), _math(r["kappa"]),
+                 degree_text(r["numerator_degree"], r["denominator_degree"]), _math(r["features"]),
+                 _math(r["cost"]), r["positivity"], r["monotonicity"]] for _, r in df.iterrows()]
+        return [table_node(header, rows, classes=["symbolic-table"])]
 
 
 class SymbolicDerivation(SphinxDirective):

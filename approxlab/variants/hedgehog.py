@@ -71,7 +71,7 @@ class Hedgehog(_Learned):
         return torch.exp(logits - top[..., None]), top
 
     def feature_width(self, head_dim: int) -> int:
-        return 2 * self.weight.shape[1]
+        return 2 * self.columns
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """In the pre-activations a = xW + c (query) and b = yW + c (key): κ = Σ_f e^{a_f + b_f} + e^{−a_f − b_f},

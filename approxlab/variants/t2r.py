@@ -53,7 +53,7 @@ class T2R(_Learned):
         return torch.relu(self._linear(x)), None
 
     def feature_width(self, head_dim: int) -> int:
-        return self.weight.shape[1]
+        return self.columns
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ = Σ_f relu(a_f) relu(b_f) in the pre-activations a = xW + c, b = yW + c (affine in the entries): a

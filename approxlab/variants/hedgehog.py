@@ -30,9 +30,10 @@ class Hedgehog(_Learned):
     head_dim : int
         D (given by the entry points).
     weight : torch.Tensor or None
-        W (D × F'); None: the identity (the initialisation :func:`approxlab.analysis.distill.distill` uses).
+        W (D × F'), or (H × D × F') for one map per head (inputs (…, H, N, D)); None: the identity (the
+        initialisation :func:`approxlab.analysis.distill.distill` uses).
     bias : torch.Tensor or None
-        b (F'); None: zeros.
+        b (F'), or (H × F') with a per-head W; None: zeros.
 
     Raises
     ------

@@ -27,7 +27,8 @@ class T2R(_Learned):
     Parameters
     ----------
     head_dim, weight, bias
-        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', F' the feature width; checked alike).
+        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', or H × D × F' per head, F' the feature width;
+        checked alike).
 
     References
     ----------

@@ -45,8 +45,8 @@ from ...analysis import entropy as ent
 from ...api import attention_weights
 from ..environment import describe
 from ...analysis.metrics import row_tv
-from ...variants import build_kernel, calibrate, gaussian_projection
-from ...variants._projections import random_directions
+from ...analysis.nested import NestedDraw, NestedEstimate
+from ...variants import build_kernel, calibrate
 from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
 from ..sweep import Cell
@@ -80,6 +80,13 @@ KINDS: Dict[str, tuple] = {
 class KindSearch:
     """Memoised mean row TV of one kind against softmax, head by head, at any feature count F.
 
+    The kinds built on random directions (every kind but random Maclaurin and shrinkage) take F's
+    directions as the first F / (features per direction) rows of one nested draw
+    (:class:`approxlab.analysis.nested.NestedDraw`, shared by all heads), and each head's kernel sums continue
+    from the largest F already evaluated (:class:`approxlab.analysis.nested.NestedEstimate`): a search costs
+    about one pass over its largest F. Random Maclaurin and shrinkage are drawn afresh per F from the seed
+    (module doc says why).
+
     ``reference``: the softmax weights of q, k (float64, heads flattened), when already at hand: they do
     not depend on the kind or the seed, so one family computes them once for all its searches."""
 
@@ -92,40 +99,42 @@ class KindSearch:
         self.calibrated = [calibrate(self.q[:, h], self.k[:, h], self.variant) if self.mode == "calibrated" else {}
                            for h in range(self.q.shape[1])]
         self.cache: dict = {}
-        self.projections: dict = {}
+        self.nested = self.variant not in ("maclaurin", "shrinkage")
+        self.draw = NestedDraw(self.q.shape[-1], self.directions, seed=seed) if self.nested else None
+        self.estimates: dict = {}  # head → NestedEstimate (the nested kinds)
         self.kernels: dict = {}  # random Maclaurin, shrinkage: one kernel (its draws) per F, shared by every head
 
     def params(self, head: int) -> dict:
         return self.calibrated[head]
 
-    def _projection(self, directions: int):
-        if directions not in self.projections:
-            d = self.q.shape[-1]
+    def estimate(self, head: int) -> NestedEstimate:
+        """The nested kernel sums of one head (a nested kind), made on first use."""
+        if head not in self.estimates:
+            params = dict(self.params(head))
             if self.variant == "performer":
-                w = gaussian_projection(directions, d, orthogonal=self.directions == "orthogonal", seed=self.seed)
-            else:
-                w = random_directions(directions, d, self.directions, seed=self.seed)
-            self.projections[directions] = w
-        return self.projections[directions]
+                params["kind"] = self.mode
+            if self.mode == "a0":
+                params["a"] = 0.0
+            d, variant, h = self.q.shape[-1], self.variant, slice(head, head + 1)
+            self.estimates[head] = NestedEstimate(lambda w: build_kernel(variant, d, projection=w, **params),
+                                                  self.draw, self.q[:, h], self.k[:, h])
+        return self.estimates[head]
+
+    def release(self, head: int) -> None:
+        """Drop one head's stored kernel sums (its memoised TVs stay)."""
+        self.estimates.pop(head, None)
 
     def tv(self, features: int, head: int) -> float:
         if (features, head) not in self.cache:
             h = slice(head, head + 1)
-            params = dict(self.params(head))
-            if self.variant in ("maclaurin", "shrinkage"):  # their own draws from the seed (shrinkage: F/2 per group)
+            if self.nested:
+                approx = self.estimate(head).weights(max(1, features // self.per_direction))
+            else:  # their own draws from the seed (shrinkage: F/2 per group)
                 size = features if self.variant == "maclaurin" else max(2, features - features % 2)
                 if size not in self.kernels:
                     self.kernels[size] = build_kernel(self.variant, self.q.shape[-1], num_features=size,
                                                       seed=self.seed)
                 approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[size]).double()
-                self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
-                return self.cache[(features, head)]
-            w = self._projection(max(1, features // self.per_direction))
-            if self.variant == "performer":
-                params["kind"] = self.mode
-            if self.mode == "a0":
-                params["a"] = 0.0
-            approx = attention_weights(self.q[:, h], self.k[:, h], self.variant, projection=w, **params).double()
             self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
         return self.cache[(features, head)]
 
@@ -216,17 +225,22 @@ def kind_cell(family: str, n: int, n_queries: int, levels: list, kind: str, seed
     grid = ent.feature_grid(8, m_max)
     coeff = theory_coefficient(kind, q, k)
     search = KindSearch(kind, q, k, seed=seed, reference=fam["reference"])
+    found, decays = {eps: [] for eps in EPSILONS}, []
+    for h in range(len(labels)):  # head by head: one head's kernel sums held at a time
+        for eps in EPSILONS:
+            found[eps].append(ent.search_min_features(lambda m: search.tv(m, h), eps, grid))
+        decays.append(search.decay(h, m_max))
+        search.release(h)
     rows = []
     for eps in EPSILONS:
-        for h, m_star in enumerate(search.min_features(eps, grid)):
+        for h, m_star in enumerate(found[eps]):
             rows.append(dict(
                 record="mstar", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
                 kind=kind, seed=seed, eps=eps, m_star=math.nan if m_star is None else float(m_star),
                 censored=m_star is None, m_max=m_max, pred_theory=float((coeff[h] / eps) ** 2),
                 a=search.params(h).get("a", 0.0 if KINDS[kind][2] == "a0" else math.nan),
                 **{key: float(val[h]) for key, val in summary.items()}))
-    for h in range(len(labels)):
-        tv_max, beta = search.decay(h, m_max)
+    for h, (tv_max, beta) in enumerate(decays):
         rows.append(dict(record="decay", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
                          kind=kind, seed=seed, m_max=m_max, tv_at_max=tv_max, beta=beta,
                          **{key: float(val[h]) for key, val in summary.items()}))

@@ -81,10 +81,11 @@ def _mstar_rows(q, k, v, *, family, level_name, levels, labels, n, seed, kind, o
     summary = {key: val.reshape(-1).numpy() for key, val in ent.input_summary(q, k).items()}
     coeffs = ent.tv_coefficients(q, k)
     search = ent.Search(q, k, v, seed=seed, kind=kind, orthogonal=orthogonal)
+    found = search.min_features_table([(metric, eps) for metric in ent.METRICS for eps in EPSILONS], grid)
     rows = []
     for metric in ent.METRICS:
         for eps in EPSILONS:
-            for h, m_star in enumerate(search.min_features(metric, eps, grid)):
+            for h, m_star in enumerate(found[(metric, eps)]):
                 pred = {f"pred_{name}": float(ent.predicted_min_features(c, eps).reshape(-1)[h])
                         for name, c in coeffs.items()}
                 rows.append(dict(

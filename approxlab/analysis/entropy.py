@@ -44,6 +44,7 @@ from ..core.checks import check_choice, check_int, check_tensor
 from ..api import attention_weights
 from .metrics import output_error, row_entropy, row_kl, row_tv
 from ..variants import Performer, gaussian_projection
+from ..variants._projections import draw_projection
 from .nested import NestedDraw, NestedEstimate
 
 METRICS = ("tv", "kl", "output_error")
@@ -436,7 +437,8 @@ def lemma2_check(norm_sum_sq: Sequence[float], num_features: Sequence[int], *, d
         for start in range(0, n_sets, per_block):
             count = min(per_block, n_sets - start)
             if orthogonal:
-                proj = torch.cat([gaussian_projection(m, head_dim, orthogonal=True, seed=seed * 7_919 + 104_729 * m + start + d)
+                # each set drawn once: straight from draw_projection (the same rows), past gaussian_projection's cache
+                proj = torch.cat([draw_projection(m, head_dim, orthogonal=True, seed=seed * 7_919 + 104_729 * m + start + d)
                                   for d in range(count)])
             else:
                 gen = torch.Generator().manual_seed(seed * 7_919 + 104_729 * m + start)

@@ -9,7 +9,7 @@ from approxlab import attention_weights
 from approxlab.analysis import entropy as ent
 from approxlab.analysis import nested
 from approxlab.analysis.metrics import row_tv
-from approxlab.analysis.nested import NestedDraw, NestedEstimate
+from approxlab.analysis.nested import NestedDraw, NestedEstimate, directions_blocks
 from approxlab.core.protocol import KernelVariant
 from approxlab.experiments.studies import features_by_kind as fk
 from approxlab.variants import build_kernel, calibrate
@@ -73,7 +73,7 @@ def test_nested_weights_equal_the_variant_on_the_first_m_directions(variant, dir
     q, k = _qk(scale=1.2)
     params = calibrate(q, k, variant) if params is None else params
     draw = NestedDraw(8, directions, seed=3)
-    est = NestedEstimate(lambda w: build_kernel(variant, 8, projection=w, **params), draw, q, k)
+    est = NestedEstimate(directions_blocks(lambda w: build_kernel(variant, 8, projection=w, **params), draw), q, k)
     monkeypatch.setattr(nested, "BLOCK_BYTES", 8 * 24 * 2 * 5)  # force increments split into blocks of ≤ 5
     for m in (4, 16, 9, 40, 33, 64):  # up, down (continued from the largest m' < m), up again
         direct = attention_weights(q, k, variant, projection=draw(m), **params)
@@ -92,8 +92,8 @@ def test_nested_sums_are_unbiased_for_exp_of_the_similarity():
     m, seeds = 16, 400
     estimates = []
     for seed in range(seeds):
-        est = NestedEstimate(lambda w: build_kernel("performer", 4, projection=w), NestedDraw(4, "orthogonal", seed),
-                             q, k)
+        est = NestedEstimate(directions_blocks(lambda w: build_kernel("performer", 4, projection=w),
+                                               NestedDraw(4, "orthogonal", seed)), q, k)
         est.sums(8)
         t, r, c = est.sums(m)      # continued from m = 8
         estimates.append((t * torch.exp(r[..., :, None] + c[..., None, :]))[0, 0, 0] / m)
@@ -111,13 +111,15 @@ class _Zero(KernelVariant):
 
 def test_a_row_without_kernel_mass_is_an_error_not_zero_weights():
     q, k = _qk()
-    est = NestedEstimate(lambda w: _Zero(), NestedDraw(8), q, k)
+    est = NestedEstimate(lambda start, stop: _Zero(), q, k)
     with pytest.raises(FloatingPointError, match="row"):
         est.weights(4)
     with pytest.raises(ValueError, match="head dim"):
-        NestedEstimate(lambda w: _Zero(), NestedDraw(8), q, k[..., :4])
+        NestedEstimate(lambda start, stop: _Zero(), q, k[..., :4])
     with pytest.raises(TypeError, match="callable"):
-        NestedEstimate(None, NestedDraw(8), q, k)
+        NestedEstimate(None, q, k)
+    with pytest.raises(TypeError, match="callable"):
+        directions_blocks(_Zero, None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,3 +166,18 @@ def test_kind_search_nested_kinds_use_the_first_directions_of_one_draw():
         grid = ent.feature_grid(8, 64)
         found = ent.search_min_features(lambda m: search.tv(m, 0), 0.3, grid)
         assert found == _scan(lambda m: search.tv(m, 0), 0.3, grid)
+
+
+def test_a_maclaurin_block_is_those_features_of_the_draw():
+    q, k = _qk(nq=3, n=10, d=8, seed=4)
+    x = q[0, 0] * 8 ** -0.25
+    full = build_kernel("maclaurin", 8, num_features=40, seed=2)
+    f, c = full.features(x)
+    whole = f * torch.exp(c)[:, None] * math.sqrt(40)                     # Z_r(x), every feature
+    for start, stop in ((0, 7), (7, 40), (12, 13)):
+        part = full.block(start, stop)
+        g, d = part.features(x)
+        assert torch.allclose(g * torch.exp(d)[:, None] * math.sqrt(stop - start), whole[:, start:stop], rtol=1e-12)
+        assert part.num_features == stop - start and torch.equal(part.degrees, full.degrees[start:stop])
+    with pytest.raises(ValueError, match="stop"):
+        full.block(3, 41)

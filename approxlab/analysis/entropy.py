@@ -45,7 +45,7 @@ from ..api import attention_weights
 from .metrics import output_error, row_entropy, row_kl, row_tv
 from ..variants import Performer, gaussian_projection
 from ..variants._projections import draw_projection
-from .nested import NestedDraw, NestedEstimate
+from .nested import NestedDraw, NestedEstimate, directions_blocks
 
 METRICS = ("tv", "kl", "output_error")
 
@@ -238,8 +238,8 @@ class Search:
         if head not in self.estimates:
             h = slice(head, head + 1)
             d, kind = self.q.shape[-1], self.kind
-            self.estimates[head] = NestedEstimate(lambda w: Performer(d, kind=kind, projection=w), self.draw,
-                                                  self.q[:, h], self.k[:, h])
+            blocks = directions_blocks(lambda w: Performer(d, kind=kind, projection=w), self.draw)
+            self.estimates[head] = NestedEstimate(blocks, self.q[:, h], self.k[:, h])
         return self.estimates[head]
 
     def metrics(self, m: int, head: int) -> Dict[str, float]:

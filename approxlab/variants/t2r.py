@@ -27,7 +27,8 @@ class T2R(_Learned):
     Parameters
     ----------
     head_dim, weight, bias
-        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', F' the feature width; checked alike).
+        As for :class:`~approxlab.variants.Hedgehog` (W is D × F', or H × D × F' per head, F' the feature width;
+        checked alike).
 
     References
     ----------
@@ -53,7 +54,7 @@ class T2R(_Learned):
         return torch.relu(self._linear(x)), None
 
     def feature_width(self, head_dim: int) -> int:
-        return self.weight.shape[1]
+        return self.columns
 
     def kernel_expression(self, dim: int = 2) -> KernelExpression:
         """κ = Σ_f relu(a_f) relu(b_f) in the pre-activations a = xW + c, b = yW + c (affine in the entries): a

@@ -14,8 +14,11 @@ from that best in the norm where it is exact (inf when F ≥ N, where the best i
 ``ey_rank`` = the least rank r whose best matrix is as close: min_{rank ≤ r} ‖A′ − P‖_F ≤ ‖A − P‖_F
 (the map's F features do what r would do at best).
 
-Cells (:mod:`approxlab.experiments.sweep`): one per head, cached and resumable; the model runs once per
-process.
+Cells (:mod:`approxlab.experiments.sweep`): one per layer, cached and resumable; the model runs once per
+process. A layer's 12 heads are distilled at once (:func:`~approxlab.analysis.distill.distill` on (1, H, N, D):
+each head's loss summed, so each head's gradient and Adam step are its own): the same fit as one head at a time
+up to float round-off: tolerance 1e-9 absolute on every numeric column of the CSV against the figures made one
+head at a time (tests/test_learned.py holds each head of a cell to its fit alone).
 
 Records: ``head`` rows (one per head and method: train / test TV, feature count, final loss, and per
 window the bound, the map's Frobenius error and its ratio), ``bound`` rows (per head, window and F in
@@ -58,15 +61,16 @@ def _real_heads(n: int):
     return real_heads.extract_heads(real_heads.stdlib_text(), seq_len=n, num_chunks=2)
 
 
-def _head(n: int, layer: int, head: int):
-    """(q0, k0), (q1, k1) of one head on the fit window (0) and the held-out window (1), each (1, 1, n, D)."""
+def _layer(n: int, layer: int):
+    """(q0, k0), (q1, k1) of every head of one layer on the fit window (0) and the held-out window (1), each
+    (1, H, n, D)."""
     heads = _real_heads(n)
-    pick = lambda t, c: t[layer, c, head][None, None]  # noqa: E731
+    pick = lambda t, c: t[layer, c][None]  # noqa: E731
     return (pick(heads.q, 0), pick(heads.k, 0)), (pick(heads.q, 1), pick(heads.k, 1))
 
 
 def compute(profile: str = "quick") -> pd.DataFrame:
-    """The study's rows: one cell per head (:func:`head_cell`) through :mod:`approxlab.experiments.sweep`
+    """The study's rows: one cell per layer (:func:`layer_cell`) through :mod:`approxlab.experiments.sweep`
     (cached, resumable, one BLAS thread each), then the median loss curve per method over heads."""
     import json
 
@@ -74,10 +78,10 @@ def compute(profile: str = "quick") -> pd.DataFrame:
 
     cfg = PROFILES[profile]
     model = json.loads((real_heads.model_dir() / "config.json").read_text())
-    cells = [Cell(STUDY, head_cell, dict(n=cfg["n"], layer=layer, head=head, feature_dim=cfg["feature_dim"],
-                                         steps=cfg["steps"], big_m=cfg["big_m"], seed=cfg["seed"]))
-             for layer in range(model["num_hidden_layers"]) for head in range(model["num_attention_heads"])]
-    df = sweep.concat(sweep.run(cells, desc="learned_maps heads"))
+    cells = [Cell(STUDY, layer_cell, dict(n=cfg["n"], layer=layer, feature_dim=cfg["feature_dim"],
+                                          steps=cfg["steps"], big_m=cfg["big_m"], seed=cfg["seed"]))
+             for layer in range(model["num_hidden_layers"])]
+    df = sweep.concat(sweep.run(cells, desc="learned_maps layers"))
     history = df["record"] == "loss_head"
     curves = df[history]
     loss = [pd.DataFrame(dict(record="loss", method=variant, step=np.arange(len(med)), loss=med))
@@ -112,12 +116,28 @@ def _windows(variant, features, windows, bounds, **params):
     return out
 
 
-def head_cell(n: int, layer: int, head: int, feature_dim: int, steps: int, big_m: int, seed: int) -> pd.DataFrame:
-    """Cell: one head's ``bound`` and ``head`` rows, and its distillation loss per step (``loss_head`` rows,
-    which :func:`compute` turns into the median ``loss`` curves)."""
+def layer_cell(n: int, layer: int, feature_dim: int, steps: int, big_m: int, seed: int) -> pd.DataFrame:
+    """Cell: the ``bound`` and ``head`` rows of every head of one layer, and each head's distillation loss per
+    step (``loss_head`` rows, which :func:`compute` turns into the median ``loss`` curves). The learned maps
+    of the layer's heads are fitted at once (each head its own map and loss); the rest is per head."""
     f = feature_dim
-    label = f"L{layer}H{head}"
-    (q0, k0), (q1, k1) = _head(n, layer, head)
+    (q0, k0), (q1, k1) = _layer(n, layer)
+    # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
+    fits = {variant: (cols, distill(q0, k0, variant, feature_dim=cols, steps=steps, seed=seed))
+            for variant, cols in (("hedgehog", f), ("t2r", 2 * f))}
+    parts = []
+    for head in range(q0.shape[1]):
+        one = lambda t: t[:, head:head + 1]  # noqa: E731
+        fitted = {variant: (cols, fit.head(head)) for variant, (cols, fit) in fits.items()}
+        parts.append(_head_rows(n, f"L{layer}H{head}", (one(q0), one(k0)), (one(q1), one(k1)), fitted, big_m, seed))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _head_rows(n: int, label: str, fit_window, test_window, fitted: dict, big_m: int, seed: int) -> pd.DataFrame:
+    """One head's ``bound``, ``head`` and ``loss_head`` rows; ``fitted``: {variant: (columns, Distilled)}, the
+    head's learned maps fitted on ``fit_window``."""
+    (q0, k0), (q1, k1) = fit_window, test_window
+    f = fitted["hedgehog"][0]
     rows, losses = [], []
     grid = [2**i for i in range(n.bit_length()) if 2**i <= n]
     summary = {key: float(val.reshape(-1)[0]) for key, val in ent.input_summary(q1, k1).items()}
@@ -131,14 +151,11 @@ def head_cell(n: int, layer: int, head: int, feature_dim: int, steps: int, big_m
         rows += [dict(record="bound", head=label, window=name, features=m, tv_bound=float(b["tv"][i]),
                       tv_bound_fro=float(b["tv_frobenius"][i]), ey_fro=float(b["frobenius"][i]))
                  for i, m in enumerate(feats) if m in grid]
-    # Hedgehog: F columns, 2F features; T2R: 2F columns, 2F features (same state size)
-    for variant, cols in (("hedgehog", f), ("t2r", 2 * f)):
-        fit = distill(q0, k0, variant, feature_dim=cols, steps=steps, seed=seed)
-        params = fit.params
+    for variant, (cols, fit) in fitted.items():
         identity = torch.eye(q0.shape[-1], cols, dtype=torch.float64)
         init = _errors(q1, k1, windows["test"][2], variant, weight=identity)
         rows.append(dict(record="head", head=label, method=variant, features=2 * f,
-                         **_windows(variant, 2 * f, windows, bounds, **params),
+                         **_windows(variant, 2 * f, windows, bounds, **fit.params),
                          init_test_tv=init["tv"], final_loss=fit.loss[-1], **summary))
         losses += [dict(record="loss_head", head=label, method=variant, step=i, loss=val)
                    for i, val in enumerate(fit.loss)]

@@ -13,6 +13,8 @@ MODULES = [
     "approxlab.variants._registry",
     "approxlab.variants._expression",
     "approxlab.analysis.symbolic.kernels",
+    "approxlab.analysis.nested",
+    "approxlab.variants._projections",
 ]
 
 

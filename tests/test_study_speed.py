@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from approxlab import attention_weights
+from approxlab.variants import build_kernel
 from approxlab.analysis.metrics import row_tv
 from approxlab.experiments import figures, sweep
 from approxlab.experiments.studies import features_by_kind as fk
@@ -105,15 +106,18 @@ def _inputs():
             torch.randn(1, 2, 16, 8, generator=gen, dtype=torch.float64))
 
 
-def test_kind_search_with_shared_reference_and_maclaurin_kernel_equals_building_each_call():
+def test_kind_search_with_shared_reference_and_maclaurin_prefix_equals_building_each_call():
     q, k = _inputs()
     reference = attention_weights(q, k, "softmax").double()
-    shared = fk.KindSearch("random Maclaurin", q, k, seed=1, reference=reference)
+    shared = fk.KindSearch("random Maclaurin", q, k, seed=1, reference=reference, max_features=64)
+    draw = build_kernel("maclaurin", 8, num_features=64, seed=1)
     for head in range(2):
-        for m in (8, 32):
+        for m in (8, 32, 64):  # the first m features of one draw of 64, sums continued from the smaller m
             h = slice(head, head + 1)
-            direct = attention_weights(q[:, h], k[:, h], "maclaurin", num_features=m, seed=1).double()
-            assert shared.tv(m, head) == float(row_tv(reference[:, h], direct).mean())
+            direct = attention_weights(q[:, h], k[:, h], draw.block(0, m)).double()
+            assert shared.tv(m, head) == pytest.approx(float(row_tv(reference[:, h], direct).mean()), rel=1e-9)
+    with pytest.raises(ValueError, match="max_features"):
+        fk.KindSearch("random Maclaurin", q, k)
     own = fk.KindSearch("FAVOR++", q, k, seed=0)
     assert fk.KindSearch("FAVOR++", q, k, seed=0, reference=reference).tv(16, 1) == own.tv(16, 1)
 

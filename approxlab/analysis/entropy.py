@@ -6,7 +6,9 @@ Row entropy H_i = −Σ_j a_ij log a_ij, reported as H / log N. The measured qua
 
 metric ∈ {row TV, KL(softmax ‖ performer), ‖o − ô‖ / rms‖v‖}, found by doubling m then bisecting the
 grid between the last failing and first passing power of two (one memoised evaluation per m, shared
-by every ε and metric). Weights come from the variant itself (``attention_weights(..., "performer")``).
+by every ε and metric). The estimate at m uses the first m directions of one nested draw and continues
+the kernel sums of the largest m already evaluated (:mod:`approxlab.analysis.nested`), through the
+variant's own feature maps; the softmax weights are computed once per search.
 
 Theory. With x = q·D^-¼, y = k·D^-¼ and iid w ~ N(0, I), one positive feature gives
 Z = φ_w(x)φ_w(y)/e^{x·y} = exp(w·(x+y) − ‖x+y‖²/2), a log-normal with E Z = 1 and (Lemma 2)
@@ -42,6 +44,8 @@ from ..core.checks import check_choice, check_int, check_tensor
 from ..api import attention_weights
 from .metrics import output_error, row_entropy, row_kl, row_tv
 from ..variants import Performer, gaussian_projection
+from ..variants._projections import draw_projection
+from .nested import NestedDraw, NestedEstimate, directions_blocks
 
 METRICS = ("tv", "kl", "output_error")
 
@@ -137,27 +141,33 @@ def feature_grid(m_min: int = 8, m_max: int = 16384, per_octave: int = 4) -> lis
     return sorted({int(round(2 ** (j / per_octave))) for j in range(lo * per_octave, hi * per_octave + 1)})
 
 
-def performer_metrics(q, k, v, num_features: int, *, seed: int = 0, kind: str = "positive",
-                      orthogonal: bool = True, reference: Optional[torch.Tensor] = None,
-                      projection: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-    """Row TV, KL(softmax ‖ performer) and output error / rms‖v‖ of Performer(m) vs softmax, per head.
-
-    Returns {metric: (B, H) float64 tensor} of means over query rows. KL is +inf for a row where a
-    performer weight is ≤ 0 (underflow, or a negative trig weight) under positive softmax mass.
-    ``projection`` (m × D, e.g. ``gaussian_projection(m, D, seed=seed)``) skips regenerating it.
-    """
-    ref = attention_weights(q, k, "softmax") if reference is None else reference
-    if projection is None:
-        projection = gaussian_projection(check_int(num_features, "num_features", minimum=1), q.shape[-1],
-                                         orthogonal=orthogonal, seed=seed)
-    approx = attention_weights(q, k, "performer", projection=projection, kind=kind).double()
-    ref = ref.double()
+def weight_metrics(reference: torch.Tensor, approx: torch.Tensor, v: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Row TV, KL(reference ‖ approx) and output error / rms‖v‖ of weights ``approx`` against ``reference``
+    (…, Nq, N), means over query rows (…). KL is +inf for a row where an approximate weight is ≤ 0 (underflow,
+    or a negative trig weight) under positive reference mass."""
+    ref, approx = reference.double(), approx.double()
     tv = row_tv(ref, approx)
     bad = ((approx <= 0) & (ref > 0)).any(-1)
     kl = torch.where(bad, torch.full_like(tv, math.inf), row_kl(ref, approx.clamp_min(1e-300)))
     vv = v.double()
     err = output_error(approx @ vv, ref @ vv, vv)
     return {"tv": tv.mean(-1), "kl": kl.mean(-1), "output_error": err.mean(-1)}
+
+
+def performer_metrics(q, k, v, num_features: int, *, seed: int = 0, kind: str = "positive",
+                      orthogonal: bool = True, reference: Optional[torch.Tensor] = None,
+                      projection: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Row TV, KL(softmax ‖ performer) and output error / rms‖v‖ of Performer(m) vs softmax, per head.
+
+    Returns {metric: (B, H) float64 tensor} of means over query rows (:func:`weight_metrics`).
+    ``projection`` (m × D, e.g. ``gaussian_projection(m, D, seed=seed)``, the default draw) skips drawing it.
+    """
+    ref = attention_weights(q, k, "softmax") if reference is None else reference
+    if projection is None:
+        projection = gaussian_projection(check_int(num_features, "num_features", minimum=1), q.shape[-1],
+                                         orthogonal=orthogonal, seed=seed)
+    approx = attention_weights(q, k, "performer", projection=projection, kind=kind)
+    return weight_metrics(ref, approx, v)
 
 
 def search_min_features(evaluate: Callable[[int], float], eps: float, grid: Sequence[int]) -> Optional[int]:
@@ -193,7 +203,12 @@ def search_min_features(evaluate: Callable[[int], float], eps: float, grid: Sequ
 class Search:
     """Memoised Performer-vs-softmax metrics of one (inputs, seed, kind, orthogonal), head by head.
 
-    Heads (the flattened B·H slots of q, k, v) are evaluated only at the m their own search asks for.
+    Every m is the first m directions of one nested draw (:class:`approxlab.analysis.nested.NestedDraw`,
+    shared by all heads), and each head's estimate continues from the largest m it has evaluated
+    (:class:`approxlab.analysis.nested.NestedEstimate`), so a search over m costs about one pass over its
+    largest m. Heads (the flattened B·H slots of q, k, v) are evaluated only at the m their own search asks
+    for; the softmax weights are computed once. Memory: one (Nq, N) float64 matrix per evaluated (m, head),
+    until :meth:`release`.
     """
 
     q: torch.Tensor
@@ -211,27 +226,50 @@ class Search:
         self.q, self.k, self.v = flat(self.q), flat(self.k), flat(self.v)
         self.reference = attention_weights(self.q, self.k, "softmax").double()
         self.cache: Dict[tuple, Dict[str, float]] = {}
-        self.projections: Dict[int, torch.Tensor] = {}
+        self.draw = NestedDraw(self.q.shape[-1], "orthogonal" if self.orthogonal else "iid", seed=self.seed)
+        self.estimates: Dict[int, NestedEstimate] = {}
 
     @property
     def num_heads(self) -> int:
         return self.q.shape[1]
 
+    def estimate(self, head: int) -> NestedEstimate:
+        """The nested estimate of one head (made on first use)."""
+        if head not in self.estimates:
+            h = slice(head, head + 1)
+            d, kind = self.q.shape[-1], self.kind
+            blocks = directions_blocks(lambda w: Performer(d, kind=kind, projection=w), self.draw)
+            self.estimates[head] = NestedEstimate(blocks, self.q[:, h], self.k[:, h])
+        return self.estimates[head]
+
     def metrics(self, m: int, head: int) -> Dict[str, float]:
         if (m, head) not in self.cache:
             h = slice(head, head + 1)
-            if m not in self.projections:
-                self.projections[m] = gaussian_projection(m, self.q.shape[-1], orthogonal=self.orthogonal, seed=self.seed)
-            out = performer_metrics(self.q[:, h], self.k[:, h], self.v[:, h], m, kind=self.kind,
-                                    reference=self.reference[:, h], projection=self.projections[m])
+            out = weight_metrics(self.reference[:, h], self.estimate(head).weights(m), self.v[:, h])
             self.cache[(m, head)] = {name: float(val.reshape(-1)[0]) for name, val in out.items()}
         return self.cache[(m, head)]
+
+    def release(self, head: int) -> None:
+        """Drop one head's stored sums (its memoised metrics stay)."""
+        self.estimates.pop(head, None)
 
     def min_features(self, metric: str, eps: float, grid: Sequence[int]) -> list:
         """m*(ε) per head (None where censored), sharing every evaluation through the cache."""
         check_choice(metric, "metric", set(METRICS))
         return [search_min_features(lambda m, h=h: self.metrics(m, h)[metric], eps, grid)
                 for h in range(self.num_heads)]
+
+    def min_features_table(self, targets: Sequence[tuple], grid: Sequence[int]) -> Dict[tuple, list]:
+        """{(metric, ε): m* per head} for every (metric, ε) in ``targets``, head by head: each head's sums are
+        released once its searches are done, so only one head's sums are held at a time."""
+        for metric, _ in targets:
+            check_choice(metric, "metric", set(METRICS))
+        out = {tuple(t): [None] * self.num_heads for t in targets}
+        for h in range(self.num_heads):
+            for metric, eps in targets:
+                out[(metric, eps)][h] = search_min_features(lambda m: self.metrics(m, h)[metric], eps, grid)
+            self.release(h)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -399,7 +437,8 @@ def lemma2_check(norm_sum_sq: Sequence[float], num_features: Sequence[int], *, d
         for start in range(0, n_sets, per_block):
             count = min(per_block, n_sets - start)
             if orthogonal:
-                proj = torch.cat([gaussian_projection(m, head_dim, orthogonal=True, seed=seed * 7_919 + 104_729 * m + start + d)
+                # each set drawn once: straight from draw_projection (the same rows), past gaussian_projection's cache
+                proj = torch.cat([draw_projection(m, head_dim, orthogonal=True, seed=seed * 7_919 + 104_729 * m + start + d)
                                   for d in range(count)])
             else:
                 gen = torch.Generator().manual_seed(seed * 7_919 + 104_729 * m + start)

@@ -110,3 +110,71 @@ def _simplex_projection(num_features: int, dim: int, seed: int) -> torch.Tensor:
     rows = (simplex_block(dim) @ rotations).reshape(count * dim, dim)[:num_features]
     norms = torch.randn(num_features, dim, generator=gen, dtype=torch.float64).norm(dim=1)
     return rows * norms[:, None]
+
+
+def nested_directions(num_features: int, dim: int, directions: str = "orthogonal", seed: int = 0) -> torch.Tensor:
+    """m × D float64 random directions drawn so that every prefix is itself a draw: the first m rows of
+    ``nested_directions(M, …)`` equal ``nested_directions(m, …)`` for every m ≤ M (same seed).
+
+    Parameters
+    ----------
+    num_features : int
+        m, the number of rows.
+    dim : int
+        D.
+    directions : {"iid", "orthogonal", "simplex"}
+        The kind of block, as :func:`random_directions`.
+    seed : int
+        The generator's seed.
+
+    Returns
+    -------
+    torch.Tensor
+        (m, D) float64; each row N(0, I_D) marginally.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad m, D, kind or seed; MemoryBudgetError when the block being drawn exceeds the memory budget.
+
+    Notes
+    -----
+    The generator draws block after block, each block complete before the next: its D rows (a Haar
+    rotation's rows for "orthogonal", the rotated regular simplex of :func:`simplex_block` for "simplex",
+    D × D standard normals for "iid"), then, for "orthogonal" and "simplex", the D chi_D row norms (norms of
+    D × D standard normals). The first ⌈m/D⌉ blocks are therefore the same for every m, and a draw of m rows
+    is the first m rows of those blocks (the last block truncated, as :func:`draw_projection` truncates its
+    last block). This is a different draw from :func:`gaussian_projection` at the same seed (which draws
+    all rotations first and all norms after them, so its prefixes are not draws of fewer features); the
+    distribution of each block is the same. It lets an estimate at m features reuse the first m features of
+    a larger draw (:mod:`approxlab.analysis.nested`).
+
+    References
+    ----------
+    K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021 (orthogonal blocks);
+    I. Reid, K. Choromanski, V. Likhosherstov, A. Weller, "Simplex Random Features", ICML 2023.
+
+    Examples
+    --------
+    >>> from approxlab.variants._projections import nested_directions
+    >>> big, small = nested_directions(40, 8, seed=3), nested_directions(13, 8, seed=3)
+    >>> bool((big[:13] == small).all()), tuple(big.shape)
+    (True, (40, 8))
+    """
+    num_features = check_int(num_features, "num_features", minimum=1)
+    dim = check_int(dim, "dim", minimum=1)
+    check_choice(directions, "directions", set(DIRECTIONS))
+    gen = torch.Generator().manual_seed(check_seed(seed))
+    count = math.ceil(num_features / dim)
+    budget.require(3 * count * dim * dim * 8,
+                   f"nested directions num_features={num_features:,}: ⌈m/D⌉ blocks of D × D float64")
+    blocks = []
+    for _ in range(count):
+        if directions == "iid":
+            blocks.append(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
+            continue
+        rotation = haar_orthogonal(dim, gen)
+        rows = rotation.T if directions == "orthogonal" else simplex_block(dim) @ rotation
+        norms = torch.randn(dim, dim, generator=gen, dtype=torch.float64).norm(dim=1)
+        blocks.append(rows * norms[:, None])
+    return torch.cat(blocks)[:num_features]

@@ -119,6 +119,21 @@ class RandomMaclaurin(KernelVariant):
         sign = 1.0 - 2.0 * negative.to(x.dtype)
         return sign * torch.exp(log_abs - top_log[..., None]), top_log - 0.5 * math.log(m)
 
+    def block(self, start: int, stop: int) -> "RandomMaclaurin":
+        """The kernel of features start..stop−1 of this draw (their degrees, signs and coefficients), its estimate
+        the mean over those features: a prefix block (start = 0) is itself a draw of stop features, since the
+        features are independent and identically distributed."""
+        start = check_int(start, "start", minimum=0)
+        stop = check_int(stop, "stop", minimum=start + 1, maximum=self.num_features)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.degrees.cumsum(0)])
+        rows = slice(int(offsets[start]), int(offsets[stop]))
+        part = object.__new__(RandomMaclaurin)
+        part.head_dim, part.num_features, part.p = self.head_dim, stop - start, self.p
+        part.degrees, part.log_coef = self.degrees[start:stop], self.log_coef[start:stop]
+        part.omega, part.owner = self.omega[rows], self.owner[rows] - start
+        part._cast = {}
+        return part
+
     def feature_width(self, head_dim: int) -> int:
         return self.num_features
 

@@ -17,6 +17,17 @@ m*(ε) is the least F on :func:`approxlab.analysis.entropy.feature_grid` with me
 :func:`approxlab.analysis.entropy.search_min_features` (one memoised evaluation per F). Families: the Gaussian
 temperature family of :mod:`approxlab.analysis.entropy` and every layer × head of all-MiniLM-L6 (72 heads).
 
+Nested features (:mod:`approxlab.analysis.nested`): the estimate at F uses the first features of one draw
+per (kind, seed), shared by all F and heads, and continues the kernel sums of the largest F already
+evaluated, so a head's search and its decay fit cost about one pass at m_max instead of one per F. Directions
+come from :func:`approxlab.variants._projections.nested_directions` (each orthogonal or simplex block drawn
+with its own norms, block after block), random Maclaurin's features are the first F of one draw of m_max
+features. Earlier versions drew a fresh projection per F (``gaussian_projection(F, D, seed)``, whose
+prefixes are not draws of fewer features) and a fresh Maclaurin draw per F: the same distributions, other
+draws, so the CSV's m* moved within their seed-to-seed spread, not by round-off. Shrinkage keeps a fresh
+draw per F: its weights are each row's mixture of its groups' normalised weights with a weight from their
+spread, not one sum over features (nesting each group would need the mixture to take given group weights).
+
 Theory (first order, pairs independent, iid directions), per kind: with V_ij the relative variance of
 one feature of the estimate of κ(x_i, y_j), E TV_i ≈ Σ_j a_ij √V_ij / √(2π F), so
 m*_theory(ε) = (mean_i Σ_j a_ij √V_ij / √(2π) / ε)²; V = e^{u} − 1 (FAVOR+, Lemma 2),
@@ -36,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -45,8 +56,8 @@ from ...analysis import entropy as ent
 from ...api import attention_weights
 from ..environment import describe
 from ...analysis.metrics import row_tv
-from ...variants import build_kernel, calibrate, gaussian_projection
-from ...variants._projections import random_directions
+from ...analysis.nested import NestedDraw, NestedEstimate, directions_blocks
+from ...variants import build_kernel, calibrate
 from ...variants.favorpp import gerf_relative_second_moment
 from .. import sweep
 from ..sweep import Cell
@@ -80,10 +91,18 @@ KINDS: Dict[str, tuple] = {
 class KindSearch:
     """Memoised mean row TV of one kind against softmax, head by head, at any feature count F.
 
-    ``reference``: the softmax weights of q, k (float64, heads flattened), when already at hand: they do
-    not depend on the kind or the seed, so one family computes them once for all its searches."""
+    Every kind but shrinkage is nested (:mod:`approxlab.analysis.nested`): F's features are the first ones of
+    one draw shared by all heads, and each head's kernel sums continue from the largest F it has evaluated,
+    so a search costs about one pass over its largest F. The kinds built on random directions take the first
+    F / (features per direction) rows of a :class:`~approxlab.analysis.nested.NestedDraw`; random Maclaurin
+    takes the first F features of one draw of ``max_features`` (its features are iid, so a prefix is a draw
+    of fewer). Shrinkage is drawn afresh per F (its weights are not a sum over features: module doc).
 
-    def __init__(self, label: str, q, k, seed: int = 0, reference=None):
+    ``reference``: the softmax weights of q, k (float64, heads flattened), when already at hand: they do
+    not depend on the kind or the seed, so one family computes them once for all its searches.
+    ``max_features``: the largest F asked for (random Maclaurin draws that many features once)."""
+
+    def __init__(self, label: str, q, k, seed: int = 0, reference=None, max_features: Optional[int] = None):
         self.label, self.seed = label, seed
         self.variant, self.directions, self.mode, self.per_direction = KINDS[label]
         self.q, self.k = q.reshape(1, -1, *q.shape[-2:]), k.reshape(1, -1, *k.shape[-2:])
@@ -92,40 +111,52 @@ class KindSearch:
         self.calibrated = [calibrate(self.q[:, h], self.k[:, h], self.variant) if self.mode == "calibrated" else {}
                            for h in range(self.q.shape[1])]
         self.cache: dict = {}
-        self.projections: dict = {}
-        self.kernels: dict = {}  # random Maclaurin, shrinkage: one kernel (its draws) per F, shared by every head
+        self.nested = self.variant != "shrinkage"
+        d = self.q.shape[-1]
+        if self.variant == "maclaurin":
+            if max_features is None:
+                raise ValueError("random Maclaurin's nested draw needs max_features (the largest F asked for)")
+            self.draw = build_kernel("maclaurin", d, num_features=max_features, seed=seed)
+        else:
+            self.draw = NestedDraw(d, self.directions, seed=seed) if self.nested else None
+        self.estimates: dict = {}  # head → NestedEstimate (the nested kinds)
+        self.kernels: dict = {}  # shrinkage: one kernel (its draws) per F, shared by every head
 
     def params(self, head: int) -> dict:
         return self.calibrated[head]
 
-    def _projection(self, directions: int):
-        if directions not in self.projections:
-            d = self.q.shape[-1]
-            if self.variant == "performer":
-                w = gaussian_projection(directions, d, orthogonal=self.directions == "orthogonal", seed=self.seed)
+    def estimate(self, head: int) -> NestedEstimate:
+        """The nested kernel sums of one head (a nested kind), made on first use."""
+        if head not in self.estimates:
+            h = slice(head, head + 1)
+            if self.variant == "maclaurin":
+                blocks = self.draw.block
             else:
-                w = random_directions(directions, d, self.directions, seed=self.seed)
-            self.projections[directions] = w
-        return self.projections[directions]
+                params = dict(self.params(head))
+                if self.variant == "performer":
+                    params["kind"] = self.mode
+                if self.mode == "a0":
+                    params["a"] = 0.0
+                d, variant = self.q.shape[-1], self.variant
+                blocks = directions_blocks(lambda w: build_kernel(variant, d, projection=w, **params), self.draw)
+            self.estimates[head] = NestedEstimate(blocks, self.q[:, h], self.k[:, h])
+        return self.estimates[head]
+
+    def release(self, head: int) -> None:
+        """Drop one head's stored kernel sums (its memoised TVs stay)."""
+        self.estimates.pop(head, None)
 
     def tv(self, features: int, head: int) -> float:
         if (features, head) not in self.cache:
             h = slice(head, head + 1)
-            params = dict(self.params(head))
-            if self.variant in ("maclaurin", "shrinkage"):  # their own draws from the seed (shrinkage: F/2 per group)
-                size = features if self.variant == "maclaurin" else max(2, features - features % 2)
+            if self.nested:
+                approx = self.estimate(head).weights(max(1, features // self.per_direction))
+            else:  # shrinkage: its own draws from the seed, F/2 per group
+                size = max(2, features - features % 2)
                 if size not in self.kernels:
                     self.kernels[size] = build_kernel(self.variant, self.q.shape[-1], num_features=size,
                                                       seed=self.seed)
                 approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[size]).double()
-                self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
-                return self.cache[(features, head)]
-            w = self._projection(max(1, features // self.per_direction))
-            if self.variant == "performer":
-                params["kind"] = self.mode
-            if self.mode == "a0":
-                params["a"] = 0.0
-            approx = attention_weights(self.q[:, h], self.k[:, h], self.variant, projection=w, **params).double()
             self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
         return self.cache[(features, head)]
 
@@ -215,18 +246,23 @@ def kind_cell(family: str, n: int, n_queries: int, levels: list, kind: str, seed
     q, k, labels, summary = fam["q"], fam["k"], fam["labels"], fam["summary"]
     grid = ent.feature_grid(8, m_max)
     coeff = theory_coefficient(kind, q, k)
-    search = KindSearch(kind, q, k, seed=seed, reference=fam["reference"])
+    search = KindSearch(kind, q, k, seed=seed, reference=fam["reference"], max_features=m_max)
+    found, decays = {eps: [] for eps in EPSILONS}, []
+    for h in range(len(labels)):  # head by head: one head's kernel sums held at a time
+        for eps in EPSILONS:
+            found[eps].append(ent.search_min_features(lambda m: search.tv(m, h), eps, grid))
+        decays.append(search.decay(h, m_max))
+        search.release(h)
     rows = []
     for eps in EPSILONS:
-        for h, m_star in enumerate(search.min_features(eps, grid)):
+        for h, m_star in enumerate(found[eps]):
             rows.append(dict(
                 record="mstar", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
                 kind=kind, seed=seed, eps=eps, m_star=math.nan if m_star is None else float(m_star),
                 censored=m_star is None, m_max=m_max, pred_theory=float((coeff[h] / eps) ** 2),
                 a=search.params(h).get("a", 0.0 if KINDS[kind][2] == "a0" else math.nan),
                 **{key: float(val[h]) for key, val in summary.items()}))
-    for h in range(len(labels)):
-        tv_max, beta = search.decay(h, m_max)
+    for h, (tv_max, beta) in enumerate(decays):
         rows.append(dict(record="decay", family=family, n=n, head=labels[h], level=float(fam["levels"][h]),
                          kind=kind, seed=seed, m_max=m_max, tv_at_max=tv_max, beta=beta,
                          **{key: float(val[h]) for key, val in summary.items()}))

@@ -6,6 +6,14 @@ Records (column ``record``):
   fit            least-squares laws  log2 m* = b0 + b_h·(H/log N) + b_N·log2 N  and
                  log2 m* = c0 + c1·log2 m*_delta  (seed medians, uncensored cells, positive orthogonal)
   lemma2         measured vs predicted relative kernel MSE (Lemma 2) for m in [16, 4096]
+
+m* per (seed, kind, orthogonal) comes from :class:`approxlab.analysis.entropy.Search`: the estimate at m uses
+the first m directions of one nested draw (:func:`approxlab.variants._projections.nested_directions`) and
+continues the kernel sums of the largest m already evaluated (:mod:`approxlab.analysis.nested`). Earlier
+versions drew a fresh ``gaussian_projection(m, D, seed)`` per m: the same distribution, other draws, so the
+m* columns moved within their seed-to-seed spread, not by round-off; the summary, the theory coefficients
+and the Lemma 2 rows are unchanged. Each input's summary and coefficients are computed once per process and
+shared by its seeds and kinds.
 """
 
 from __future__ import annotations
@@ -75,16 +83,42 @@ def _real_inputs(n: int, chunks: int, n_queries: int, layer: int):
     return q, k, v, [f"L{layer}C{c}H{h}" for c in range(C) for h in range(H)]
 
 
-def _mstar_rows(q, k, v, *, family, level_name, levels, labels, n, seed, kind, orthogonal, m_max):
-    """m*(ε) rows of every head slot of q, k, v for one (seed, kind, orthogonal)."""
+@functools.lru_cache(maxsize=256)
+def _statistics(source: tuple) -> dict:
+    """What every seed and kind of one input shares: the input summary and the theory's coefficients per head
+    (:func:`approxlab.analysis.entropy.input_summary`, :func:`~approxlab.analysis.entropy.tv_coefficients`), computed
+    once per input and worker process. ``source`` names the input: ("synthetic", family, levels, index, n,
+    n_queries, norm_sq) or ("real", n, chunks, n_queries, layer)."""
+    q, k, _, _ = _inputs(source)
+    return dict(summary={key: val.reshape(-1).numpy() for key, val in ent.input_summary(q, k).items()},
+                coeffs=ent.tv_coefficients(q, k))
+
+
+def _inputs(source: tuple):
+    """q, k, v and head labels of the input ``source`` names (:func:`_statistics`)."""
+    if source[0] == "synthetic":
+        _, family, levels, index, n, n_queries, norm_sq = source
+        q, k, v = _family_inputs("gaussian" if family == "gaussian" else "clustered", list(levels), n, n_queries,
+                                 norm_sq)
+        h = slice(index, index + 1)
+        return q[:, h], k[:, h], v[:, h], [""]
+    _, n, chunks, n_queries, layer = source
+    return _real_inputs(n, chunks, n_queries, layer)
+
+
+def _mstar_rows(source, *, family, level_name, levels, n, seed, kind, orthogonal, m_max):
+    """m*(ε) rows of every head slot of the input ``source`` names (:func:`_statistics`), for one (seed, kind,
+    orthogonal)."""
+    q, k, v, labels = _inputs(source)
     grid = ent.feature_grid(8, m_max)
-    summary = {key: val.reshape(-1).numpy() for key, val in ent.input_summary(q, k).items()}
-    coeffs = ent.tv_coefficients(q, k)
+    shared = _statistics(source)
+    summary, coeffs = shared["summary"], shared["coeffs"]
     search = ent.Search(q, k, v, seed=seed, kind=kind, orthogonal=orthogonal)
+    found = search.min_features_table([(metric, eps) for metric in ent.METRICS for eps in EPSILONS], grid)
     rows = []
     for metric in ent.METRICS:
         for eps in EPSILONS:
-            for h, m_star in enumerate(search.min_features(metric, eps, grid)):
+            for h, m_star in enumerate(found[(metric, eps)]):
                 pred = {f"pred_{name}": float(ent.predicted_min_features(c, eps).reshape(-1)[h])
                         for name, c in coeffs.items()}
                 rows.append(dict(
@@ -98,19 +132,18 @@ def _mstar_rows(q, k, v, *, family, level_name, levels, labels, n, seed, kind, o
 
 def synthetic_cell(family, level_name, levels, index, n, n_queries, seed, kind, orthogonal, m_max, norm_sq=None):
     """Cell: one level (head slot ``index``) of a synthetic family at length n."""
-    q, k, v = _family_inputs("gaussian" if family == "gaussian" else "clustered", levels, n, n_queries, norm_sq)
-    h = slice(index, index + 1)
-    return _mstar_rows(q[:, h], k[:, h], v[:, h], family=family, level_name=level_name, levels=[levels[index]],
-                       labels=[""], n=n, seed=seed, kind=kind, orthogonal=orthogonal, m_max=m_max)
+    return _mstar_rows(("synthetic", family, tuple(levels), index, n, n_queries, norm_sq), family=family,
+                       level_name=level_name, levels=[levels[index]], n=n, seed=seed, kind=kind,
+                       orthogonal=orthogonal, m_max=m_max)
 
 
 def real_cell(n, chunks, n_queries, layer, seed, kind, orthogonal, m_max):
     """Cell: every (chunk, head) of one MiniLM layer at length n."""
-    q, k, v, labels = _real_inputs(n, chunks, n_queries, layer)
-    offset = layer * len(labels)
-    return _mstar_rows(q, k, v, family="MiniLM-L6 heads", level_name="head",
-                       levels=list(range(offset, offset + len(labels))), labels=labels, n=n, seed=seed,
-                       kind=kind, orthogonal=orthogonal, m_max=m_max)
+    source = ("real", n, chunks, n_queries, layer)
+    slots = len(_inputs(source)[3])
+    return _mstar_rows(source, family="MiniLM-L6 heads", level_name="head",
+                       levels=list(range(layer * slots, (layer + 1) * slots)), n=n, seed=seed, kind=kind,
+                       orthogonal=orthogonal, m_max=m_max)
 
 
 def lemma2_cell(kind, orthogonal, budget, draws, norm_sum_sq, m):

@@ -88,6 +88,33 @@ def test_make_many_records_each_study_seconds_and_full_profiles_get_their_own_fi
         times["profile"] == "full", "finished_utc"].item()
 
 
+def test_figures_are_written_in_the_background_but_before_make_many_returns(fake_study, tmp_path, monkeypatch):
+    import threading
+
+    writers = []
+    real_save = figures.save_figure
+
+    def save(*args, **kwargs):
+        writers.append(threading.current_thread().name)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", save)
+    times = figures.make_many([fake_study, fake_study], "quick", tmp_path, cache=None)
+    assert all(name.startswith("figure-writer") for name in writers) and len(writers) == 2
+    assert all((tmp_path / f"fake.{ext}").stat().st_size > 0 for ext in ("csv", "png", "pdf"))
+    assert (times["write_s"] > 0).all() and (times["compute_s"] >= 0.05).all()
+    assert (times["wall_s"] >= times["compute_s"]).all()
+
+
+def test_a_figure_that_cannot_be_written_stops_the_run_with_its_error(fake_study, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(figures, "save_figure", broken)
+    with pytest.raises(OSError, match="disk full"):
+        figures.make_many([fake_study], "quick", tmp_path, cache=None)
+
+
 def test_record_times_orders_rows_as_the_figures_run(tmp_path):
     path = tmp_path / "t.csv"
     figures.record_times(pd.DataFrame(dict(study=["learned_maps"], profile=["quick"], wall_s=[2.0])), path)

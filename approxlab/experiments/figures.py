@@ -84,6 +84,14 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR,
     :func:`output_name` (a study redrawn from its committed CSV keeps that CSV's name).
 
     ``device`` goes to the studies whose ``compute`` takes one (None: each study's default)."""
+    df, stem = _data(name, profile, outdir, device)
+    fig = draw(name, df)
+    return df, fig, save_figure(fig, df, stem, outdir)
+
+
+def _data(name: str, profile: str, outdir, device) -> tuple:
+    """(the study's DataFrame, the files' stem): computed here, or read back for a study that needs
+    hardware this machine lacks (:func:`make`)."""
     module = study(name)
     stem = output_name(name, profile)
     if getattr(module, "REQUIRES", None) == "cuda" and not torch.cuda.is_available() and device is None:
@@ -101,8 +109,7 @@ def make(name: str, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR,
             print(f"[{name}] a {module.SERIAL} study: runs serially in this process (--jobs/--scheduler ignored)")
         takes_device = "device" in inspect.signature(module.compute).parameters
         df = compute(name, profile, **({"device": device} if takes_device and device is not None else {}))
-    fig = draw(name, df)
-    return df, fig, save_figure(fig, df, stem, outdir)
+    return df, stem
 
 
 def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_OUTDIR, *, jobs: int = 1,
@@ -115,27 +122,90 @@ def make_many(names=None, profile: str = "quick", outdir: str | Path = DEFAULT_O
     ``problems`` the studies found in ``.attrs["problems"]``."""
     start = time.perf_counter()
     rows, found = [], []
-    with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only):
+    writer = FigureWriter()
+    with sweep.configure(jobs=jobs, scheduler=scheduler, cache=cache, cached_only=cached_only), writer:
         for name in names or list(FIGURES):
             began, cpu = time.perf_counter(), cpu_seconds()
             with others_busy() as load:
-                df, _, paths = make(name, profile, outdir, device)
+                df, stem = _data(name, profile, outdir, device)
+                computed = time.perf_counter()
+                writer.wait()  # the previous figure's files are written before this one is drawn
+                drawn = time.perf_counter()
+                fig = draw(name, df)
+                writer.write(name, fig, df, stem, outdir, done=_reporter(name))
             wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
             rows.append(dict(study=name, profile=profile, wall_s=wall, cpu_s=cpu, other_cpu_load=load.value,
+                             compute_s=computed - began, draw_s=time.perf_counter() - drawn,
                              cache="off" if cache is None else ("cached only" if cached_only else "on"),
                              jobs=jobs, threads=torch.get_num_threads(), **_host(),
                              finished_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
-            print(f"[{name}] wrote " + ", ".join(str(p) for p in paths)
-                  + f" ({wall:.0f} s; CPU {cpu:.0f} s; other processes kept {load.value:.1f} CPUs busy)")
+            print(f"[{name}] computed and drawn in {wall:.0f} s (CPU {cpu:.0f} s; other processes kept "
+                  f"{load.value:.1f} CPUs busy); its files are written while the next study runs")
             module = study(name)
             if hasattr(module, "summary"):
                 print(module.summary(df))
             found += [f"{name}: {problem}" for problem in getattr(module, "problems", lambda _: [])(df)]
+    for row in rows:
+        row["write_s"] = writer.seconds.get(row["study"], float("nan"))
     print(f"{len(rows)} figure(s) in {time.perf_counter() - start:.0f} s")
     times = pd.DataFrame(rows)
     record_times(times, Path(outdir) / TIMES_CSV)
     times.attrs["problems"] = found
     return times
+
+
+def _reporter(name: str):
+    def report(paths):
+        print(f"[{name}] wrote " + ", ".join(str(p) for p in paths))
+    return report
+
+
+class FigureWriter:
+    """Writes each figure's PNG, PDF and CSV (:func:`~approxlab.experiments.style.save_figure`) on one
+    background thread, so that rendering a figure (seconds per figure: layout, text, two file formats)
+    overlaps the next study's computation instead of adding to it.
+
+    At most one figure is in flight: :meth:`wait` returns once it is written (and re-raises what its writing
+    raised), and :func:`make_many` calls it before drawing the next figure, so matplotlib is never used
+    from two threads at once (studies' ``compute`` draws nothing). Leaving the ``with`` block waits for the
+    last one. ``seconds``: {study: seconds its files took}."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="figure-writer")
+        self._pending = None
+        self.seconds: dict = {}
+
+    def write(self, name, fig, df, stem, outdir, done=None):
+        """Write ``fig`` and ``df`` as ``outdir/stem.*`` in the background (after the previous figure), timed
+        as study ``name``; ``done(paths)`` runs once they are written."""
+        self.wait()
+
+        def job():
+            began = time.perf_counter()
+            paths = save_figure(fig, df, stem, outdir)
+            self.seconds[name] = time.perf_counter() - began
+            if done is not None:
+                done(paths)
+            return paths
+
+        self._pending = self._pool.submit(job)
+
+    def wait(self):
+        pending, self._pending = self._pending, None
+        return None if pending is None else pending.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+        return False
 
 
 #: where :func:`make_many` records each study's seconds, in the output folder
@@ -162,8 +232,10 @@ def record_times(rows: pd.DataFrame, path: str | Path) -> Path:
     """Merge ``rows`` (study, profile, wall_s, cpu_s, other_cpu_load, …) into the CSV at ``path``: a study's
     row for a profile replaces the earlier one, other rows are kept; rows in :data:`FIGURES` order.
 
-    ``wall_s``: seconds from the start of the study to its files written (draw included); ``cpu_s``: CPU
-    seconds in that time (:func:`cpu_seconds`); ``other_cpu_load``: CPUs kept busy by other processes
+    ``wall_s``: seconds from the start of the study to its figure drawn (``compute_s`` computing, ``draw_s``
+    waiting for the previous figure's files and drawing this one); ``write_s``: seconds its files took, on the
+    :class:`FigureWriter` thread while the next study ran; ``cpu_s``: CPU seconds of the process in ``wall_s``
+    (:func:`cpu_seconds`, the writer's included); ``other_cpu_load``: CPUs kept busy by other processes
     meanwhile (:func:`approxlab.experiments.timing.others_busy`; well above 0 means ``wall_s`` was
     stretched by a shared machine)."""
     path = Path(path)

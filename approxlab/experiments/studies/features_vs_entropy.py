@@ -11,7 +11,7 @@ m* per (seed, kind, orthogonal) comes from :class:`approxlab.analysis.entropy.Se
 the first m directions of one nested draw (:func:`approxlab.variants._projections.nested_directions`) and
 continues the kernel sums of the largest m already evaluated (:mod:`approxlab.analysis.nested`). Earlier
 versions drew a fresh ``gaussian_projection(m, D, seed)`` per m: the same distribution, other draws, so the
-m* columns moved within their seed-to-seed spread, not by round-off; the summary, the theory coefficients
+m* columns change as another draw changes them, not by round-off; the summary, the theory coefficients
 and the Lemma 2 rows are unchanged. Each input's summary and coefficients are computed once per process and
 shared by its seeds and kinds.
 """

@@ -22,6 +22,7 @@ from ..core.masked import MaskPlan, masked_weights
 from ..core.protocol import KernelVariant
 from ..api import attention_weights
 from .metrics import row_tv
+from ..variants.hedgehog import Hedgehog
 from ..variants.linear import elu_feature
 
 LEARNED = ("hedgehog", "t2r")
@@ -227,24 +228,27 @@ class HeadwiseMap(KernelVariant):
         if bias is None and kind != "hla":
             bias = torch.zeros(weight.shape[0], weight.shape[-1], dtype=weight.dtype)
         self.weight, self.bias = weight, bias
+        # hedgehog: the Hedgehog variant's own map, one per head (its formula lives there)
+        self._hedgehog = Hedgehog(weight.shape[-2], weight, bias) if kind == "hedgehog" else None
 
     @property
     def heads(self) -> int:
         return self.weight.shape[-3]
 
-    def _linear(self, x, weight, bias=None):
-        if x.ndim < 3 or x.shape[-3] != weight.shape[0]:
-            raise ValueError(f"this map was fitted for {weight.shape[0]} heads; inputs (…, H, N, D) have shape "
+    def _check_heads(self, x):
+        if x.ndim < 3 or x.shape[-3] != self.heads:
+            raise ValueError(f"this map was fitted for {self.heads} heads; inputs (…, H, N, D) have shape "
                              f"{tuple(x.shape)}")
+
+    def _linear(self, x, weight, bias=None):
+        self._check_heads(x)
         out = x @ weight.to(device=x.device, dtype=x.dtype)
         return out if bias is None else out + bias.to(device=x.device, dtype=x.dtype)[:, None, :]
 
     def features(self, x):
         if self.kind == "hedgehog":
-            u = self._linear(x, self.weight, self.bias)
-            logits = torch.cat([u, -u], dim=-1)
-            top = logits.amax(-1)
-            return torch.exp(logits - top[..., None]), top
+            self._check_heads(x)
+            return self._hedgehog.features(x)
         if self.kind == "linear":
             return elu_feature(self._linear(x, self.weight, self.bias)), None
         out = None

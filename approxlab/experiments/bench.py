@@ -195,8 +195,9 @@ def build(case: Case, device) -> Callable:
 # ----------------------------------------------------------------------------------------------
 # measurement
 # ----------------------------------------------------------------------------------------------
-def peak_memory(fn: Callable, device) -> float:
-    """Bytes allocated at the peak of one call, above what was allocated before it."""
+def peak_memory(fn: Callable, device, *, with_output: bool = False):
+    """Bytes allocated at the peak of one call, above what was allocated before it; with ``with_output``,
+    (bytes, what the call returned), so that the measured call can double as a warm-up call."""
     device = torch.device(device)
     # kineto logs "USDT … profiler_start/stop" per profile at its default level; above USDT (5) it is
     # quiet. Read when the profiler first starts in a process, so a level set by the user is kept.
@@ -207,17 +208,17 @@ def peak_memory(fn: Callable, device) -> float:
         torch.cuda.reset_peak_memory_stats(device)
         out = fn()
         torch.cuda.synchronize(device)
-        del out
-        return float(torch.cuda.max_memory_allocated(device) - base)
+        peak = float(torch.cuda.max_memory_allocated(device) - base)
+        return (peak, out) if with_output else peak
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+        out = fn()
     current = top = 0
     for _, nbytes in sorted(cpu_memory_events(prof)):
         current += nbytes
         top = max(top, current)
-    return float(top)
+    return (float(top), out) if with_output else float(top)
 
 
 def cpu_memory_events(prof, *, raw: bool = True) -> list:
@@ -297,10 +298,16 @@ def measure(case: Case, device="cpu", *, min_run_time: float = 0.2, min_runs: in
     """Time and peak memory of one case, with the roofline columns. ``rel_iqr`` / ``max_run_time``: the
     adaptive timing budget of :func:`~approxlab.experiments.timing.time_call` (None: fixed ``min_run_time``)."""
     fn = build(case, device)
+    memory = {}
+
+    def warmup_measuring_memory(call):  # the warm-up call is the one whose peak memory is recorded
+        memory["peak"], out = peak_memory(call, device, with_output=True)
+        return out
+
     timing = time_call(fn, warmup=1, min_run_time=min_run_time, min_runs=min_runs, keep_freed=keep_freed,
-                       rel_iqr=rel_iqr, max_run_time=max_run_time)
+                       rel_iqr=rel_iqr, max_run_time=max_run_time, first_call=warmup_measuring_memory)
     median, iqr, runs = timing.median_s, timing.iqr_s, timing.runs
-    peak = peak_memory(fn, device)
+    peak = memory["peak"]
     elt = torch.finfo(DTYPES[case.dtype]).bits // 8
     io_bytes = 4 * case.batch * case.heads * case.n * case.head_dim * elt
     flops = 4 * case.batch * case.heads * case.n**2 * case.head_dim * (0.5 if case.causal else 1.0)

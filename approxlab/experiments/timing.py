@@ -99,9 +99,12 @@ SAMPLE_S = 0.01
 
 
 def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float = 0.2, min_runs: int = 3,
-              keep_freed: bool = True, rel_iqr: float | None = None, max_run_time: float | None = None) -> Timing:
+              keep_freed: bool = True, rel_iqr: float | None = None, max_run_time: float | None = None,
+              first_call: Callable[[Callable], object] | None = None) -> Timing:
     """Median and IQR of ``fn()`` wall time, after ``warmup`` untimed calls; all inside
     :func:`freed_memory_kept` unless ``keep_freed`` is False. CUDA is synchronised around every sample.
+    ``first_call``: makes the first warm-up call instead, as ``first_call(fn)`` returning fn's output (e.g. a
+    call under the memory profiler, :func:`approxlab.experiments.bench.peak_memory`): one call serves both.
 
     Fixed (``rel_iqr`` None): ``blocked_autorange`` for ``min_run_time`` seconds, topped up to ``min_runs``
     samples.
@@ -121,9 +124,9 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
     output = None
     with freed_memory_kept(keep_freed):
         last = None
-        for _ in range(warmup):
+        for i in range(warmup):
             began = time.perf_counter()
-            output = fn()
+            output = first_call(fn) if i == 0 and first_call is not None else fn()
             _synchronize()
             last = time.perf_counter() - began
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())

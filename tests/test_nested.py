@@ -181,3 +181,22 @@ def test_a_maclaurin_block_is_those_features_of_the_draw():
         assert part.num_features == stop - start and torch.equal(part.degrees, full.degrees[start:stop])
     with pytest.raises(ValueError, match="stop"):
         full.block(3, 41)
+
+
+def test_kind_search_shrinkage_mixes_its_nested_groups_with_the_variants_rule():
+    q, k = _qk(nq=4, n=16, d=8, seed=6)
+    reference = attention_weights(q, k, "softmax").double()
+    search = fk.KindSearch("shrinkage (FAVOR+)", q, k, seed=2, reference=reference)
+    mixer = build_kernel("shrinkage", 8, num_features=2, seed=2)
+    for features in (32, 8, 17):
+        groups = [attention_weights(q, k, "performer", projection=nested_directions(features // 2, 8, seed=2 + g))
+                  for g in range(2)]
+        direct = mixer.mix(groups, torch.full_like(groups[0], 1 / 16))
+        assert search.tv(features, 0) == pytest.approx(float(row_tv(reference, direct).mean()), abs=1e-12)
+    # the mixing rule is the variant's explicit form on the same groups
+    kernel = build_kernel("shrinkage", 8, num_features=8, seed=2)
+    own = attention_weights(q, k, kernel)
+    members = [attention_weights(q, k, m) for m in kernel.members]
+    assert torch.allclose(kernel.mix(members, torch.full_like(own, 1 / 16)), own, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="groups"):
+        kernel.mix(members[:1], own)

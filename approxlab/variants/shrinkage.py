@@ -227,13 +227,21 @@ class Shrinkage(KernelVariant):
             return torch.where(den != 0, matrix / torch.where(den != 0, den, torch.ones_like(den)),
                                torch.zeros_like(matrix)), matrix, den
 
-        weights = {k: normalised(kernel)[0] for k, kernel in enumerate(self.members)}
-        weights["b"] = base = normalised(self.baseline)[0]
+        return self.mix([normalised(kernel)[0] for kernel in self.members], normalised(self.baseline)[0]), None
+
+    def mix(self, group_weights, baseline_weights: torch.Tensor) -> torch.Tensor:
+        """ã = (1 − λ) â + λ ā (…, Nq, N) from the g groups' normalised weights â^k and the baseline's ā, each
+        (…, Nq, N) with rows summing to 1 over the allowed keys (module doc): the explicit form's last step,
+        open to weights computed elsewhere (e.g. nested features, :mod:`approxlab.analysis.nested`)."""
+        if len(group_weights) != self.groups:
+            raise ValueError(f"mix takes the weights of the {self.groups} groups, got {len(group_weights)}")
+        weights = dict(enumerate(group_weights))
+        weights["b"] = base = baseline_weights
         labels = list(weights)
         norms = {(a, b): torch.linalg.vecdot(weights[a], weights[b]) for i, a in enumerate(labels) for b in labels[i:]}
         lam = self._weight(*self.shrinkage_terms(norms))
         mean = sum(weights[k] for k in range(self.groups)) / self.groups
-        return (1 - lam).unsqueeze(-1) * mean + lam.unsqueeze(-1) * base, None
+        return (1 - lam).unsqueeze(-1) * mean + lam.unsqueeze(-1) * base
 
     # ------------------------------------------------------------------ efficient form
     def efficient(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, *, causal: bool,

@@ -24,9 +24,9 @@ come from :func:`approxlab.variants._projections.nested_directions` (each orthog
 with its own norms, block after block), random Maclaurin's features are the first F of one draw of m_max
 features. Earlier versions drew a fresh projection per F (``gaussian_projection(F, D, seed)``, whose
 prefixes are not draws of fewer features) and a fresh Maclaurin draw per F: the same distributions, other
-draws, so the CSV's m* moved within their seed-to-seed spread, not by round-off. Shrinkage keeps a fresh
-draw per F: its weights are each row's mixture of its groups' normalised weights with a weight from their
-spread, not one sum over features (nesting each group would need the mixture to take given group weights).
+draws, so the CSV's m* columns change as another draw changes them, not by round-off. Shrinkage nests each of
+its groups (FAVOR+, seeds seed + k, as the variant seeds them) and mixes their weights per row with the
+variant's own rule (:meth:`approxlab.variants.shrinkage.Shrinkage.mix`); it too drew a fresh variant per F before.
 
 Theory (first order, pairs independent, iid directions), per kind: with V_ij the relative variance of
 one feature of the estimate of κ(x_i, y_j), E TV_i ≈ Σ_j a_ij √V_ij / √(2π F), so
@@ -91,12 +91,14 @@ KINDS: Dict[str, tuple] = {
 class KindSearch:
     """Memoised mean row TV of one kind against softmax, head by head, at any feature count F.
 
-    Every kind but shrinkage is nested (:mod:`approxlab.analysis.nested`): F's features are the first ones of
-    one draw shared by all heads, and each head's kernel sums continue from the largest F it has evaluated,
-    so a search costs about one pass over its largest F. The kinds built on random directions take the first
+    Every kind is nested (:mod:`approxlab.analysis.nested`): F's features are the first ones of one draw
+    shared by all F and heads, and each head's kernel sums continue from the largest F it has evaluated, so
+    a search costs about one pass over its largest F. The kinds built on random directions take the first
     F / (features per direction) rows of a :class:`~approxlab.analysis.nested.NestedDraw`; random Maclaurin
     takes the first F features of one draw of ``max_features`` (its features are iid, so a prefix is a draw
-    of fewer). Shrinkage is drawn afresh per F (its weights are not a sum over features: module doc).
+    of fewer); shrinkage nests each of its groups (FAVOR+ on the first F / g directions of a nested draw with
+    the group's seed, seed + k, as the variant seeds its groups) and mixes their weights per row
+    (:meth:`approxlab.variants.shrinkage.Shrinkage.mix`).
 
     ``reference``: the softmax weights of q, k (float64, heads flattened), when already at hand: they do
     not depend on the kind or the seed, so one family computes them once for all its searches.
@@ -111,53 +113,55 @@ class KindSearch:
         self.calibrated = [calibrate(self.q[:, h], self.k[:, h], self.variant) if self.mode == "calibrated" else {}
                            for h in range(self.q.shape[1])]
         self.cache: dict = {}
-        self.nested = self.variant != "shrinkage"
         d = self.q.shape[-1]
         if self.variant == "maclaurin":
             if max_features is None:
                 raise ValueError("random Maclaurin's nested draw needs max_features (the largest F asked for)")
-            self.draw = build_kernel("maclaurin", d, num_features=max_features, seed=seed)
+            self.draws = [build_kernel("maclaurin", d, num_features=max_features, seed=seed)]
+        elif self.variant == "shrinkage":  # the variant's default: FAVOR+ groups toward uniform attention
+            self.mixer = build_kernel("shrinkage", d, num_features=2, seed=seed)
+            self.draws = [NestedDraw(d, "orthogonal", seed=seed + g) for g in range(self.mixer.groups)]
         else:
-            self.draw = NestedDraw(d, self.directions, seed=seed) if self.nested else None
-        self.estimates: dict = {}  # head → NestedEstimate (the nested kinds)
-        self.kernels: dict = {}  # shrinkage: one kernel (its draws) per F, shared by every head
+            self.draws = [NestedDraw(d, self.directions, seed=seed)]
+        self.estimates: dict = {}  # head → [NestedEstimate per draw]
 
     def params(self, head: int) -> dict:
         return self.calibrated[head]
 
-    def estimate(self, head: int) -> NestedEstimate:
-        """The nested kernel sums of one head (a nested kind), made on first use."""
+    def estimate(self, head: int) -> list:
+        """The nested kernel sums of one head, one per draw (shrinkage: one per group), made on first use."""
         if head not in self.estimates:
-            h = slice(head, head + 1)
-            if self.variant == "maclaurin":
-                blocks = self.draw.block
+            h, d, variant = slice(head, head + 1), self.q.shape[-1], self.variant
+            if variant == "maclaurin":
+                blocks = [self.draws[0].block]
             else:
                 params = dict(self.params(head))
-                if self.variant == "performer":
-                    params["kind"] = self.mode
+                if variant in ("performer", "shrinkage"):
+                    variant, params = "performer", {"kind": self.mode or "positive"}
                 if self.mode == "a0":
                     params["a"] = 0.0
-                d, variant = self.q.shape[-1], self.variant
-                blocks = directions_blocks(lambda w: build_kernel(variant, d, projection=w, **params), self.draw)
-            self.estimates[head] = NestedEstimate(blocks, self.q[:, h], self.k[:, h])
+                blocks = [directions_blocks(lambda w: build_kernel(variant, d, projection=w, **params), draw)
+                          for draw in self.draws]
+            self.estimates[head] = [NestedEstimate(b, self.q[:, h], self.k[:, h]) for b in blocks]
         return self.estimates[head]
 
     def release(self, head: int) -> None:
         """Drop one head's stored kernel sums (its memoised TVs stay)."""
         self.estimates.pop(head, None)
 
+    def weights(self, features: int, head: int):
+        """The kind's weights (1, 1, Nq, N) float64 at F = ``features`` for one head."""
+        estimates = self.estimate(head)
+        if self.variant == "shrinkage":
+            groups = [est.weights(max(1, features // self.mixer.groups)) for est in estimates]
+            uniform = torch.full_like(groups[0], 1.0 / groups[0].shape[-1])
+            return self.mixer.mix(groups, uniform)
+        return estimates[0].weights(max(1, features // self.per_direction))
+
     def tv(self, features: int, head: int) -> float:
         if (features, head) not in self.cache:
-            h = slice(head, head + 1)
-            if self.nested:
-                approx = self.estimate(head).weights(max(1, features // self.per_direction))
-            else:  # shrinkage: its own draws from the seed, F/2 per group
-                size = max(2, features - features % 2)
-                if size not in self.kernels:
-                    self.kernels[size] = build_kernel(self.variant, self.q.shape[-1], num_features=size,
-                                                      seed=self.seed)
-                approx = attention_weights(self.q[:, h], self.k[:, h], self.kernels[size]).double()
-            self.cache[(features, head)] = float(row_tv(self.reference[:, h], approx).mean())
+            approx = self.weights(features, head)
+            self.cache[(features, head)] = float(row_tv(self.reference[:, head:head + 1], approx).mean())
         return self.cache[(features, head)]
 
     def decay(self, head: int, m_max: int, m_min: int = 64) -> tuple:

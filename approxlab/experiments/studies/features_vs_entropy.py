@@ -10,8 +10,9 @@ Records (column ``record``):
 m* per (seed, kind, orthogonal) comes from :class:`approxlab.analysis.entropy.Search`: the estimate at m uses
 the first m directions of one nested draw (:func:`approxlab.variants._projections.nested_directions`) and
 continues the kernel sums of the largest m already evaluated (:mod:`approxlab.analysis.nested`). Earlier
-versions drew a fresh ``gaussian_projection(m, D, seed)`` per m: the same distribution, other draws, so the
-m* columns moved within their seed-to-seed spread, not by round-off; the summary, the theory coefficients
+versions drew a fresh ``gaussian_projection(m, D, seed)`` per m: for orthogonal features the same
+distribution, other draws, so those m* columns change as another draw changes them, not by round-off (iid
+directions come out as the same rows as before, the generator's normals in the same order); the summary, the theory coefficients
 and the Lemma 2 rows are unchanged. Each input's summary and coefficients are computed once per process and
 shared by its seeds and kinds.
 """

@@ -212,6 +212,24 @@ class FigureWriter:
 TIMES_CSV = "study_times.csv"
 
 
+def times_markdown(times: pd.DataFrame) -> str:
+    """``study_times.csv`` as a Markdown table, one row per study in :data:`FIGURES` order: the quick
+    profile's wall seconds and the full profile's wall minutes, each with its CPU time and the CPUs other
+    processes kept busy meanwhile (a wall time stretched by a shared machine shows there); "—" where that
+    profile has no row."""
+    def cell(row, per):
+        if row is None:
+            return "—"
+        return (f"{row.wall_s / per:.0f} ({row.cpu_s / per:.0f} CPU"
+                + (f"; other load {row.other_cpu_load:.1f}" if row.other_cpu_load >= 0.05 else "") + ")")
+
+    rows = {(r.study, r.profile): r for r in times.itertuples(index=False)}
+    lines = ["| study | quick profile, s | full profile, min |", "|---|---|---|"]
+    for name in [n for n in FIGURES if any(s == n for s, _ in rows)]:
+        lines.append(f"| {name} | {cell(rows.get((name, 'quick')), 1)} | {cell(rows.get((name, 'full')), 60)} |")
+    return "\n".join(lines)
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process and of its finished child processes (joblib / Dask
     workers count once they have exited; a remote cluster's not at all)."""

@@ -17,7 +17,6 @@ Studies built from cells (``approxlab.experiments.sweep``) run them on ``--jobs`
 from __future__ import annotations
 
 import argparse
-import argparse
 import datetime
 import inspect
 import sys

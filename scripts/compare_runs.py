@@ -1,0 +1,75 @@
+"""Compare two runs of the main job (``approxlab figures --no-cache --out DIR``) study by study:
+
+    python scripts/compare_runs.py BEFORE_DIR BEFORE_COMMIT AFTER_DIR AFTER_COMMIT [--out figures]
+
+writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code`` = before/after and the commit)
+and ``main_job_csv_changes.csv`` (per study: whether its CSV is the same bytes, else the largest absolute and
+relative difference over the numeric columns both runs share, and the rows and columns each has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from approxlab.experiments.figures import FIGURES, TIMES_CSV
+from approxlab.experiments.sweep import write_csv
+
+
+def times(before: Path, before_commit: str, after: Path, after_commit: str) -> pd.DataFrame:
+    frames = [pd.read_csv(d / TIMES_CSV).assign(code=code, commit=commit)
+              for d, code, commit in ((before, "before", before_commit), (after, "after", after_commit))]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["study", "code", "commit"] + [c for c in out.columns if c not in ("study", "code", "commit")]]
+
+
+def changes(before: Path, after: Path) -> pd.DataFrame:
+    rows = []
+    for name in FIGURES:
+        a, b = before / f"{name}.csv", after / f"{name}.csv"
+        if not (a.exists() and b.exists()):
+            continue
+        row = dict(study=name, same_bytes=filecmp.cmp(a, b, shallow=False))
+        x, y = pd.read_csv(a), pd.read_csv(b)
+        row.update(rows_before=len(x), rows_after=len(y),
+                   columns_only_before=" ".join(sorted(set(x.columns) - set(y.columns))),
+                   columns_only_after=" ".join(sorted(set(y.columns) - set(x.columns))))
+        shared = [c for c in x.columns if c in y.columns and pd.api.types.is_numeric_dtype(x[c])
+                  and pd.api.types.is_numeric_dtype(y[c])]
+        if len(x) == len(y) and shared:
+            diffs = {}
+            for c in shared:
+                u, v = x[c].to_numpy(float), y[c].to_numpy(float)
+                both = np.isfinite(u) & np.isfinite(v)
+                same_kind = bool(((np.isnan(u) == np.isnan(v)) & (np.isinf(u) == np.isinf(v))).all())
+                d = np.abs(u[both] - v[both])
+                rel = d / np.maximum(np.abs(u[both]), 1e-300)
+                diffs[c] = (float(d.max()) if d.size else 0.0, float(rel.max()) if rel.size else 0.0, same_kind)
+            worst_abs = max(diffs, key=lambda c: diffs[c][0])
+            worst_rel = max(diffs, key=lambda c: diffs[c][1])
+            row.update(max_abs_diff=diffs[worst_abs][0], max_abs_column=worst_abs,
+                       max_rel_diff=diffs[worst_rel][1], max_rel_column=worst_rel,
+                       same_missing=all(v[2] for v in diffs.values()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("before_commit")
+    parser.add_argument("after", type=Path)
+    parser.add_argument("after_commit")
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    args = parser.parse_args(argv)
+    write_csv(times(args.before, args.before_commit, args.after, args.after_commit), args.out / "main_job_times.csv")
+    write_csv(changes(args.before, args.after), args.out / "main_job_csv_changes.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
-"""Fair timing, the one home for it: warm-up, then ``torch.utils.benchmark`` (which synchronises CUDA)
-for a median and IQR, with the CPU allocator kept from returning memory to the OS while the calls run.
+"""Fair timing, the one home for it: warm-up, then timed samples (CUDA synchronised, the garbage collector
+paused: :func:`sample`; ``torch.utils.benchmark``'s ``blocked_autorange`` for a fixed budget) for a median
+and IQR, with the CPU allocator kept from returning memory to the OS while the calls run.
 
 CPU allocator. glibc returns large freed blocks to the OS (``mmap``/``munmap`` above a threshold,
 heap trimming), so a function that allocates multi-MiB temporaries pays page faults on every call:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import math
 import os
 import time
@@ -129,21 +131,21 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
             output = first_call(fn) if i == 0 and first_call is not None else fn()
             _synchronize()
             last = time.perf_counter() - began
-        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
         if rel_iqr is None:
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
             measurement = timer.blocked_autorange(min_run_time=min_run_time)
             times, number, stop = list(measurement.times), measurement.number_per_run, "fixed"
             while len(times) < min_runs:
-                times.append(timer.timeit(1).median)
+                times.append(sample(fn, 1))
             spent = sum(times) * number
         else:
             if last is None or last < SAMPLE_S:  # a first call is often slow: one more, untimed as a sample
-                last = min(timer.timeit(1).median, math.inf if last is None else last)
+                last = min(sample(fn, 1), math.inf if last is None else last)
             number = max(1, math.ceil(SAMPLE_S / max(last, 1e-9)))
             budget = 10 * min_run_time if max_run_time is None else max_run_time
             times, spent, stop = [], 0.0, "budget"
             while True:
-                times.append(timer.timeit(number).median)
+                times.append(sample(fn, number))
                 spent += times[-1] * number
                 if times[-1] * number < SAMPLE_S / 2:  # still short: longer samples from now on
                     number = math.ceil(SAMPLE_S / max(times[-1], 1e-9))
@@ -157,6 +159,26 @@ def time_call(fn: Callable[[], object], *, warmup: int = 2, min_run_time: float 
     q1, median, q3 = np.percentile(times, [25, 50, 75])
     return Timing(median_s=float(median), iqr_s=float(q3 - q1), runs=len(times), number=number, spent_s=spent,
                   stop=stop, output=output)
+
+
+def sample(fn: Callable[[], object], number: int = 1) -> float:
+    """Seconds per call over ``number`` back-to-back calls of ``fn``: CUDA synchronised before and after,
+    the garbage collector paused meanwhile (as :mod:`timeit` and ``torch.utils.benchmark`` time). One timed
+    sample and nothing else: ``torch.utils.benchmark.Timer.timeit`` runs two more untimed calls before each
+    sample, which for a call slower than the sample length tripled the calls a timing made."""
+    number = check_int(number, "number", minimum=1)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _synchronize()
+        began = time.perf_counter()
+        for _ in range(number):
+            fn()
+        _synchronize()
+        return (time.perf_counter() - began) / number
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _synchronize():

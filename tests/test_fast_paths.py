@@ -1,4 +1,5 @@
-"""Row divergences summed in float64 over weights in their own dtype, against the float64 definitions."""
+"""The studies' fast paths hold their definitions: row divergences summed in float64 over weights in their own
+dtype, and timings that make exactly the calls they say (one warm-up, then the samples)."""
 
 import math
 
@@ -63,3 +64,16 @@ def test_first_call_makes_the_first_warmup_call_and_its_output_is_kept():
     assert calls[0] == "first" and calls.count("first") == 1
     assert timing.output == "from the first call"
     assert timing.runs >= 3
+
+
+def test_an_adaptive_timing_makes_one_warm_up_call_and_its_samples_only():
+    import time
+
+    calls = []
+
+    def slow():  # longer than a sample (timing.SAMPLE_S): one call per sample
+        calls.append(1)
+        time.sleep(0.012)
+
+    timing = time_call(slow, warmup=1, min_run_time=0.0, min_runs=3, rel_iqr=10.0, max_run_time=1.0)
+    assert timing.number == 1 and len(calls) == 1 + timing.runs

@@ -4,7 +4,8 @@
 
 writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code`` = before/after and the commit)
 and ``main_job_csv_changes.csv`` (per study: whether its CSV is the same bytes, else the largest absolute and
-relative difference over the numeric columns both runs share, and the rows and columns each has).
+relative difference (of values ≥ 1e-6) over the numeric result columns both runs share, the columns that
+measure the run itself (:data:`COST`, listed, not compared), and the rows and columns each has).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def times(before: Path, before_commit: str, after: Path, after_commit: str) -> p
     return out[["study", "code", "commit"] + [c for c in out.columns if c not in ("study", "code", "commit")]]
 
 
+#: columns that measure the run itself (time, calls, load, rates, memory): they differ from run to run and are
+#: counted apart from the results
+COST = ("time", "seconds", "_ms", "runs", "load", "gflops", "gbps", "tflops", "fraction", "peak_mem", "threads")
+
+
+def is_cost(column: str) -> bool:
+    return any(part in column for part in COST)
+
+
 def changes(before: Path, after: Path) -> pd.DataFrame:
     rows = []
     for name in FIGURES:
@@ -38,8 +48,10 @@ def changes(before: Path, after: Path) -> pd.DataFrame:
         row.update(rows_before=len(x), rows_after=len(y),
                    columns_only_before=" ".join(sorted(set(x.columns) - set(y.columns))),
                    columns_only_after=" ".join(sorted(set(y.columns) - set(x.columns))))
-        shared = [c for c in x.columns if c in y.columns and pd.api.types.is_numeric_dtype(x[c])
-                  and pd.api.types.is_numeric_dtype(y[c])]
+        numeric = [c for c in x.columns if c in y.columns and pd.api.types.is_numeric_dtype(x[c])
+                   and pd.api.types.is_numeric_dtype(y[c])]
+        shared = [c for c in numeric if not is_cost(c)]
+        row["cost_columns"] = " ".join(c for c in numeric if is_cost(c))
         if len(x) == len(y) and shared:
             diffs = {}
             for c in shared:
@@ -47,7 +59,8 @@ def changes(before: Path, after: Path) -> pd.DataFrame:
                 both = np.isfinite(u) & np.isfinite(v)
                 same_kind = bool(((np.isnan(u) == np.isnan(v)) & (np.isinf(u) == np.isinf(v))).all())
                 d = np.abs(u[both] - v[both])
-                rel = d / np.maximum(np.abs(u[both]), 1e-300)
+                big = np.abs(u[both]) >= 1e-6  # relative differences of values that are not ~0
+                rel = d[big] / np.abs(u[both][big])
                 diffs[c] = (float(d.max()) if d.size else 0.0, float(rel.max()) if rel.size else 0.0, same_kind)
             worst_abs = max(diffs, key=lambda c: diffs[c][0])
             worst_rel = max(diffs, key=lambda c: diffs[c][1])

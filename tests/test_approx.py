@@ -162,3 +162,16 @@ def test_bad_range_is_named():
         approx.log_uniform_error(np.exp, -1.0)
     with pytest.raises(ValueError, match="degree must"):
         approx.minimax_polynomial_coefficients(-2, 1.0)
+
+
+def test_a_range_with_no_positive_minimax_polynomial_gives_a_row_without_delta():
+    """The full profile's R = 16: no positive degree-2 minimax polynomial exists there; the cell records it as a
+    kernel without δ (positive False, δ = inf), as for Taylor's odd orders, instead of failing the study."""
+    import math
+
+    from approxlab.experiments.studies import kernel_error
+
+    rows = kernel_error.cell(16.0, 2)
+    minimax = rows[(rows.family == "minimax polynomial") & (rows.kind == "kernel")].iloc[0]
+    assert not minimax.positive and math.isinf(minimax.delta) and "no positive best polynomial" in minimax.method
+    assert rows[(rows.family == "best rational") & (rows.kind == "kernel")].delta.iloc[0] < math.inf

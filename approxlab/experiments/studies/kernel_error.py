@@ -40,8 +40,15 @@ def cell(R: float, p: int) -> pd.DataFrame:
     # root of multiplicity p at s = −p, found exactly (a grid can step over an even-order zero)
     rows.append(_row("(1+s/p)^p", p, R, approx.log_uniform_error(hla.similarity_function, R)))
     best = approx.best_exp(p, R)
-    rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(Minimax(p, R).similarity_function, R),
-                     delta_lower=best.delta_lower, method=best.method))
+    try:
+        minimax = Minimax(p, R)
+    except ValueError as err:  # no positive best polynomial of this degree on [−R, R] (large R, low p): no δ
+        rows.append(dict(family="minimax polynomial", p=p, R=R, delta=math.inf, positive=False,
+                         first_nonpositive=math.nan, resolved=True, delta_lower=best.delta_lower,
+                         method=f"{best.method}; {str(err).split(';')[0]}", kind="kernel"))
+    else:
+        rows.append(_row("minimax polynomial", p, R, approx.log_uniform_error(minimax.similarity_function, R),
+                         delta_lower=best.delta_lower, method=best.method))
     rows.append(_row("padé [p/p]", p, R, approx.log_uniform_error_mp(*approx.pade_exp_coefficients(p), R=R),
                      method="exact coefficients, mpmath 50 digits"))
     rat = approx.best_exp(p, R, rational=True)

@@ -20,8 +20,10 @@ from ...variants import HLA, Minimax, Taylor
 
 NAME = "kernel_error"
 
+#: the full profile stops at R = 8: at R = 16 the polynomial LP of the minimax solver fails for p ≥ 11 (HiGHS
+#: returns an unrecognised status), and low degrees have no positive minimax polynomial there at all
 PROFILES = {"quick": dict(radii=[1.0, 2.0, 4.0, 8.0], degrees=list(range(1, 9))),
-            "full": dict(radii=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], degrees=list(range(1, 13)))}
+            "full": dict(radii=[0.5, 1.0, 2.0, 4.0, 8.0], degrees=list(range(1, 13)))}
 FAMILIES = ["taylor", "(1+s/p)^p", "minimax polynomial", "padé [p/p]", "best rational"]
 RATES = {"taylor": approx.taylor_rate, "minimax polynomial": approx.best_polynomial_rate,
          "padé [p/p]": approx.pade_rate, "best rational": approx.best_rational_rate}

@@ -27,4 +27,4 @@ def test_the_table_marks_a_missing_profile_and_a_loaded_machine(tmp_path):
                               wall_s=[6.0, 600.0, 9.0], cpu_s=[6.0, 300.0, 9.0], other_cpu_load=[0.0, 1.2, 0.0]))
     table = times_markdown(times).splitlines()
     assert table[2] == "| kernel_error | 9 (9 CPU) | — |"
-    assert table[3] == "| bridge | 6 (6 CPU) | 10 (5 CPU; other load 1.2) |"
+    assert table[3] == "| bridge | 6 (6 CPU) | 10.0 (5.0 CPU; other load 1.2) |"

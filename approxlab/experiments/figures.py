@@ -219,7 +219,8 @@ def times_markdown(times: pd.DataFrame) -> str:
     def cell(row, per):
         if row is None:
             return "—"
-        return (f"{row.wall_s / per:.0f} ({row.cpu_s / per:.0f} CPU"
+        spec = ".0f" if per == 1 else ".1f"  # whole seconds, tenths of a minute
+        return (f"{row.wall_s / per:{spec}} ({row.cpu_s / per:{spec}} CPU"
                 + (f"; other load {row.other_cpu_load:.1f}" if row.other_cpu_load >= 0.05 else "") + ")")
 
     rows = {(r.study, r.profile): r for r in times.itertuples(index=False)}

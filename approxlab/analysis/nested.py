@@ -192,13 +192,13 @@ class NestedEstimate:
             A row whose sum is 0 or not finite (its every term underflowed, or the estimate overflowed).
         """
         matrix, _, col = self.sums(m)
-        top = col.amax(-1, keepdim=True)
-        scaled = matrix * torch.exp(col - top).unsqueeze(-2)
-        den = scaled.sum(-1)
-        if not bool(torch.isfinite(den).all()) or bool((den == 0).any()):
+        weights = naive.normalise_kernel(matrix, col)
+        # a row sum of 0 comes back as a row of zeros, a non-finite one as NaN/inf: either way its sum is not 1
+        total = weights.sum(-1)
+        if not bool(torch.isfinite(total).all()) or bool((total == 0).any()):
             raise FloatingPointError(f"nested estimate at m={m}: a row's kernel sum is 0 or not finite (its terms "
                                      "underflow or overflow float64); the row cannot be normalised")
-        return naive.normalise_kernel(matrix, col)
+        return weights
 
     def release(self) -> None:
         """Forget the stored sums (the next call starts again from m = 0)."""

@@ -375,6 +375,32 @@ def test_others_busy_does_not_count_this_process(monkeypatch):
     assert with_others.value == pytest.approx(50 / 200)
 
 
+def test_a_short_block_reads_back_to_an_earlier_reading_instead_of_sleeping(monkeypatch):
+    """Scripted /proc counters and clock: a 0.05 s block 0.3 s after a reading is read over those 0.3 s (no sleep);
+    with no reading in reach (the last one 10 windows back) it sleeps to the full window."""
+    from approxlab.experiments import timing
+
+    hz = os.sysconf("SC_CLK_TCK")
+    monkeypatch.setattr(timing, "_READINGS", [(100.0, 1000, 500)])
+    readings = iter([(1000 + 20, 500 + 5), (1000 + 20 + hz // 10, 500 + 10)])
+    monkeypatch.setattr(timing, "_busy_jiffies", lambda: next(readings))
+    clock = iter([100.25, 100.3])
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    slept = []
+    monkeypatch.setattr(timing.time, "sleep", slept.append)
+    with timing.others_busy(min_window=0.2) as load:
+        pass
+    assert slept == []
+    others = (20 + hz // 10) - 10  # busy jiffies since the reading at 100.0, less this process's 10
+    assert load.value == pytest.approx(others / hz / 0.3)
+    monkeypatch.setattr(timing, "_READINGS", [(98.0, 0, 0)])
+    readings = iter([(0, 0), (0, 0)])
+    clock = iter([100.25, 100.3])
+    with timing.others_busy(min_window=0.2) as load:
+        pass
+    assert slept == [pytest.approx(0.15)] and load.value == 0.0
+
+
 def test_noncausal_block_is_within_ten_percent_of_the_fastest_measured():
     """engine.noncausal_block against figures/noncausal_blocks.csv (`approxlab bench --causal no --chunk-sizes ...`)."""
     from pathlib import Path

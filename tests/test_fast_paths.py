@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from approxlab.analysis.metrics import row_cross_entropy, row_divergence, row_entropy, row_kl, row_tv
+from approxlab.analysis.metrics import row_cross_entropy, row_divergence, row_entropy, row_kl, row_sum64, row_tv
 from approxlab.experiments.timing import time_call
 
 
@@ -22,6 +22,18 @@ def test_float32_rows_agree_with_the_float64_definitions():
     torch.testing.assert_close(tv, 0.5 * (p64 - q64).abs().sum(-1), rtol=1e-6, atol=1e-9)
     torch.testing.assert_close(row_entropy(p), -torch.xlogy(p64, p64).sum(-1), rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(row_cross_entropy(p, q) - row_entropy(p), row_kl(p64, q64), rtol=1e-5, atol=1e-6)
+
+
+def test_row_sum64_is_the_float64_sum_bit_for_bit():
+    """Converting first and summing gives the bits of sum(dtype=float64), for float32 and float64 terms,
+    rows short and long (the vectorised and the scalar tail of the reduction), contiguous or not."""
+    gen = torch.Generator().manual_seed(3)
+    for n in (1, 7, 64, 1000, 8193):
+        x = torch.randn(5, 3, n, generator=gen) * torch.logspace(-8, 8, n)
+        for t in (x, x.double(), x.transpose(0, 1), x[..., ::2]):
+            ref = t.sum(-1, dtype=torch.float64)
+            got = row_sum64(t)
+            assert got.dtype == torch.float64 and torch.equal(got, ref), (n, t.dtype, (got - ref).abs().max())
 
 
 def test_cross_entropy_keeps_xlogy_conventions():

@@ -22,13 +22,20 @@ from ..api import attention_weight_blocks
 from ..variants import inputs_for, kernel_name
 
 
+def row_sum64(x: torch.Tensor) -> torch.Tensor:
+    """Σ_j x_ij in float64 (float64 result): the terms converted, then summed. The same bits as
+    ``x.sum(-1, dtype=torch.float64)``, which for float32 terms ran 2.5× slower on a 2-core x86_64 CPU
+    (torch 2.13: it converts each term inside the reduction, unvectorised)."""
+    return x.double().sum(-1)
+
+
 def row_tv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """½ Σ_j |a_ij − b_ij| per row, summed in float64 (float64 result) whatever the weights' dtype.
 
     The differences are formed in the weights' own dtype (the promoted dtype of ``a`` and ``b``): for
     float32 weights each |a − b| is rounded once (relative error ≤ 2⁻²⁴), so the TV is within about 1e-7
     (relative) of the TV of the same weights in float64, at a sixth of the memory traffic."""
-    return 0.5 * (a - b).abs_().sum(-1, dtype=torch.float64)
+    return 0.5 * row_sum64((a - b).abs_())
 
 
 def low_rank_bound(p: torch.Tensor, features) -> dict[str, torch.Tensor]:
@@ -84,7 +91,7 @@ def row_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def row_entropy(a: torch.Tensor) -> torch.Tensor:
     """−Σ_j a_ij log a_ij per row (0 log 0 = 0), summed in float64 (float64 result)."""
-    return -torch.xlogy(a, a).sum(-1, dtype=torch.float64)
+    return -row_sum64(torch.xlogy(a, a))
 
 
 def row_cross_entropy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -95,10 +102,10 @@ def row_cross_entropy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     float32 CPU tensors); the rare rows where that meets 0 · log 0 (NaN) are recomputed with ``xlogy``.
     For float32 weights the per-row value is within about 1e-7 · Σ_j p_ij |log q_ij| of the float64 one."""
     p, q = torch.broadcast_tensors(p, q)
-    out = -torch.log(q.to(torch.promote_types(p.dtype, q.dtype))).mul_(p).sum(-1, dtype=torch.float64)
+    out = -row_sum64(torch.log(q.to(torch.promote_types(p.dtype, q.dtype))).mul_(p))
     redo = torch.isnan(out)
     if bool(redo.any()):
-        out[redo] = -torch.xlogy(p[redo], q[redo]).sum(-1, dtype=torch.float64)
+        out[redo] = -row_sum64(torch.xlogy(p[redo], q[redo]))
     return out
 
 

@@ -21,14 +21,18 @@ reached only by ``importlib`` at run time, data files (e.g. the real model's wei
 package version in pyproject) and other libraries or BLAS builds. ``--no-cache`` recomputes
 everything; deleting the folder clears it.
 
-**Determinism.** Every cell runs with one torch thread and one BLAS/OpenMP thread (``threadpoolctl``),
-whatever the caller's thread count or the pool's worker count, so its floating point reductions run
-in one fixed order; rows are assembled in the grid's order, never in completion order; and CSVs are
+**Determinism.** A cell in a pool of workers (``jobs`` > 1, Dask) runs with one torch thread and one
+BLAS/OpenMP thread (``threadpoolctl``), whatever the pool's worker count; cells run in this process
+(``jobs=1``, the default) take the process's torch threads (``torch.get_num_threads()``, all cores unless
+set), one cell after another. Rows are assembled in the grid's order, never in completion order; and CSVs are
 written by :func:`write_csv` with float64 values printed to ``FLOAT_FORMAT`` (12 significant
-digits, far below any measured quantity's spread; float32 columns keep their exact shortest repr). With these the same seed gives byte-identical CSVs across runs, thread counts,
-job counts and schedulers on one machine (tests/test_sweep.py checks serial, ``jobs=2``, a Dask
-LocalCluster and interrupted-then-resumed runs). Across CPU architectures or library builds the
-last bits of a reduction may still differ.
+digits, far below any measured quantity's spread; float32 columns keep their exact shortest repr). With these
+the same seed gives byte-identical CSVs across runs, thread counts, job counts and schedulers on one machine
+(tests/test_sweep.py checks serial, ``jobs=2``, a Dask LocalCluster, another thread count and
+interrupted-then-resumed runs; every cell study's quick CSV was byte-identical with cells on one and on two
+threads). The studies' reductions run along rows, which torch splits between threads by rows, not within
+one; a reduction over a whole tensor split between threads would add in another order at another thread
+count. Across CPU architectures or library builds the last bits of a reduction may still differ.
 
 **Failures.** A cell that raises is reported with its name and parameters in a :class:`CellError`
 raised after every other cell has finished and been cached; re-running computes only the failed cells.
@@ -100,6 +104,14 @@ class Settings:
                              f"'tcp://host:8786', got {self.scheduler!r}")
         if self.cached_only and self.cache is None:
             raise ValueError("cached_only=True needs a cache folder")
+
+    @property
+    def cell_threads(self) -> int:
+        """Torch and BLAS threads each cell runs with: the process's torch threads when the cells run one
+        after another in this process (``jobs=1``, no scheduler), else one per worker (they share the cores)."""
+        import torch
+
+        return torch.get_num_threads() if self.jobs == 1 and self.scheduler is None else 1
 
 
 _settings = Settings()
@@ -361,8 +373,9 @@ def run(cells: Iterable[Cell], *, desc: Optional[str] = None, config: Optional[S
         if todo:
             with _backend(cfg) as n_jobs:
                 parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                threads = cfg.cell_threads
                 # each task returns its index, so results are placed by grid order, not arrival order
-                out = parallel(delayed(_indexed)(i, cells[i].fn, cells[i].params) for i in todo)
+                out = parallel(delayed(_indexed)(i, cells[i].fn, cells[i].params, threads) for i in todo)
                 for i, (status, payload) in out:
                     if status == "ok":
                         results[i] = payload
@@ -376,8 +389,8 @@ def run(cells: Iterable[Cell], *, desc: Optional[str] = None, config: Optional[S
     return results
 
 
-def _indexed(i, fn, params):
-    return i, call_cell(fn, params)
+def _indexed(i, fn, params, threads=1):
+    return i, call_cell(fn, params, threads)
 
 
 def concat(results: list, **kwargs) -> pd.DataFrame:

@@ -285,7 +285,7 @@ def cells(cfg: dict, real: bool = True) -> list:
 
 def compute(profile: str = "quick") -> pd.DataFrame:
     """The study's rows: its cells (:func:`cells`) through :mod:`approxlab.experiments.sweep` (cached,
-    resumable, one BLAS thread each), then the table per kind and ε."""
+    resumable; threads as :attr:`~approxlab.experiments.sweep.Settings.cell_threads`), then the table per kind and ε."""
     cfg = PROFILES[profile]
     df = sweep.concat(sweep.run(cells(cfg, real=cfg.get("real", True) and _real_available()),
                                 desc="features_by_kind m*"))

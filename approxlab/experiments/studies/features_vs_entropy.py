@@ -262,7 +262,7 @@ def compute(profile: str = "quick") -> pd.DataFrame:
         summary = _summarise(df)
         out = pd.concat([df, summary, _fit(summary), parts[parts["record"] == "lemma2"]], ignore_index=True)
     env = describe("cpu")
-    env["threads"] = 1  # every cell ran with one thread
+    env.pop("threads")  # not a property of the results (any thread count gives the same bytes); study_times.csv has it
     for key, val in env.items():
         out[key] = val
     out["profile"] = profile

@@ -72,7 +72,7 @@ def _layer(n: int, layer: int):
 
 def compute(profile: str = "quick") -> pd.DataFrame:
     """The study's rows: one cell per layer (:func:`layer_cell`) through :mod:`approxlab.experiments.sweep`
-    (cached, resumable, one BLAS thread each), then the median loss curve per method over heads."""
+    (cached, resumable; threads as :attr:`~approxlab.experiments.sweep.Settings.cell_threads`), then the median loss curve per method over heads."""
     import json
 
     from ...analysis import real_heads

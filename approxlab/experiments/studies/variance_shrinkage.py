@@ -105,8 +105,7 @@ def compute(profile: str = "quick") -> pd.DataFrame:
     sources = ["minilm"] + [f"tau={t:g}" for t in cfg["temperatures"]]
     cells = [Cell("variance_shrinkage", source_cell, dict(source=s, n=cfg["n"], features=cfg["features"],
                                                            seeds=cfg["seeds"])) for s in sources]
-    with sweep.limited_threads(1):
-        return sweep.concat(sweep.run(cells))
+    return sweep.concat(sweep.run(cells))
 
 
 def binned(df: pd.DataFrame) -> pd.DataFrame:

@@ -75,8 +75,7 @@ def compute(profile: str = "quick") -> pd.DataFrame:
     sources = ["minilm"] + [f"tau={t:g}" for t in cfg["temperatures"]]
     cells = [Cell("window_hybrid", source_cell, dict(source=s, n=cfg["n"], windows=cfg["windows"]))
              for s in sources]
-    with sweep.limited_threads(1):
-        return sweep.concat(sweep.run(cells))
+    return sweep.concat(sweep.run(cells))
 
 
 def draw(df: pd.DataFrame):

@@ -1,9 +1,11 @@
-"""Compare two runs of the main job (``approxlab figures --no-cache --out DIR``) study by study:
+"""Compare runs of the main job (``approxlab figures --no-cache --out DIR``) study by study:
 
-    python scripts/compare_runs.py BEFORE_DIR BEFORE_COMMIT AFTER_DIR AFTER_COMMIT [--out figures]
+    python scripts/compare_runs.py BEFORE_DIR BEFORE_COMMIT AFTER_DIR AFTER_COMMIT \
+        [--between LABEL DIR COMMIT ...] [--out figures]
 
-writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code`` = before/after and the commit)
-and ``main_job_csv_changes.csv`` (per study: whether its CSV is the same bytes, else the largest absolute and
+writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code`` = before, each ``--between``
+label in order, after, and the commit) and ``main_job_csv_changes.csv`` (per study and per run compared with the
+after run, ``since`` = that run's code: whether its CSV is the same bytes, else the largest absolute and
 relative difference (of values ≥ 1e-6) over the numeric result columns both runs share, the columns that
 measure the run itself (:data:`COST`, listed, not compared), and the rows and columns each has).
 """
@@ -21,9 +23,9 @@ from approxlab.experiments.figures import FIGURES, TIMES_CSV
 from approxlab.experiments.sweep import write_csv
 
 
-def times(before: Path, before_commit: str, after: Path, after_commit: str) -> pd.DataFrame:
-    frames = [pd.read_csv(d / TIMES_CSV).assign(code=code, commit=commit)
-              for d, code, commit in ((before, "before", before_commit), (after, "after", after_commit))]
+def times(runs: list) -> pd.DataFrame:
+    """``runs``: (code, folder, commit) in order; their ``study_times.csv`` rows, stacked."""
+    frames = [pd.read_csv(d / TIMES_CSV).assign(code=code, commit=commit) for code, d, commit in runs]
     out = pd.concat(frames, ignore_index=True)
     return out[["study", "code", "commit"] + [c for c in out.columns if c not in ("study", "code", "commit")]]
 
@@ -77,10 +79,17 @@ def main(argv=None) -> int:
     parser.add_argument("before_commit")
     parser.add_argument("after", type=Path)
     parser.add_argument("after_commit")
+    parser.add_argument("--between", nargs=3, action="append", default=[], metavar=("LABEL", "DIR", "COMMIT"),
+                        help="a run between before and after (repeatable, in order)")
     parser.add_argument("--out", type=Path, default=Path("figures"))
     args = parser.parse_args(argv)
-    write_csv(times(args.before, args.before_commit, args.after, args.after_commit), args.out / "main_job_times.csv")
-    write_csv(changes(args.before, args.after), args.out / "main_job_csv_changes.csv")
+    runs = ([("before", args.before, args.before_commit)]
+            + [(label, Path(folder), commit) for label, folder, commit in args.between]
+            + [("after", args.after, args.after_commit)])
+    write_csv(times(runs), args.out / "main_job_times.csv")
+    compared = [changes(folder, args.after).assign(since=code) for code, folder, _ in runs[:-1]]
+    out = pd.concat(compared, ignore_index=True)
+    write_csv(out[["since"] + [c for c in out.columns if c != "since"]], args.out / "main_job_csv_changes.csv")
     return 0
 
 

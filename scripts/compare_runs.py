@@ -7,7 +7,8 @@ writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code``
 label in order, after, and the commit) and ``main_job_csv_changes.csv`` (per study and per run compared with the
 after run, ``since`` = that run's code: whether its CSV is the same bytes, else the largest absolute and
 relative difference (of values ≥ 1e-6) over the numeric result columns both runs share, the columns that
-measure the run itself (:data:`COST`, listed, not compared), and the rows and columns each has).
+measure the run itself (:data:`COST`) and the settings a study records beside its results (:data:`SETTINGS`),
+listed, not compared, and the rows and columns each has).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from approxlab.experiments.sweep import write_csv
 
 
 def times(runs: list) -> pd.DataFrame:
-    """``runs``: (code, folder, commit) in order; their ``study_times.csv`` rows, stacked."""
-    frames = [pd.read_csv(d / TIMES_CSV).assign(code=code, commit=commit) for code, d, commit in runs]
+    """``runs``: (code, folder, commit) in order; the quick profile's rows of their ``study_times.csv``, stacked
+    (the repository's figures/ also holds full-profile rows)."""
+    frames = [pd.read_csv(d / TIMES_CSV).query("profile == 'quick'").assign(code=code, commit=commit)
+              for code, d, commit in runs]
     out = pd.concat(frames, ignore_index=True)
     return out[["study", "code", "commit"] + [c for c in out.columns if c not in ("study", "code", "commit")]]
 
@@ -33,6 +36,10 @@ def times(runs: list) -> pd.DataFrame:
 #: columns that measure the run itself (time, calls, load, rates, memory): they differ from run to run and are
 #: counted apart from the results
 COST = ("time", "seconds", "_ms", "runs", "load", "gflops", "gbps", "tflops", "fraction", "peak_mem", "threads")
+
+
+#: columns that record a setting of the run, not a result (how many rows a mean was sampled on)
+SETTINGS = ("tv_rows",)
 
 
 def is_cost(column: str) -> bool:
@@ -52,8 +59,9 @@ def changes(before: Path, after: Path) -> pd.DataFrame:
                    columns_only_after=" ".join(sorted(set(y.columns) - set(x.columns))))
         numeric = [c for c in x.columns if c in y.columns and pd.api.types.is_numeric_dtype(x[c])
                    and pd.api.types.is_numeric_dtype(y[c])]
-        shared = [c for c in numeric if not is_cost(c)]
+        shared = [c for c in numeric if not is_cost(c) and c not in SETTINGS]
         row["cost_columns"] = " ".join(c for c in numeric if is_cost(c))
+        row["setting_columns"] = " ".join(c for c in numeric if c in SETTINGS)
         if len(x) == len(y) and shared:
             diffs = {}
             for c in shared:

@@ -250,8 +250,7 @@ def others_busy(min_window: float = 0.2):
     Jiffies tick at 10 ms, so a window shorter than ``min_window`` cannot resolve a fraction of a CPU. A shorter
     block is read over a longer window that ends with it: back to the latest earlier reading between ``min_window``
     and 5 × ``min_window`` before its end (a short case in a run of cases takes in the cases just before it), or,
-    when there is none, topped up by a sleep after it (which cost a run of short cases its sleeps: 5 s of the
-    quick speed_vs_length's 53 s)."""
+    when there is none, topped up by a sleep after it (a run of short cases used to sleep after each)."""
     load = _Load()
     try:
         busy0, own0 = _busy_jiffies()

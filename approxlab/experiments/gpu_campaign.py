@@ -723,7 +723,8 @@ def stage_lesson(log: StageLog, grid: dict, device, ceilings: dict) -> None:
 
     def one(c):
         df = lesson_exercise.compute(profile, device=str(device), variants=variants, lengths=[c["n"]],
-                                     causal=[c["causal"]], min_run_time=cfg["min_run_time"], **extra)
+                                     causal=[c["causal"]], causal_up_to=None, min_run_time=cfg["min_run_time"],
+                                     **extra)  # the campaign's own grid: causal at every N it lists
         return [dict(part="lesson", **r, status="ok") for r in df.to_dict("records")]
 
     def work(c):  # every variant timed for min_run_time, plus its divergence rows (linear in N)

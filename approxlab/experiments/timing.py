@@ -20,6 +20,7 @@ import gc
 import math
 import os
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -236,8 +237,7 @@ class _Load:
 
 #: the last readings of :func:`others_busy` ((perf_counter, busy jiffies, own jiffies), oldest first): a block
 #: shorter than its window reads the load back to one of them instead of sleeping
-_READINGS: list = []
-_KEEP_READINGS = 64
+_READINGS: deque = deque(maxlen=64)
 #: how far back (in windows) an earlier reading may lie; further back, a short block sleeps instead
 _LOOK_BACK = 5
 
@@ -258,7 +258,7 @@ def others_busy(min_window: float = 0.2):
         yield load
         return
     start = time.perf_counter()
-    _remember(start, busy0, own0)
+    _READINGS.append((start, busy0, own0))
     yield load
     end = time.perf_counter()
     if end - start < min_window:
@@ -269,11 +269,6 @@ def others_busy(min_window: float = 0.2):
             time.sleep(min_window - (end - start))
             end = start + min_window
     busy1, own1 = _busy_jiffies()
-    _remember(end, busy1, own1)
+    _READINGS.append((end, busy1, own1))
     hz = os.sysconf("SC_CLK_TCK")
     load.value = max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / (end - start))
-
-
-def _remember(when: float, busy: int, own: int) -> None:
-    _READINGS.append((when, busy, own))
-    del _READINGS[:-_KEEP_READINGS]

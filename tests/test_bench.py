@@ -103,6 +103,22 @@ def test_freed_memory_is_kept_while_timing_and_returned_after():
     assert "cpu_allocator=glibc" in bench.banner("cpu")
 
 
+def test_large_naive_matrices_are_timed_with_the_system_allocator():
+    # kept freed memory fragments glibc's heap across calls (several times one call's peak): a naive
+    # softmax case whose N×N matrices take more than KEEP_FREED_SHARE of the budget runs without it
+    case = bench.Case("naive_softmax", 64, 1, 1, 8)
+    size = bench.naive_bytes(case)
+    assert size == 2 * 64 * 64 * 4
+    assert not bench.keeps_freed(case, memory_budget=size)  # runs (within budget), allocator as the system has it
+    assert bench.keeps_freed(case, memory_budget=size / bench.KEEP_FREED_SHARE)
+    assert bench.keeps_freed(bench.Case("linear", 64, 1, 1, 8), memory_budget=1)  # O(N) memory per row
+    big, small = (bench.run([case], min_run_time=0.001, progress=False, memory_budget=budget)
+                  for budget in (size / bench.KEEP_FREED_SHARE, size))
+    assert small["status"].iloc[0] == big["status"].iloc[0] == "ok"
+    assert small["cpu_allocator"].iloc[0] == "system default"
+    assert big["cpu_allocator"].iloc[0] == allocator_state()
+
+
 def test_peak_memory_counts_allocations_on_cpu():
     size = 4 * 2**20  # bytes
     assert bench.peak_memory(lambda: torch.empty(size // 4, dtype=torch.float32).fill_(1.0), "cpu") >= size

@@ -265,6 +265,21 @@ def naive_bytes(case: Case) -> int:
     return 2 * case.batch * case.heads * case.n * case.n * torch.finfo(DTYPES[case.dtype]).bits // 8
 
 
+#: while glibc keeps freed memory (:func:`~approxlab.experiments.timing.freed_memory_kept`: every block on the
+#: heap, none returned) the blocks of successive calls fragment it, and the process grows to several times one
+#: call's peak: naive softmax at N = 4096, B·H = 8 grew by 4.6 × :func:`naive_bytes` in float32 and 3.8 × in
+#: bfloat16 (1.2–1.3 × with the system allocator), and at N = 16384 in bfloat16 (8 GiB of matrices) it was
+#: killed for memory at 24 GB. A case whose matrices take more than this share of the memory budget is
+#: therefore timed with the system allocator (its ``cpu_allocator`` column says so).
+KEEP_FREED_SHARE = 1 / 8
+
+
+def keeps_freed(case: Case, memory_budget: float) -> bool:
+    """Whether ``case`` may be timed with freed memory kept: its N×N matrices (naive softmax; other methods
+    hold O(N) per row) take at most :data:`KEEP_FREED_SHARE` of ``memory_budget``."""
+    return case.method != "naive_softmax" or naive_bytes(case) <= KEEP_FREED_SHARE * memory_budget
+
+
 def method_flops(case: Case) -> float:
     """Floating-point operations of one forward pass of ``case.method``, counting multiply-adds as 2:
 
@@ -413,7 +428,8 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
     softmax's N×N matrices exceed ``memory_budget`` bytes, when the same method took more than
     ``max_call_s`` at a smaller N, or when the method is unavailable (missing package, no CUDA).
     ``keep_freed``: time inside :func:`approxlab.experiments.timing.freed_memory_kept` (glibc reuses freed memory
-    during the timed calls); the ``cpu_allocator`` column says which allocator setting was in force.
+    during the timed calls), except for cases whose N×N matrices take more than :data:`KEEP_FREED_SHARE` of
+    ``memory_budget`` (:func:`keeps_freed`); the ``cpu_allocator`` column says which allocator setting was in force.
     ``threads``: torch's intra-op threads for the run (None: as set). The CPUs kept busy by other processes
     while each case is measured are recorded (``other_cpu_load``, :func:`~approxlab.experiments.timing.others_busy`);
     above ``load_limit`` a warning says the timing is contended. ``matmul_gflops``: the GEMM rate of the same
@@ -441,6 +457,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
         row["method"] = kernel_name(case.method)
         row["params"] = ",".join(f"{k}={v}" for k, v in sorted(case.params.items()))
         status = "ok"
+        case_keeps_freed = keep_freed and keeps_freed(case, memory_budget)
         if case.method == "naive_softmax" and naive_bytes(case) > memory_budget:
             status = f"skipped: N×N matrices need {naive_bytes(case) / 2**30:.1f} GiB > budget"
         elif key in too_slow and case.n > too_slow[key]:
@@ -449,7 +466,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
             try:
                 with others_busy(min_window=load_window) as load:
                     row.update(measure(case, device, min_run_time=min_run_time, min_runs=min_runs,
-                                       keep_freed=keep_freed, rel_iqr=rel_iqr, max_run_time=max_run_time))
+                                       keep_freed=case_keeps_freed, rel_iqr=rel_iqr, max_run_time=max_run_time))
                 row["other_cpu_load"] = load.value
                 if load.value > load_limit:
                     warnings.warn(f"{row['method']} N={case.n}: other processes kept {load.value:.1f} CPUs busy while it "
@@ -464,7 +481,7 @@ def run(cases: list[Case], device="cpu", *, min_run_time: float = 0.2, min_runs:
                     torch.cuda.empty_cache()
         row["status"] = status
         row["sdpa_backend"] = backend[case.dtype]
-        row["cpu_allocator"] = allocator_state(keep_freed)
+        row["cpu_allocator"] = allocator_state(case_keeps_freed)
         row.update(env)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -556,4 +573,5 @@ def banner(device="cpu") -> str:
 
 
 __all__ = ["Case", "METHODS", "run", "measure", "method_flops", "peak_memory", "scaling_cases", "blog_cases",
-           "crossover", "speedup", "peer_agreement", "naive_softmax", "banner", "batch_heads", "check_device"]
+           "crossover", "speedup", "peer_agreement", "naive_softmax", "keeps_freed", "KEEP_FREED_SHARE", "banner",
+           "batch_heads", "check_device"]

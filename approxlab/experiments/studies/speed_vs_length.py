@@ -80,11 +80,16 @@ def _panel_keys(df):
     return [tuple(x) for x in keys.to_numpy()]
 
 
+#: most N labels a panel's axis shows; a longer grid labels every other tick (the full profile's ten lengths)
+MAX_N_LABELS = 6
+
+
 def _n_ticks(ax, ns):
     from matplotlib.ticker import NullFormatter
 
     ticks = sorted(set(int(n) for n in ns))
-    ax.set_xticks(ticks, labels=[str(n) for n in ticks])
+    step = 1 if len(ticks) <= MAX_N_LABELS else 2
+    ax.set_xticks(ticks, labels=[str(n) if i % step == 0 else "" for i, n in enumerate(ticks)])
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 

@@ -300,39 +300,67 @@ def attention_weights(q, k, variant="softmax", *, causal: bool = False, scale: f
                                         scale=scale, **params))
 
 
+class _WeightPlan:
+    """What :func:`attention_weight_blocks` needs before its first block: the checked inputs, the kernel (None
+    for softmax), the working dtype, whether features are log-scaled, and ``key_feature_bytes`` — the bytes of
+    the key features φ(y) where the weights are made from features (the default ``kernel``: φ(x) φ(y)ᵀ, or
+    log-scaled features), else 0 (softmax, a closed-form ``kernel``, an ``explicit_kernel``)."""
+
+    def __init__(self, q, k, variant, causal, scale, params):
+        self.variant, _ = _check_call(variant, params, None, "torch")
+        self.q, self.k, self.scale, self.reach = _checked_inputs(q, k, None, self.variant, causal, scale)
+        self.work = chunk.compute_dtype(self.q.dtype)
+        self.name = kernel_name(self.variant)
+        self.kernel = None if is_softmax(self.variant) else build_kernel(self.variant, self.q.shape[-1], **params)
+        if self.kernel is not None and self.reach is not None:
+            _verify_kernel(self.kernel, self.q, self.k, self.scale, self.work, self.name)
+        self.log_scaled = _log_scaled(self.kernel, self.reach, self.work)
+        by_features = self.kernel is not None and self.reach is not None and (
+            self.log_scaled or getattr(type(self.kernel), "kernel", None) is KernelVariant.kernel)
+        self.key_feature_bytes = (self.k.shape[:-1].numel() * self.kernel.feature_width(self.q.shape[-1])
+                                  * torch.finfo(self.work).bits // 8) if by_features else 0
+
+
+def key_feature_bytes(q, k, variant="softmax", *, causal: bool = False, scale: float | None = None,
+                      **params) -> int:
+    """Bytes of the key features φ(k) that :func:`attention_weight_blocks` can keep across blocks for
+    ``variant`` on these inputs; 0 where its weights are not made from features (softmax, a closed-form
+    ``kernel``, window hybrids and shrinkage). Checks the call as :func:`attention_weights` does."""
+    return _WeightPlan(q, k, variant, causal, scale, params).key_feature_bytes
+
+
 def attention_weight_blocks(q, k, variant="softmax", blocks=(), *, causal: bool = False, scale: float | None = None,
-                            **params):
+                            keep_key_features: bool | None = None, **params):
     """Yield :func:`attention_weights` for each query-row slice in ``blocks`` (B, H, rows, Nk), in order.
 
     The same weights as one call per block, with the checks, the kernel and — for kernels defined by
-    their features (the default ``kernel``: φ(x) φ(y)ᵀ) — the key features φ(y) made once, not per block
-    (kept when they take at most 1/16 of the memory budget; recomputed per block otherwise).
+    their features (the default ``kernel``: φ(x) φ(y)ᵀ) — the key features φ(y) made once, not per block.
+    ``keep_key_features``: None keeps them when they take at most 1/16 of the memory budget and recomputes
+    them per block otherwise; True keeps them (their bytes, :func:`key_feature_bytes`, held to the budget);
+    False recomputes them per block. A caller holding several variants' blocks at once
+    (:func:`~approxlab.analysis.metrics.row_divergence`) decides for all of them together.
     """
-    variant, _ = _check_call(variant, params, None, "torch")
-    q, k, scale, reach = _checked_inputs(q, k, None, variant, causal, scale)
+    plan = _WeightPlan(q, k, variant, causal, scale, params)
+    q, k, scale, kernel, work, log_scaled, name = (plan.q, plan.k, plan.scale, plan.kernel, plan.work,
+                                                   plan.log_scaled, plan.name)
     blocks = list(blocks)
     n = q.shape[-2]
     for rows in blocks:
         if not isinstance(rows, slice) or rows.step not in (None, 1):
             raise TypeError(f"rows must be a contiguous slice, got {rows!r}")
-    work = chunk.compute_dtype(q.dtype)
     root = math.sqrt(scale)
-    name = kernel_name(variant)
-    kernel = None if is_softmax(variant) else build_kernel(variant, q.shape[-1], **params)
-    if reach is None:  # an empty batch
+    if plan.reach is None:  # an empty batch
         for rows in blocks:
             yield torch.empty(*q[..., rows, :].shape[:-1], k.shape[-2], dtype=q.dtype, device=q.device)
         return
-    if kernel is not None:
-        _verify_kernel(kernel, q, k, scale, work, name)
-    log_scaled = _log_scaled(kernel, reach, work)
     keys = k.to(work) if kernel is None else k.to(work) * root
     key_features = None
-    by_features = kernel is not None and (log_scaled or getattr(type(kernel), "kernel", None) is KernelVariant.kernel)
-    if by_features:
-        size = k.shape[:-1].numel() * kernel.feature_width(q.shape[-1]) * torch.finfo(work).bits // 8
-        if size <= budget.get_memory_budget() // 16:
-            key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
+    if keep_key_features is None:
+        keep_key_features = plan.key_feature_bytes <= budget.get_memory_budget() // 16
+    if plan.key_feature_bytes and keep_key_features:
+        budget.require(plan.key_feature_bytes, f"{name}'s key features kept across blocks "
+                       f"(B·H·Nk = {k.shape[:-1].numel():,} rows of {kernel.feature_width(q.shape[-1]):,})")
+        key_features = (kernel.log_scaled_features if log_scaled else kernel.key_features)(keys)
     for rows in blocks:
         span = range(n)[rows]
         offset = (span.start if len(span) else 0) + (k.shape[-2] - n if causal else 0)  # Nq < Nk: bottom-right

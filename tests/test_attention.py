@@ -269,6 +269,44 @@ def test_weight_blocks_equal_one_call_per_block(variant, budget):
         next(attention_weight_blocks(q, k, variant, [slice(0, 10, 2)]))
 
 
+def test_key_features_kept_or_remade_per_block_give_the_same_weights():
+    from approxlab.api import attention_weight_blocks, key_feature_bytes
+    from approxlab.core.budget import MemoryBudgetError
+    from approxlab.variants import build_kernel
+
+    q, k = randn(2, 3, 40, 8, dtype=torch.float64), randn(2, 3, 40, 8, seed=1, dtype=torch.float64)
+    blocks = [slice(0, 7), slice(7, 40)]
+    width = build_kernel("performer", 8).feature_width(8)
+    assert key_feature_bytes(q, k, "performer") == 2 * 3 * 40 * width * 8  # B·H·Nk rows of float64 features
+    assert key_feature_bytes(q, k, "softmax") == key_feature_bytes(q, k, "taylor") == 0  # no features to keep
+    kept, remade = (list(attention_weight_blocks(q, k, "performer", blocks, keep_key_features=keep))
+                    for keep in (True, False))
+    for a, b in zip(kept, remade):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
+    with approxlab.memory_budget(key_feature_bytes(q, k, "performer") - 1), pytest.raises(MemoryBudgetError,
+                                                                                          match="key features"):
+        next(attention_weight_blocks(q, k, "performer", blocks, keep_key_features=True))
+
+
+def test_row_divergence_keeps_the_largest_key_features_that_fit_together():
+    from approxlab.analysis import metrics
+    from approxlab.api import key_feature_bytes
+
+    q, k = randn(1, 2, 64, 8, dtype=torch.float64), randn(1, 2, 64, 8, seed=1, dtype=torch.float64)
+    names = ["relu", "performer", "hyperbolic", "taylor"]
+    size = {name: key_feature_bytes(q, k, name) for name in names}
+    assert size["hyperbolic"] > size["performer"] > size["relu"] > size["taylor"] == 0
+    room = size["hyperbolic"] + size["relu"]  # the largest, then what still fits: relu, not performer
+    with approxlab.memory_budget(int(room / metrics.KEY_FEATURES_SHARE)):
+        keep = metrics.kept_key_features(q, k, names, names, {})
+        few = metrics.row_divergence(q, k, names, block=16)
+    assert keep == {"hyperbolic": True, "performer": False, "relu": True, "taylor": False}
+    every = metrics.row_divergence(q, k, names, block=16)  # the default budget keeps them all
+    for name in names:
+        for key in ("tv", "kl"):
+            assert torch.allclose(few[name][key], every[name][key], rtol=1e-12, atol=1e-15)
+
+
 def test_dpfp_closed_form_is_the_sum_over_shifted_coordinate_products():
     # Σ_i Σ_j x̃_j x̃_{j−i} ỹ_j ỹ_{j−i}, summed coordinate by coordinate (Schlag et al. 2021)
     from approxlab.variants import build_kernel

@@ -58,3 +58,20 @@ def test_output_error_falls_with_n():
     for variant, rows in df[~df["variant"].isin(["softmax", "maclaurin"])].groupby("variant"):
         errors = rows.sort_values("n")["output_error"].to_numpy()
         assert (errors[1:] < errors[:-1]).all(), variant
+
+
+def test_runs_under_its_profiles_memory_budget():
+    # the full profile's 8 GiB lets the TV sample keep every feature map's key features at N = 65536;
+    # a budget given as an override holds for the whole run (here too small for the explicit weights)
+    import approxlab
+    from approxlab.core.budget import MemoryBudgetError
+    from approxlab.experiments.studies import lesson_exercise
+
+    assert lesson_exercise.PROFILES["full"]["memory_budget"] == 8 * 2**30
+    assert lesson_exercise.PROFILES["quick"]["memory_budget"] is None  # the process's own budget
+    small = dict(variants=["softmax", "linear"], lengths=[32], min_run_time=0.001)
+    with pytest.raises(MemoryBudgetError, match="explicit form's weights"):
+        lesson_exercise.compute(memory_budget=1024, **small)
+    before = approxlab.get_memory_budget()
+    df = lesson_exercise.compute(memory_budget=2**30, **small)
+    assert approxlab.get_memory_budget() == before and len(df) == 2 and df["mean_row_tv"].notna().all()

@@ -17,8 +17,9 @@ from numbers import Integral
 
 import torch
 
+from ..core.budget import get_memory_budget
 from ..core.checks import check_int, check_tensor
-from ..api import attention_weight_blocks
+from ..api import attention_weight_blocks, key_feature_bytes
 from ..variants import inputs_for, kernel_name
 
 
@@ -128,6 +129,23 @@ def sample_rows(n: int, max_rows: int | None, segments: int = 8) -> list[slice]:
     return [slice(s, s + run) for s in starts]
 
 
+#: share of the memory budget that :func:`row_divergence` lets its variants' key features take together
+KEY_FEATURES_SHARE = 1 / 2
+
+
+def kept_key_features(q, k, variants, names, params, *, causal=False, scale=None) -> dict:
+    """{name: keep} for :func:`~approxlab.api.attention_weight_blocks` when all ``variants`` yield their blocks
+    together: the largest key features first (the dearest to recompute for every block), while they fit in
+    :data:`KEY_FEATURES_SHARE` of the memory budget together; the others are recomputed per block."""
+    sizes = {name: key_feature_bytes(*inputs_for(variant, q, k), variant, causal=causal, scale=scale,
+                                     **params.get(name, {})) for name, variant in zip(names, variants)}
+    room, keep = KEY_FEATURES_SHARE * get_memory_budget(), {}
+    for name in sorted(sizes, key=sizes.get, reverse=True):
+        keep[name] = 0 < sizes[name] <= room
+        room -= sizes[name] if keep[name] else 0
+    return keep
+
+
 def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=None, block=None,
                    reference_params=None, params=None, max_rows=None):
     """Per-row TV, KL and entropy of each variant against ``reference`` (explicit weights), in query blocks.
@@ -136,8 +154,9 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     ``params``: {name: kwargs}; a positional kernel (cosFormer) gets q, k with positions appended
     (:func:`~approxlab.variants.inputs_for`). Returns {name: dict} (kernel objects keyed by their name) of
     (B, H, Nq) float64 tensors: ``tv``, ``kl`` (reference ‖ variant), ``entropy`` (of the reference
-    rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk) plus each feature
-    kernel's key features (made once, :func:`~approxlab.api.attention_weight_blocks`); the default
+    rows) and ``log_n`` (log of the number of keys each row sees). Memory O(block · Nk) plus the feature
+    kernels' key features, made once where they fit in :data:`KEY_FEATURES_SHARE` of the memory budget together
+    (largest first, :func:`kept_key_features`) and per block otherwise; the default
     block keeps block · Nk · B · H ≤ 2²¹ (16 MiB per float64 matrix, under glibc's largest mmap
     threshold, so freed blocks are reused instead of faulted in again: at N = 4096 on 2048 rows this
     measured 2× faster than 2²³).
@@ -169,10 +188,12 @@ def row_divergence(q, k, variants, *, reference="softmax", causal=False, scale=N
     segments = sample_rows(nq, max_rows)
     row_index = torch.cat([torch.arange(seg.start, seg.stop) for seg in segments])
     blocks = [slice(b, min(b + block, seg.stop)) for seg in segments for b in range(seg.start, seg.stop, block)]
+    keep = kept_key_features(q, k, chosen, names, params, causal=causal, scale=scale)
     references = attention_weight_blocks(q, k, reference, blocks, causal=causal, scale=scale,
                                          **(reference_params or {}))
     approximations = [attention_weight_blocks(*inputs_for(variant, q, k), variant, blocks, causal=causal, scale=scale,
-                                              **params.get(name, {})) for name, variant in zip(names, chosen)]
+                                              keep_key_features=keep[name], **params.get(name, {}))
+                      for name, variant in zip(names, chosen)]
     for ref, *approx_blocks in zip(references, *approximations):  # weights in their dtype, row sums in float64
         ref_entropy = row_entropy(ref)
         entropy.append(ref_entropy)

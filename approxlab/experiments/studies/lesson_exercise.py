@@ -1,8 +1,8 @@
 """The lesson's exercise: every variant against softmax on (1, 8, N, 64), N = 1024 … 8192
-(full profile: to 32768, and causal up to ``causal_up_to`` = 16384, what finishes within an hour on a 2-core
-CPU: at N = 32768 the causal cases alone ran for more than a quarter of an hour, and at N = 65536 the explicit
-weights of the TV sample, in blocks of 4 rows that recompute the keys' features, had not finished after
-twenty minutes).
+(full profile: to 65536, and causal up to ``causal_up_to`` = 16384, what finishes within an hour on a 2-core
+CPU: at N = 32768 the causal cases alone ran for more than a quarter of an hour; its 8 GiB memory budget lets
+the TV sample keep every random-feature map's key features across its blocks at N = 65536, where 4 GiB left
+three of them recomputed for every block of 4 rows).
 
 For each variant's efficient form: median forward time and its IQR (adaptive budget per case,
 :func:`~approxlab.experiments.timing.time_call`: sampling stops once IQR / median ≤ ``rel_iqr`` after
@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...api import attention
+from ...core.budget import get_memory_budget, memory_budget
 from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
 from ...analysis.metrics import output_error, row_divergence
@@ -37,9 +38,9 @@ NAME = "lesson_exercise"
 SERIAL = "timing"
 PROFILES = {
     "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], causal_up_to=None, min_run_time=0.05,
-                  max_run_time=0.2, rel_iqr=0.05, tv_rows=1024),
-    "full": dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768], causal=[False, True], causal_up_to=16384,
-                 min_run_time=0.25, max_run_time=1.0, rel_iqr=0.05, tv_rows=1024),
+                  max_run_time=0.2, rel_iqr=0.05, tv_rows=1024, memory_budget=None),
+    "full": dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], causal=[False, True], causal_up_to=16384,
+                 min_run_time=0.25, max_run_time=1.0, rel_iqr=0.05, tv_rows=1024, memory_budget=8 * 2**30),
 }
 SHAPE = dict(batch=1, heads=8, head_dim=64)
 #: a timing is ringed in the figure when its IQR exceeds this share of its median, or other processes
@@ -52,7 +53,8 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
     first (default: the built-in ``VARIANTS``); ``overrides`` replace profile entries (lengths, causal,
     min_run_time, max_run_time, rel_iqr: each case's timing budget, :func:`~approxlab.experiments.timing.time_call`;
     ``min_run_time`` alone fixes the budget at that many seconds; ``causal_up_to``: the longest N timed causal,
-    None for every N)."""
+    None for every N; ``memory_budget``: bytes for the run, :func:`approxlab.memory_budget`, None for the
+    process's own)."""
     variants = list(VARIANTS if variants is None else variants)
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
     if unknown:
@@ -61,9 +63,15 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
     if "min_run_time" in overrides and "max_run_time" not in overrides:  # the caller's budget, as given
         cfg["max_run_time"] = cfg["min_run_time"]
     env = describe(device)
-    rows = []
     longest_causal = cfg["causal_up_to"] or max(cfg["lengths"])
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"] if not (c and n > longest_causal)]
+    with memory_budget(cfg["memory_budget"] or get_memory_budget()):
+        return pd.DataFrame(_rows(grid, variants, cfg, device, env))
+
+
+def _rows(grid, variants, cfg, device, env) -> list[dict]:
+    """One row per (N, causal) in ``grid`` and variant: the TV sample, then each variant timed."""
+    rows = []
     for n, causal in tqdm(grid, desc="lesson_exercise"):
         q, k, v = gaussian_qkv(SHAPE["batch"], SHAPE["heads"], n, SHAPE["head_dim"], device=device)
         divergences = row_divergence(q, k, variants, causal=causal, max_rows=cfg["tv_rows"])
@@ -86,7 +94,7 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
                 mean_row_kl=div["kl"].mean().item(), tv_rows=len(div["rows"]),
                 output_error=output_error(out, exact, v).mean().item(), cpu_allocator=allocator_state(), **env,
             ))
-    return pd.DataFrame(rows)
+    return rows
 
 
 def draw(df: pd.DataFrame, ax=None):

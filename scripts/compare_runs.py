@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     runs = ([("before", args.before, args.before_commit)]
             + [(label, Path(folder), commit) for label, folder, commit in args.between]
             + [("after", args.after, args.after_commit)])
+    args.out.mkdir(parents=True, exist_ok=True)
     write_csv(times(runs), args.out / "main_job_times.csv")
     compared = [changes(folder, args.after).assign(since=code) for code, folder, _ in runs[:-1]]
     out = pd.concat(compared, ignore_index=True)

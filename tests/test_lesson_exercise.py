@@ -64,14 +64,19 @@ def test_runs_under_its_profiles_memory_budget():
     # the full profile's 8 GiB lets the TV sample keep every feature map's key features at N = 65536;
     # a budget given as an override holds for the whole run (here too small for the explicit weights)
     import approxlab
-    from approxlab.core.budget import MemoryBudgetError
+    from approxlab.core.budget import MemoryBudgetError, WorkBudgetError
     from approxlab.experiments.studies import lesson_exercise
 
     assert lesson_exercise.PROFILES["full"]["memory_budget"] == 8 * 2**30
-    assert lesson_exercise.PROFILES["quick"]["memory_budget"] is None  # the process's own budget
+    assert lesson_exercise.PROFILES["full"]["work_budget"] >= 1e13  # HLA at N = 65536: about 1.1e12 FLOPs
+    quick = lesson_exercise.PROFILES["quick"]
+    assert quick["memory_budget"] is None and quick["work_budget"] is None  # the process's own budgets
     small = dict(variants=["softmax", "linear"], lengths=[32], min_run_time=0.001)
     with pytest.raises(MemoryBudgetError, match="explicit form's weights"):
         lesson_exercise.compute(memory_budget=1024, **small)
-    before = approxlab.get_memory_budget()
-    df = lesson_exercise.compute(memory_budget=2**30, **small)
-    assert approxlab.get_memory_budget() == before and len(df) == 2 and df["mean_row_tv"].notna().all()
+    with pytest.raises(WorkBudgetError, match="over the work budget"):
+        lesson_exercise.compute(work_budget=10, **small)
+    before = approxlab.get_memory_budget(), approxlab.get_work_budget()
+    df = lesson_exercise.compute(memory_budget=2**30, work_budget=1e9, **small)
+    assert (approxlab.get_memory_budget(), approxlab.get_work_budget()) == before
+    assert len(df) == 2 and df["mean_row_tv"].notna().all()

@@ -2,7 +2,8 @@
 (full profile: to 65536, and causal up to ``causal_up_to`` = 16384, what finishes within an hour on a 2-core
 CPU: at N = 32768 the causal cases alone ran for more than a quarter of an hour; its 8 GiB memory budget lets
 the TV sample keep every random-feature map's key features across its blocks at N = 65536, where 4 GiB left
-three of them recomputed for every block of 4 rows).
+three of them recomputed for every block of 4 rows, and its work budget of 10¹³ FLOPs per call lets HLA's
+4096 features run there, about 1.1·10¹² FLOPs, over the default 10¹²).
 
 For each variant's efficient form: median forward time and its IQR (adaptive budget per case,
 :func:`~approxlab.experiments.timing.time_call`: sampling stops once IQR / median ≤ ``rel_iqr`` after
@@ -25,7 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...api import attention
-from ...core.budget import get_memory_budget, memory_budget
+from ...core.budget import get_memory_budget, get_work_budget, memory_budget, work_budget
 from ..environment import describe
 from ...analysis.inputs import gaussian_qkv
 from ...analysis.metrics import output_error, row_divergence
@@ -38,9 +39,11 @@ NAME = "lesson_exercise"
 SERIAL = "timing"
 PROFILES = {
     "quick": dict(lengths=[1024, 2048, 4096, 8192], causal=[False], causal_up_to=None, min_run_time=0.05,
-                  max_run_time=0.2, rel_iqr=0.05, tv_rows=1024, memory_budget=None),
+                  max_run_time=0.2, rel_iqr=0.05, tv_rows=1024, memory_budget=None,
+                  work_budget=None),
     "full": dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], causal=[False, True], causal_up_to=16384,
-                 min_run_time=0.25, max_run_time=1.0, rel_iqr=0.05, tv_rows=1024, memory_budget=8 * 2**30),
+                 min_run_time=0.25, max_run_time=1.0, rel_iqr=0.05, tv_rows=1024, memory_budget=8 * 2**30,
+                 work_budget=1e13),
 }
 SHAPE = dict(batch=1, heads=8, head_dim=64)
 #: a timing is ringed in the figure when its IQR exceeds this share of its median, or other processes
@@ -53,8 +56,8 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
     first (default: the built-in ``VARIANTS``); ``overrides`` replace profile entries (lengths, causal,
     min_run_time, max_run_time, rel_iqr: each case's timing budget, :func:`~approxlab.experiments.timing.time_call`;
     ``min_run_time`` alone fixes the budget at that many seconds; ``causal_up_to``: the longest N timed causal,
-    None for every N; ``memory_budget``: bytes for the run, :func:`approxlab.memory_budget`, None for the
-    process's own)."""
+    None for every N; ``memory_budget``, ``work_budget``: bytes and FLOPs per call for the run,
+    :func:`approxlab.memory_budget` and :func:`approxlab.work_budget`, None for the process's own)."""
     variants = list(VARIANTS if variants is None else variants)
     unknown = sorted(set(overrides) - set(PROFILES[profile]))
     if unknown:
@@ -65,7 +68,8 @@ def compute(profile: str = "quick", device: str = "cpu", variants=None, **overri
     env = describe(device)
     longest_causal = cfg["causal_up_to"] or max(cfg["lengths"])
     grid = [(n, c) for n in cfg["lengths"] for c in cfg["causal"] if not (c and n > longest_causal)]
-    with memory_budget(cfg["memory_budget"] or get_memory_budget()):
+    with memory_budget(cfg["memory_budget"] or get_memory_budget()), \
+            work_budget(cfg["work_budget"] or get_work_budget()):
         return pd.DataFrame(_rows(grid, variants, cfg, device, env))
 
 

@@ -138,3 +138,21 @@ def test_every_member_of_a_family_is_told_apart():
                 assert look["color"] == cls.color, name
     assert style.family("a_kernel_of_mine") is None
     assert style.appearance("a_kernel_of_mine") == style.appearance("a_kernel_of_mine")  # fixed across calls
+
+
+@pytest.mark.parametrize("count", [style.MAX_LENGTH_LABELS, style.MAX_LENGTH_LABELS + 1, 10])
+def test_length_ticks_label_every_length_or_every_other(count):
+    """Up to MAX_LENGTH_LABELS lengths are all labelled; a longer grid labels every other one, first included, so that
+    neighbouring labels on a narrow log axis never run into each other."""
+    import matplotlib.pyplot as plt
+
+    lengths = [128 * 2**i for i in range(count)]
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    style.length_ticks(ax, lengths + lengths[:2])  # repeated lengths tick once
+    fig.canvas.draw()
+    texts = [t.get_text() for t in ax.get_xticklabels()]
+    plt.close(fig)
+    assert list(ax.get_xticks()) == lengths
+    shown = [int(t) for t in texts if t]
+    assert shown == (lengths if count <= style.MAX_LENGTH_LABELS else lengths[::2])

@@ -140,6 +140,20 @@ def legend_beside(ax, **options):
     return ax.legend(**options)
 
 
+#: most sequence-length labels one axis shows; a longer grid labels every other tick
+MAX_LENGTH_LABELS = 6
+
+
+def length_ticks(ax, lengths) -> None:
+    """Put a tick at every sequence length on a log x-axis, labelling every other one past `MAX_LENGTH_LABELS`."""
+    from matplotlib.ticker import NullFormatter
+
+    ticks = sorted(set(int(n) for n in lengths))
+    step = 1 if len(ticks) <= MAX_LENGTH_LABELS else 2
+    ax.set_xticks(ticks, labels=[str(n) if i % step == 0 else "" for i, n in enumerate(ticks)])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def is_variant(name) -> bool:
     """True for a variant name the registry knows (built-in or registered)."""
     return isinstance(name, str) and name in variant_names()

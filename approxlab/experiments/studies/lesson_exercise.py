@@ -109,7 +109,7 @@ def draw(df: pd.DataFrame, ax=None):
     on a right-hand axis of the TV and error panels)."""
     import matplotlib.pyplot as plt
 
-    from ..style import SCHEME, appearance
+    from ..style import SCHEME, appearance, length_ticks
 
     if ax is None:
         fig, axes = plt.subplots(1, 4, figsize=(15, 4.0), constrained_layout=True,
@@ -159,7 +159,7 @@ def draw(df: pd.DataFrame, ax=None):
     ns = sorted(df["n"].unique())
     for a, label in labels:
         a.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
-        a.set_xticks(ns, labels=[str(n) for n in ns])
+        length_ticks(a, ns)
         a.xaxis.set_minor_locator(plt.NullLocator())
     if len(axes) == 4 and not outliers:
         out_ax.set(yscale="linear")

@@ -80,24 +80,11 @@ def _panel_keys(df):
     return [tuple(x) for x in keys.to_numpy()]
 
 
-#: most N labels a panel's axis shows; a longer grid labels every other tick (the full profile's ten lengths)
-MAX_N_LABELS = 6
-
-
-def _n_ticks(ax, ns):
-    from matplotlib.ticker import NullFormatter
-
-    ticks = sorted(set(int(n) for n in ns))
-    step = 1 if len(ticks) <= MAX_N_LABELS else 2
-    ax.set_xticks(ticks, labels=[str(n) if i % step == 0 else "" for i, n in enumerate(ticks)])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
 def draw(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..style import appearance, color
+    from ..style import appearance, color, length_ticks
 
     ok = df[df["status"] == "ok"]
     panels = _panel_keys(df)
@@ -141,7 +128,7 @@ def draw(df: pd.DataFrame):
                                      "peak memory in the call (MiB)"]):
             ax = axes[row, col]
             ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel=label)
-            _n_ticks(ax, sub["n"])
+            length_ticks(ax, sub["n"])
     # the blog's protocol
     blog = ok[ok["protocol"] == "blog"]
     ax = axes[0, -1]
@@ -150,7 +137,7 @@ def draw(df: pd.DataFrame):
         ax.errorbar(g["n"], g["time_ms"], yerr=_iqr_bars(g), capsize=2, **line(method))
     ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel="forward time (ms, median; bars: IQR)",
            title="blog protocol: B = 32, H = 1, D = 64\nfloat32, non-causal")
-    _n_ticks(ax, blog["n"])
+    length_ticks(ax, blog["n"])
     ax = axes[1, -1]
     for denom, ls in (("naive_softmax", "--"), ("sdpa", "-")):
         s = bench.speedup(df[df["protocol"] == "blog"], denom, "linear")
@@ -158,7 +145,7 @@ def draw(df: pd.DataFrame):
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="sequence length N", ylabel="time ratio (> 1: linear faster)",
            title="speed-up of linear (blog claims up to 60x)")
-    _n_ticks(ax, blog["n"])
+    length_ticks(ax, blog["n"])
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.22), frameon=False)
     # legend and notes
     handles, labels = axes[0, 0].get_legend_handles_labels()

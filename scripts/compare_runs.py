@@ -1,14 +1,16 @@
 """Compare runs of the main job (``approxlab figures --no-cache --out DIR``) study by study:
 
     python scripts/compare_runs.py BEFORE_DIR BEFORE_COMMIT AFTER_DIR AFTER_COMMIT \
-        [--between LABEL DIR COMMIT ...] [--out figures]
+        [--between LABEL DIR COMMIT ...] [--profile quick|full] [--out figures]
 
 writes ``main_job_times.csv`` (each run's ``study_times.csv`` rows with ``code`` = before, each ``--between``
 label in order, after, and the commit) and ``main_job_csv_changes.csv`` (per study and per run compared with the
 after run, ``since`` = that run's code: whether its CSV is the same bytes, else the largest absolute and
 relative difference (of values ≥ 1e-6) over the numeric result columns both runs share, the columns that
 measure the run itself (:data:`COST`) and the settings a study records beside its results (:data:`SETTINGS`),
-listed, not compared, and the rows and columns each has).
+listed, not compared, and the rows and columns each has). ``--profile full`` compares the runs' full-profile
+files (``NAME_full.csv``) and rows instead, written as ``full_profile_times.csv`` and
+``full_profile_csv_changes.csv``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from approxlab.experiments.figures import FIGURES, TIMES_CSV
+from approxlab.experiments.figures import FIGURES, TIMES_CSV, output_name
 from approxlab.experiments.sweep import write_csv
 
 
-def times(runs: list) -> pd.DataFrame:
-    """``runs``: (code, folder, commit) in order; the quick profile's rows of their ``study_times.csv``, stacked
-    (the repository's figures/ also holds full-profile rows)."""
-    frames = [pd.read_csv(d / TIMES_CSV).query("profile == 'quick'").assign(code=code, commit=commit)
-              for code, d, commit in runs]
+def times(runs: list, profile: str = "quick") -> pd.DataFrame:
+    """``runs``: (code, folder, commit) in order; the rows of ``profile`` in their ``study_times.csv``, stacked
+    (the repository's figures/ holds both profiles' rows)."""
+    frames = []
+    for code, d, commit in runs:
+        rows = pd.read_csv(d / TIMES_CSV)
+        frames.append(rows[rows["profile"] == profile].assign(code=code, commit=commit))
     out = pd.concat(frames, ignore_index=True)
     return out[["study", "code", "commit"] + [c for c in out.columns if c not in ("study", "code", "commit")]]
 
@@ -46,10 +50,10 @@ def is_cost(column: str) -> bool:
     return any(part in column for part in COST)
 
 
-def changes(before: Path, after: Path) -> pd.DataFrame:
+def changes(before: Path, after: Path, profile: str = "quick") -> pd.DataFrame:
     rows = []
     for name in FIGURES:
-        a, b = before / f"{name}.csv", after / f"{name}.csv"
+        a, b = before / f"{output_name(name, profile)}.csv", after / f"{output_name(name, profile)}.csv"
         if not (a.exists() and b.exists()):
             continue
         row = dict(study=name, same_bytes=filecmp.cmp(a, b, shallow=False))
@@ -89,16 +93,19 @@ def main(argv=None) -> int:
     parser.add_argument("after_commit")
     parser.add_argument("--between", nargs=3, action="append", default=[], metavar=("LABEL", "DIR", "COMMIT"),
                         help="a run between before and after (repeatable, in order)")
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick",
+                        help="which profile's files and times to compare (default quick)")
     parser.add_argument("--out", type=Path, default=Path("figures"))
     args = parser.parse_args(argv)
+    stem = "main_job" if args.profile == "quick" else "full_profile"
     runs = ([("before", args.before, args.before_commit)]
             + [(label, Path(folder), commit) for label, folder, commit in args.between]
             + [("after", args.after, args.after_commit)])
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(times(runs), args.out / "main_job_times.csv")
-    compared = [changes(folder, args.after).assign(since=code) for code, folder, _ in runs[:-1]]
+    write_csv(times(runs, args.profile), args.out / f"{stem}_times.csv")
+    compared = [changes(folder, args.after, args.profile).assign(since=code) for code, folder, _ in runs[:-1]]
     out = pd.concat(compared, ignore_index=True)
-    write_csv(out[["since"] + [c for c in out.columns if c != "since"]], args.out / "main_job_csv_changes.csv")
+    write_csv(out[["since"] + [c for c in out.columns if c != "since"]], args.out / f"{stem}_csv_changes.csv")
     return 0
 
 

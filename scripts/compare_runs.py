@@ -57,7 +57,7 @@ def changes(before: Path, after: Path, profile: str = "quick") -> pd.DataFrame:
         if not (a.exists() and b.exists()):
             continue
         row = dict(study=name, same_bytes=filecmp.cmp(a, b, shallow=False))
-        x, y = pd.read_csv(a), pd.read_csv(b)
+        x, y = pd.read_csv(a, low_memory=False), pd.read_csv(b, low_memory=False)
         row.update(rows_before=len(x), rows_after=len(y),
                    columns_only_before=" ".join(sorted(set(x.columns) - set(y.columns))),
                    columns_only_after=" ".join(sorted(set(y.columns) - set(x.columns))))

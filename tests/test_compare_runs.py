@@ -1,18 +1,8 @@
 """scripts/compare_runs.py: the before/after table of two runs of the studies, per profile."""
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(folder: Path, stem: str, values, seconds: float, profile: str) -> Path:
@@ -23,11 +13,11 @@ def _run(folder: Path, stem: str, values, seconds: float, profile: str) -> Path:
     return folder
 
 
-def test_full_profile_compares_the_full_files_and_times_apart_from_costs(tmp_path):
-    script = _script()
+def test_full_profile_compares_the_full_files_and_times_apart_from_costs(tmp_path, script):
+    compare = script("compare_runs")
     before = _run(tmp_path / "a", "bridge_full", [1.0, 2.0, 4.0], 7.0, "full")
     after = _run(tmp_path / "b", "bridge_full", [1.0, 2.5, 4.0], 5.0, "full")
-    assert script.main([str(before), "c0", str(after), "c1", "--profile", "full", "--out", str(tmp_path / "o")]) == 0
+    assert compare.main([str(before), "c0", str(after), "c1", "--profile", "full", "--out", str(tmp_path / "o")]) == 0
     changed = pd.read_csv(tmp_path / "o" / "full_profile_csv_changes.csv").iloc[0]
     assert changed["study"] == "bridge" and not changed["same_bytes"]
     assert changed["max_abs_diff"] == 0.5 and changed["max_abs_column"] == "error"
@@ -37,10 +27,10 @@ def test_full_profile_compares_the_full_files_and_times_apart_from_costs(tmp_pat
     assert not (tmp_path / "o" / "main_job_times.csv").exists()
 
 
-def test_quick_profile_ignores_the_full_files(tmp_path):
-    script = _script()
+def test_quick_profile_ignores_the_full_files(tmp_path, script):
+    compare = script("compare_runs")
     before = _run(tmp_path / "a", "bridge_full", [1.0, 2.0, 4.0], 7.0, "full")
     after = _run(tmp_path / "b", "bridge_full", [1.0, 2.0, 4.0], 5.0, "full")
-    assert script.main([str(before), "c0", str(after), "c1", "--out", str(tmp_path / "o")]) == 0
+    assert compare.main([str(before), "c0", str(after), "c1", "--out", str(tmp_path / "o")]) == 0
     assert pd.read_csv(tmp_path / "o" / "main_job_times.csv").empty
     assert (tmp_path / "o" / "main_job_csv_changes.csv").read_text().strip() in ("", "since")

@@ -222,21 +222,10 @@ def test_the_guide_shows_the_estimate_the_code_computes():
     assert shown == gc.estimate_table(), "regenerate the block with: approxlab gpu-campaign --estimate"
 
 
-def _prepare_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "prepare_gpu_campaign.py"
-    spec = importlib.util.spec_from_file_location("prepare_gpu_campaign", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_prepare_script_checks_wheel_requirements_and_names_the_command(tmp_path):
+def test_prepare_script_checks_wheel_requirements_and_names_the_command(tmp_path, script):
     import zipfile
 
-    prep = _prepare_script()
+    prep = script("prepare_gpu_campaign")
 
     def wheel(name, requires):
         path = tmp_path / f"{name}-1.0-py3-none-any.whl"

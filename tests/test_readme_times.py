@@ -1,21 +1,10 @@
 """The README's table of study times is the one figures/study_times.csv gives (scripts/readme_times.py)."""
 
-import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("readme_times", ROOT / "scripts" / "readme_times.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_readme_times_are_those_of_the_committed_csv():
-    script = _script()
-    assert script.current() == script.block(), "README's study times differ: run python scripts/readme_times.py"
+def test_readme_times_are_those_of_the_committed_csv(script):
+    readme_times = script("readme_times")
+    assert readme_times.current() == readme_times.block(), \
+        "README's study times differ: run python scripts/readme_times.py"
 
 
 def test_the_table_marks_a_missing_profile_and_a_loaded_machine(tmp_path):

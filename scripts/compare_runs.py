@@ -53,7 +53,8 @@ def is_cost(column: str) -> bool:
 def changes(before: Path, after: Path, profile: str = "quick") -> pd.DataFrame:
     rows = []
     for name in FIGURES:
-        a, b = before / f"{output_name(name, profile)}.csv", after / f"{output_name(name, profile)}.csv"
+        file = f"{output_name(name, profile)}.csv"
+        a, b = before / file, after / file
         if not (a.exists() and b.exists()):
             continue
         row = dict(study=name, same_bytes=filecmp.cmp(a, b, shallow=False))
